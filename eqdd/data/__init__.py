@@ -1,0 +1,1 @@
+"""Data: corpora, their checks and splits, and the training/evaluation pipelines."""

@@ -1,0 +1,75 @@
+"""grain pipelines over an in-memory token stream: random training crops and evaluation chunks."""
+
+import grain
+import numpy as np
+
+
+class _Windows:
+    """Non-overlapping windows of a token stream, as a random-access source."""
+
+    def __init__(self, tokens: np.ndarray, window: int):
+        self.tokens, self.window = tokens, window
+
+    def __len__(self) -> int:
+        return len(self.tokens) // self.window
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        start = index * self.window
+        return self.tokens[start : start + self.window]
+
+
+def eval_chunks(tokens: np.ndarray, length: int) -> np.ndarray:
+    """Cut a split into non-overlapping chunks (the remainder is dropped).
+
+    Arguments:
+        tokens: the split's tokens.
+        length: the chunk length `D`.
+
+    Returns:
+        An int32 array of shape `(len(tokens) // length, length)`.
+    """
+    count = len(tokens) // length
+    return tokens[: count * length].reshape(count, length).astype(np.int32)
+
+
+def training_batches(
+    tokens: np.ndarray, length: int, batch_size: int, seed: int, windows_per_crop: int = 4
+) -> grain.MapDataset:
+    """Endless shuffled batches of random crops, as in the reference (§7.1).
+
+    The stream is cut into windows of `windows_per_crop · length`, shuffled afresh every epoch, and
+    one crop of `length` is taken at a random offset in each window. Every batch is a pure function
+    of `(seed, batch index)`, so the iterator's state is just its position.
+
+    Arguments:
+        tokens: the training split.
+        length: the crop length `D`.
+        batch_size: crops per batch.
+        seed: the shuffling and cropping seed.
+        windows_per_crop: the window length in units of `length`.
+
+    Returns:
+        A grain `MapDataset` of int32 arrays `(batch_size, length)`; iterate it with
+        [`eqdd.data.pipeline.iterate`][].
+    """
+    window = windows_per_crop * length
+    source = _Windows(tokens, window)
+    if len(source) < 1:
+        raise ValueError(f"a training split of {len(tokens):,} tokens is shorter than one window ({window})")
+
+    def crop(chunk: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        start = rng.integers(0, len(chunk) - length + 1)
+        return chunk[start : start + length].astype(np.int32)
+
+    return (
+        grain.MapDataset.source(source)
+        .shuffle(seed=seed)
+        .repeat()
+        .random_map(crop, seed=seed + 1)
+        .batch(batch_size, drop_remainder=True)
+    )
+
+
+def iterate(dataset: grain.MapDataset) -> grain.DatasetIterator:
+    """A checkpointable in-process iterator (`get_state()` / `set_state()`) over `dataset`."""
+    return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))

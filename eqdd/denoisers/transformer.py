@@ -1,0 +1,136 @@
+"""A bidirectional pre-LayerNorm transformer denoiser (the text8 network of the ARDM paper, §7.1)."""
+
+import math
+
+import einops
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from eqdd._typecheck import typecheck
+from eqdd.denoisers.attention import dot_product_attention
+from eqdd.denoisers.embeddings import sinusoidal_features
+
+
+def _dense(in_size: int, out_size: int, *, use_bias: bool, key: PRNGKeyArray) -> eqx.nn.Linear:
+    """A linear layer with Xavier-uniform weights and zero bias, as in the reference network."""
+    linear = eqx.nn.Linear(in_size, out_size, use_bias=use_bias, key=key)
+    limit = math.sqrt(6.0 / (in_size + out_size))
+    weight = jax.random.uniform(key, (out_size, in_size), minval=-limit, maxval=limit)
+    linear = eqx.tree_at(lambda layer: layer.weight, linear, weight)
+    if use_bias:
+        linear = eqx.tree_at(lambda layer: layer.bias, linear, jnp.zeros(out_size))
+    return linear
+
+
+def _per_position(layer, h: Float[Array, "S C"]) -> Float[Array, "S C2"]:
+    return jax.vmap(layer)(h)
+
+
+class Block(eqx.Module):
+    """One pre-LayerNorm block: self-attention (no bias) then a GELU MLP, each residual."""
+
+    attention_norm: eqx.nn.LayerNorm
+    qkv: eqx.nn.Linear
+    out: eqx.nn.Linear
+    mlp_norm: eqx.nn.LayerNorm
+    mlp_in: eqx.nn.Linear
+    mlp_out: eqx.nn.Linear
+    num_heads: int = eqx.field(static=True)
+
+    def __init__(self, width: int, num_heads: int, mlp_width: int, *, key: PRNGKeyArray):
+        keys = jax.random.split(key, 4)
+        self.attention_norm = eqx.nn.LayerNorm(width)
+        self.qkv = _dense(width, 3 * width, use_bias=False, key=keys[0])
+        self.out = _dense(width, width, use_bias=False, key=keys[1])
+        self.mlp_norm = eqx.nn.LayerNorm(width)
+        self.mlp_in = _dense(width, mlp_width, use_bias=True, key=keys[2])
+        self.mlp_out = _dense(mlp_width, width, use_bias=True, key=keys[3])
+        self.num_heads = num_heads
+
+    def __call__(self, h: Float[Array, "S C"]) -> Float[Array, "S C"]:
+        qkv = _per_position(self.qkv, _per_position(self.attention_norm, h))
+        q, k, v = einops.rearrange(qkv, "s (n h e) -> n s h e", n=3, h=self.num_heads)
+        attended = einops.rearrange(dot_product_attention(q, k, v), "s h e -> s (h e)")
+        h = h + _per_position(self.out, attended)
+        hidden = jax.nn.gelu(_per_position(self.mlp_in, _per_position(self.mlp_norm, h)))
+        return h + _per_position(self.mlp_out, hidden)
+
+
+class Transformer(eqx.Module):
+    """A bidirectional transformer over one sequence of class indices.
+
+    Masked (absorbed) positions are simply a token of their own (`num_input_classes - 1` by the
+    library's convention); no mask is passed. Positions get fixed sinusoidal features. With
+    `time_conditioning`, the step `t` is embedded (sinusoidal features of `t·1000/D`, then an MLP)
+    and added at every position; without it, `t` is ignored, as in the paper's text8 network.
+    """
+
+    token_embedding: eqx.nn.Embedding
+    time_mlp: tuple[eqx.nn.Linear, eqx.nn.Linear] | None
+    blocks: tuple[Block, ...]
+    final_norm: eqx.nn.LayerNorm
+    head: eqx.nn.Linear
+
+    def __init__(
+        self,
+        num_input_classes: int,
+        num_classes: int,
+        width: int,
+        depth: int,
+        num_heads: int,
+        mlp_width: int,
+        time_conditioning: bool = False,
+        *,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `num_input_classes`: the input vocabulary, absorbing token included.
+        - `num_classes`: the number of output classes (logits per position).
+        - `width`: the model width; must be divisible by `num_heads`.
+        - `depth`: the number of blocks.
+        - `num_heads`: attention heads per block.
+        - `mlp_width`: the hidden width of each block's MLP.
+        - `time_conditioning`: whether to embed the step `t`.
+        - `key`: a PRNG key for the initialisation.
+        """
+        if width % num_heads:
+            raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+        embed_key, time_key1, time_key2, head_key, *block_keys = jax.random.split(key, 4 + depth)
+        self.token_embedding = eqx.nn.Embedding(num_input_classes, width, key=embed_key)
+        self.time_mlp = (
+            (
+                _dense(width, 4 * width, use_bias=True, key=time_key1),
+                _dense(4 * width, width, use_bias=True, key=time_key2),
+            )
+            if time_conditioning
+            else None
+        )
+        self.blocks = tuple(Block(width, num_heads, mlp_width, key=k) for k in block_keys)
+        self.final_norm = eqx.nn.LayerNorm(width)
+        self.head = _dense(width, num_classes, use_bias=True, key=head_key)
+
+    @typecheck
+    def __call__(self, tokens: Int[Array, " S"], t: Int[Array, ""] | int) -> Float[Array, "S K"]:
+        """**Arguments:**
+
+        - `tokens`: the corrupted sequence, class indices in `[0, num_input_classes)`.
+        - `t`: the step (the number of revealed positions).
+
+        **Returns:**
+
+        Logits of shape `(S, num_classes)`.
+        """
+        num_positions = tokens.shape[0]
+        width = self.final_norm.shape[0]
+        h = jax.vmap(self.token_embedding)(tokens)
+        h = h + sinusoidal_features(jnp.arange(num_positions, dtype=h.dtype), width)
+        if self.time_mlp is not None:
+            scaled_t = jnp.asarray(t, h.dtype)[None] * (1000.0 / num_positions)
+            first, second = self.time_mlp
+            h = h + second(jax.nn.swish(first(sinusoidal_features(scaled_t, width)[0])))
+        for block in self.blocks:
+            h = block(h)
+        return _per_position(self.head, _per_position(self.final_norm, h))

@@ -1,0 +1,11 @@
+"""Forward processes: pure functions with no parameters."""
+
+from eqdd.processes.absorbing import (
+    corrupt,
+    current_mask,
+    revealed_mask,
+    sample_order,
+    sample_step,
+)
+
+__all__ = ["corrupt", "current_mask", "revealed_mask", "sample_order", "sample_step"]

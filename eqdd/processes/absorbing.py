@@ -1,0 +1,91 @@
+"""The absorbing forward process of order-agnostic ARDMs.
+
+Conventions (the code convention of the reference, 0-indexed):
+
+- `sigma[i]` is the step at which position `i` is generated: a permutation of `0..D-1` read as a
+  position -> step map.
+- At step `t` in `0..D-1`, the positions with `sigma < t` are revealed (exactly `t` of them), the
+  position with `sigma == t` is the one generated next, and the `D - t` positions with `sigma >= t`
+  are masked, i.e. hold the absorbing token.
+"""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Int, PRNGKeyArray
+
+from eqdd._typecheck import typecheck
+
+
+@typecheck
+def sample_order(key: PRNGKeyArray, num_positions: int) -> Int[Array, " D"]:
+    """Draw a uniformly random generation order.
+
+    Arguments:
+        key: a JAX PRNG key.
+        num_positions: the number of positions `D`.
+
+    Returns:
+        `sigma`, an integer array of shape `(D,)` holding a permutation of `0..D-1`; `sigma[i]` is
+        the step at which position `i` is generated.
+    """
+    return jax.random.permutation(key, num_positions).astype(jnp.int32)
+
+
+@typecheck
+def sample_step(key: PRNGKeyArray, num_positions: int) -> Int[Array, ""]:
+    """Draw the step `t` uniformly from `0..D-1`.
+
+    Arguments:
+        key: a JAX PRNG key.
+        num_positions: the number of positions `D`.
+
+    Returns:
+        A scalar int32 `t`.
+    """
+    return jax.random.randint(key, (), 0, num_positions, dtype=jnp.int32)
+
+
+@typecheck
+def revealed_mask(sigma: Int[Array, " D"], t: Int[Array, ""] | int) -> Bool[Array, " D"]:
+    """The positions already generated before step `t`: `sigma < t` (exactly `t` of them).
+
+    Arguments:
+        sigma: the order, as returned by [`eqdd.processes.sample_order`][].
+        t: the step, in `0..D-1` (or `D`, when everything is revealed).
+
+    Returns:
+        A boolean mask of shape `(D,)`.
+    """
+    return sigma < t
+
+
+@typecheck
+def current_mask(sigma: Int[Array, " D"], t: Int[Array, ""] | int) -> Bool[Array, " D"]:
+    """The position generated at step `t`: `sigma == t` (exactly one of them).
+
+    Arguments:
+        sigma: the order.
+        t: the step, in `0..D-1`.
+
+    Returns:
+        A boolean mask of shape `(D,)` with a single `True`.
+    """
+    return sigma == t
+
+
+@typecheck
+def corrupt(
+    x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""] | int, absorbing: int
+) -> Int[Array, " D"]:
+    """Replace every position not yet revealed at step `t` by the absorbing token.
+
+    Arguments:
+        x: the clean sequence of class indices.
+        sigma: the order.
+        t: the step.
+        absorbing: the index of the absorbing (mask) token.
+
+    Returns:
+        `x` where `sigma < t`, `absorbing` elsewhere.
+    """
+    return jnp.where(revealed_mask(sigma, t), x, jnp.asarray(absorbing, x.dtype))

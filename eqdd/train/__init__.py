@@ -1,0 +1,18 @@
+"""Training: the state, the step, checkpoints, the loop, evaluation and metrics."""
+
+from eqdd.train.checkpoint import Checkpointer
+from eqdd.train.evaluate import BoundReport, evaluate_bound
+from eqdd.train.loop import fit
+from eqdd.train.state import StepLosses, TrainState, make_optimizer
+from eqdd.train.step import make_train_step
+
+__all__ = [
+    "BoundReport",
+    "Checkpointer",
+    "StepLosses",
+    "TrainState",
+    "evaluate_bound",
+    "fit",
+    "make_optimizer",
+    "make_train_step",
+]

@@ -1,0 +1,104 @@
+"""Evaluation of a stochastic likelihood bound over a split, with its standard error and `L_t`."""
+
+import dataclasses
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundReport:
+    """The bound in bits per dimension over a split.
+
+    `bpd` is the mean over every chunk and pass; `stderr` is the standard error of that mean across
+    chunks (each chunk's passes averaged first). `step_losses[t]` is the mean `L_t` at step `t`
+    (bits per dimension per step; they sum to about `bpd`), `per_pass` the mean of each pass.
+    """
+
+    bpd: float
+    stderr: float
+    per_pass: tuple[float, ...]
+    step_losses: np.ndarray
+    num_chunks: int
+
+    def to_json(self) -> dict:
+        return {
+            "bpd": self.bpd,
+            "stderr": self.stderr,
+            "per_pass": list(self.per_pass),
+            "num_chunks": self.num_chunks,
+            # steps never scored (a split smaller than the number of steps) are null, not NaN
+            "step_losses": [None if np.isnan(v) else float(v) for v in self.step_losses],
+        }
+
+
+def evaluate_bound(
+    estimate: Callable,
+    model: eqx.Module,
+    chunks: np.ndarray,
+    num_steps: int,
+    *,
+    passes: int,
+    batch_size: int,
+    key: jax.Array,
+    progress: bool = True,
+) -> BoundReport:
+    """Average a per-example bound estimator over a split, with stratified steps.
+
+    In pass `p`, chunk `i` is scored at step `t = (i + offset_p) mod num_steps` with a uniformly
+    random `offset_p`: every chunk's `t` is marginally uniform, so the mean is unbiased, and the
+    steps are spread evenly, so every `L_t` gets the same number of samples.
+
+    Arguments:
+        estimate: `estimate(model, x, t, key) -> terms` for one chunk, with `terms.nelbo` (bits per
+            dimension) and `terms.step_loss` (`L_t`).
+        model: the (EMA) model.
+        chunks: int array `(N, D)`.
+        num_steps: the number of steps of the process (`D` for an OA-ARDM).
+        passes: how many passes over the split.
+        batch_size: chunks per call; the last batch is padded, so there is one compilation.
+        key: a PRNG key.
+        progress: show a progress bar.
+
+    Returns:
+        A [`eqdd.train.BoundReport`][].
+    """
+    count = len(chunks)
+    padded = -(-count // batch_size) * batch_size
+    data = np.zeros((padded, chunks.shape[1]), np.int32)
+    data[:count] = chunks
+
+    @eqx.filter_jit
+    def score(model, x, t, keys):
+        terms = eqx.filter_vmap(estimate, in_axes=(None, 0, 0, 0))(model, x, t, keys)
+        return terms.nelbo, terms.step_loss
+
+    nelbo = np.zeros((passes, count))
+    step_sums = np.zeros(num_steps)
+    step_counts = np.zeros(num_steps)
+    with tqdm(total=passes * padded // batch_size, desc="evaluating", unit="batch", disable=not progress) as bar:
+        for p in range(passes):
+            key, offset_key, pass_key = jax.random.split(key, 3)
+            offset = int(jax.random.randint(offset_key, (), 0, num_steps))
+            steps = (np.arange(padded) + offset) % num_steps
+            keys = jax.random.split(pass_key, padded)
+            for start in range(0, padded, batch_size):
+                batch = slice(start, start + batch_size)
+                bound, step_loss = score(model, jnp.asarray(data[batch]), jnp.asarray(steps[batch], jnp.int32), keys[batch])
+                real = min(batch_size, count - start)
+                nelbo[p, start : start + real] = np.asarray(bound)[:real]
+                np.add.at(step_sums, steps[batch][:real], np.asarray(step_loss)[:real])
+                np.add.at(step_counts, steps[batch][:real], 1)
+                bar.update(1)
+    per_chunk = nelbo.mean(axis=0)
+    return BoundReport(
+        bpd=float(per_chunk.mean()),
+        stderr=float(per_chunk.std(ddof=1) / np.sqrt(count)) if count > 1 else float("nan"),
+        per_pass=tuple(float(v) for v in nelbo.mean(axis=1)),
+        step_losses=np.where(step_counts > 0, step_sums / np.maximum(step_counts, 1), np.nan),
+        num_chunks=count,
+    )

@@ -1,0 +1,91 @@
+"""The training loop: progress bar, metrics, periodic checkpoints, and a clean stop on Ctrl-C."""
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from eqdd.train.checkpoint import Checkpointer
+from eqdd.train.metrics import MetricsLog
+from eqdd.train.state import TrainState
+
+
+def fit(
+    state: TrainState,
+    train_step: Callable,
+    batches: Iterator[np.ndarray],
+    *,
+    num_steps: int,
+    checkpointer: Checkpointer,
+    metadata: Callable[[], dict[str, Any]],
+    metrics_path: str | Path,
+    log_every: int = 10,
+    checkpoint_every: int = 500,
+    progress: bool = True,
+) -> TrainState:
+    """Train from `state.step` up to `num_steps`, checkpointing as it goes.
+
+    The loop reads the step's metrics back every step, which keeps it in lock-step with the device
+    (cheap next to a training step). A checkpoint is written every `checkpoint_every` steps, at the
+    end, and when the run is interrupted with Ctrl-C (the interrupt is then re-raised).
+
+    Arguments:
+        state: the state to continue from.
+        train_step: `(state, batch) -> (state, metrics)`.
+        batches: the training batches, positioned to follow `state.step`.
+        num_steps: the step to stop at.
+        checkpointer: where checkpoints go.
+        metadata: returns the JSON metadata to store with a checkpoint (data iterator state, config…),
+            called at save time.
+        metrics_path: the JSON-lines metrics file.
+        log_every: write a metrics record every this many steps.
+        checkpoint_every: save every this many steps.
+        progress: show a progress bar.
+
+    Returns:
+        The final state.
+    """
+    start = int(state.step)
+    log = MetricsLog(metrics_path, start)
+    bar = tqdm(total=num_steps, initial=start, desc="training", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    tokens_since, clock = 0, time.perf_counter()
+    saved_at = start
+    # The data position that goes with the state as it was before the current step: an interrupt
+    # between drawing a batch and finishing its step must not skip that batch on resume.
+    before_step = (start, metadata())
+    try:
+        for _ in range(start, num_steps):
+            batch = next(batches)
+            state, metrics = train_step(state, batch)
+            values = {name: float(value) for name, value in metrics.items()}
+            step = int(state.step)
+            tokens_since += batch.size
+            bar.update(1)
+            if step % log_every == 0 or step == num_steps:
+                now = time.perf_counter()
+                record = {"step": step, **values, "tokens_per_s": tokens_since / (now - clock)}
+                log.write(record)
+                bar.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.3g}")
+                tokens_since, clock = 0, now
+            if step % checkpoint_every == 0:
+                checkpointer.save(step, state, metadata())
+                saved_at = step
+            before_step = (step, metadata())
+    except KeyboardInterrupt:
+        step = int(state.step)
+        if step != saved_at:
+            bar.write(f"interrupted: saving a checkpoint at step {step} in {checkpointer.directory}")
+            checkpointer.save(step, state, before_step[1] if before_step[0] == step else metadata())
+        checkpointer.wait()
+        raise
+    finally:
+        bar.close()
+        log.close()
+    if int(state.step) != saved_at:
+        checkpointer.save(int(state.step), state, metadata())
+    checkpointer.wait()
+    return state

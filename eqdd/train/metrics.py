@@ -1,0 +1,73 @@
+"""Training metrics as JSON lines (one object per logged step), and plots of them."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class MetricsLog:
+    """Append-only JSON-lines metrics that survive a resume.
+
+    Opening the log at `start_step` drops lines logged after it by a run that was killed before its
+    next checkpoint, so the file always describes one consistent history.
+    """
+
+    def __init__(self, path: str | Path, start_step: int):
+        self.path = Path(path)
+        kept = []
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= start_step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+        self._file = open(self.path, "a")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics file, in order."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_training(metrics_path: str | Path, step_losses: np.ndarray | None, out_path: str | Path) -> Path:
+    """Save a PNG with the training loss curve and, if given, the per-step losses `L_t`.
+
+    Arguments:
+        metrics_path: the JSON-lines metrics file.
+        step_losses: the `L_t` curve (bits per dimension per step), or `None`.
+        out_path: where to write the PNG.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    panels = 1 if step_losses is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    steps = [r["step"] for r in records]
+    axes[0, 0].plot(steps, [r["nelbo"] for r in records], lw=0.8, label="training nelbo (batch)")
+    axes[0, 0].set(xlabel="optimiser step", ylabel="bits per dimension", title="training loss")
+    axes[0, 0].grid(alpha=0.3)
+    axes[0, 0].legend()
+    if step_losses is not None:
+        d = len(step_losses)
+        axes[0, 1].plot(np.arange(d), np.asarray(step_losses) * d, lw=0.8)
+        axes[0, 1].set(xlabel="step t (revealed positions)", ylabel="D · L_t (bits per dimension)",
+                       title="per-step loss components")
+        axes[0, 1].grid(alpha=0.3)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    fig.savefig(out_path, dpi=120)
+    plt.close(fig)
+    return out_path

@@ -1,0 +1,103 @@
+"""The training state as one Module, the optimiser, and the running per-step losses `L_t`."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from eqdd._typecheck import typecheck
+
+
+class StepLosses(eqx.Module):
+    """An exponential moving average of the per-step losses `L_t` (reference §4.3).
+
+    The first observation of a step initialises its average; `seen` marks the steps observed so far.
+    """
+
+    values: Float[Array, " T"]
+    seen: Bool[Array, " T"]
+
+    @classmethod
+    def empty(cls, num_steps: int) -> "StepLosses":
+        return cls(jnp.zeros(num_steps, jnp.float32), jnp.zeros(num_steps, bool))
+
+    @typecheck
+    def update(self, t: Int[Array, " B"], losses: Float[Array, " B"], momentum: float = 0.95) -> "StepLosses":
+        """Fold one batch in: the batch mean at each observed step enters that step's average.
+
+        Arguments:
+            t: the step of each example.
+            losses: the `L_t` estimate of each example.
+            momentum: the weight of the old average.
+
+        Returns:
+            The updated averages.
+        """
+        sums = jnp.zeros_like(self.values).at[t].add(losses)
+        counts = jnp.zeros_like(self.values).at[t].add(1.0)
+        present = counts > 0
+        batch_mean = sums / jnp.maximum(counts, 1.0)
+        blended = jnp.where(self.seen, momentum * self.values + (1 - momentum) * batch_mean, batch_mean)
+        return StepLosses(jnp.where(present, blended, self.values), self.seen | present)
+
+
+class TrainState(eqx.Module):
+    """Everything a run needs to continue exactly: parameters, EMA, optimiser, step, PRNG key, `L_t`."""
+
+    model: eqx.Module
+    ema_model: eqx.Module
+    opt_state: optax.OptState
+    step: Int[Array, ""]
+    key: PRNGKeyArray
+    step_losses: StepLosses
+
+    @classmethod
+    def create(cls, model: eqx.Module, optimizer: optax.GradientTransformation, key: PRNGKeyArray,
+               num_steps: int) -> "TrainState":
+        """A fresh state at step 0; `num_steps` is the number of diffusion steps tracked in `L_t`."""
+        return cls(
+            model=model,
+            ema_model=model,
+            opt_state=optimizer.init(eqx.filter(model, eqx.is_array)),
+            step=jnp.zeros((), jnp.int32),
+            key=key,
+            step_losses=StepLosses.empty(num_steps),
+        )
+
+
+def make_optimizer(
+    learning_rate: float,
+    warmup_steps: int,
+    clip_norm: float,
+    b1: float = 0.9,
+    b2: float = 0.99,
+    weight_decay: float = 0.0,
+) -> optax.GradientTransformation:
+    """AdamW after global-norm clipping, with a linear warm-up to a constant learning rate.
+
+    Arguments:
+        learning_rate: the peak (and final) learning rate.
+        warmup_steps: the length of the linear warm-up from 0.
+        clip_norm: the global gradient norm above which gradients are rescaled.
+        b1, b2: Adam's moment decays.
+        weight_decay: decoupled weight decay.
+    """
+    schedule = optax.schedules.warmup_constant_schedule(0.0, learning_rate, max(warmup_steps, 1))
+    return optax.chain(
+        optax.clip_by_global_norm(clip_norm),
+        optax.adamw(schedule, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay),
+    )
+
+
+def ema_decay_at(step: Int[Array, ""], decay: float) -> Float[Array, ""]:
+    """The EMA decay at a step, ramped up as `(1 + step) / (10 + step)` so short runs are not stale."""
+    step = step.astype(jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def update_ema(ema_model, model, decay: Float[Array, ""]):
+    """`decay · ema + (1 - decay) · model`, on the array leaves."""
+    ema_arrays, static = eqx.partition(ema_model, eqx.is_array)
+    new = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, ema_arrays, eqx.filter(model, eqx.is_array))
+    return eqx.combine(new, static)

@@ -1,0 +1,112 @@
+"""The main job end to end on a small synthetic text8-format corpus: run, resume, refuse bad input."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eqdd.config import ConfigError
+from eqdd.data import text8
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "experiments" / "text8_oaardm.py"
+_spec = importlib.util.spec_from_file_location("text8_oaardm", SCRIPT)
+experiment = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(experiment)
+
+TINY = ["--seq-len", "32", "--width", "16", "--depth", "1", "--num-heads", "2", "--mlp-width", "32",
+        "--batch-size", "4", "--warmup-steps", "2", "--log-every", "1", "--checkpoint-every", "2",
+        "--eval-passes", "2", "--eval-batch-size", "8", "--eval-max-chunks", "10", "--num-samples", "2",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("data")
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"]
+    rng = np.random.default_rng(0)
+    text = " ".join(rng.choice(words, 12_000))[:50_000]
+    with zipfile.ZipFile(directory / "text8.zip", "w") as archive:
+        archive.writestr("text8", text)
+    return directory
+
+
+def _leaves(run_dir):
+    from eqdd.train import Checkpointer
+
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    step = checkpointer.latest_step()
+    path = checkpointer.directory / str(step) / "state"
+    return step, sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+
+
+def test_main_trains_evaluates_samples_and_writes_outputs(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    results = experiment.main(["--data-dir", str(data_dir), "--run-dir", str(run), "--num-steps", "6", *TINY])
+    out = capsys.readouterr().out
+    assert "NON-STANDARD" in out and "test bound:" in out and "sample 1:" in out
+    assert results["steps"] == 6
+    assert 0 < results["test"]["bpd"] < 10 and results["test"]["stderr"] > 0
+    assert len(results["test"]["step_losses"]) == 32 and len(results["train_step_losses"]) == 32
+    samples = (run / "samples.txt").read_text().splitlines()
+    assert len(samples) == 2 and all(len(s) == 32 for s in samples)
+    assert set("".join(samples)) <= set(text8.ALPHABET + "?")  # no mask token left
+    for name in ("metrics.jsonl", "training.png", "config.json", "results.json"):
+        assert (run / name).is_file()
+    assert json.loads((run / "results.json").read_text())["config"]["seq_len"] == 32
+
+
+def test_resuming_gives_the_same_run(data_dir, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = ["--data-dir", str(data_dir), *TINY]
+    a = experiment.main([*common, "--run-dir", str(straight), "--num-steps", "6"])
+    experiment.main([*common, "--run-dir", str(resumed), "--num-steps", "3"])
+    b = experiment.main([*common, "--run-dir", str(resumed), "--num-steps", "6"])
+    assert a["test"] == b["test"] and a["train_step_losses"] == b["train_step_losses"]
+
+
+def test_resuming_with_a_different_model_is_refused(data_dir, tmp_path):
+    common = ["--data-dir", str(data_dir), "--run-dir", str(tmp_path / "run"), "--num-steps", "2", *TINY]
+    experiment.main(common)
+    with pytest.raises(ConfigError, match="--width: checkpoint has 16, now 32"):
+        experiment.main([*common, "--width", "32"])
+
+
+def test_bad_values_are_refused_with_the_flag_to_change():
+    with pytest.raises(ConfigError) as error:
+        experiment.main(["--learning-rate", "-1", "--width", "30", "--num-heads", "4", "--ema-decay", "1.5"])
+    message = str(error.value)
+    assert "--learning-rate must be > 0, got -1.0" in message
+    assert "--width (30) must be divisible by --num-heads (4)" in message
+    assert "--ema-decay must be in [0, 1)" in message
+
+
+def test_paper_preset_matches_the_reference():
+    config = experiment.parse_config(experiment.Config, ["--preset", "paper"], experiment.PRESETS, "cpu", "")
+    assert (config.depth, config.width, config.num_heads, config.mlp_width) == (12, 768, 12, 3072)
+    assert (config.batch_size, config.learning_rate, config.warmup_steps, config.clip_norm) == (512, 5e-4, 5000, 0.25)
+    assert config.seq_len == 250
+    # a flag after the preset overrides it
+    config = experiment.parse_config(experiment.Config, ["--preset", "paper", "--seq-len", "256"], experiment.PRESETS, "cpu", "")
+    assert config.seq_len == 256 and config.width == 768
+
+
+def test_help_documents_every_option():
+    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True).stdout
+    import dataclasses
+
+    for field in dataclasses.fields(experiment.Config):
+        assert "--" + field.name.replace("_", "-") in out
+    assert "--preset" in out and "paper" in out
+
+
+def test_command_line_errors_exit_cleanly(tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "r")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "error: --data-dir points to" in result.stderr and "Traceback" not in result.stderr

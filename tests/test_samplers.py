@@ -1,0 +1,104 @@
+"""Samplers draw from the distributions they claim: exact laws, chi-square tests at fixed seeds."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from eqdd.samplers import sample_categorical, sample_exponential, sample_oa_ardm
+from eqdd.samplers.categorical import exponential_from_bits
+from tests.oracles import TabularDenoiser, random_law, state_index
+
+_categorical = jax.jit(lambda key, logits: sample_categorical(key, jnp.broadcast_to(logits, (200_000, 6))))
+
+
+@settings(max_examples=8)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.1, 6.0))
+def test_categorical_matches_its_probabilities(seed, scale):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=6) * scale
+    draws = np.asarray(_categorical(jax.random.PRNGKey(seed), jnp.asarray(logits, jnp.float32)))
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    observed = np.bincount(draws, minlength=6)
+    expected = probs * len(draws)
+    rare = expected < 5  # pooled into one bin, for the chi-square approximation
+    if rare.any():
+        observed = np.append(observed[~rare], observed[rare].sum())
+        expected = np.append(expected[~rare], expected[rare].sum())
+    assert stats.chisquare(observed, expected).pvalue > 1e-4
+
+
+def test_impossible_classes_are_never_drawn():
+    logits = jnp.array([0.0, -jnp.inf, 1.0, -jnp.inf])
+    draws = np.asarray(sample_categorical(jax.random.PRNGKey(0), jnp.broadcast_to(logits, (50_000, 4))))
+    assert set(np.unique(draws)) == {0, 2}
+
+
+def test_exponential_is_exp1():
+    samples = np.asarray(sample_exponential(jax.random.PRNGKey(3), (400_000,)), np.float64)
+    assert samples.min() > 0
+    assert stats.kstest(samples, "expon").pvalue > 1e-3
+    # both tails, where float32 uniforms lose resolution, have the right mass
+    for threshold in (1e-4, 1e-3):
+        count = np.sum(samples < threshold)
+        expected = len(samples) * -math.expm1(-threshold)
+        assert abs(count - expected) < 5 * math.sqrt(expected)
+    count = np.sum(samples > 10.0)
+    expected = len(samples) * math.exp(-10.0)
+    assert abs(count - expected) < 5 * math.sqrt(expected) + 1
+
+
+def test_exponential_tails_reach_far_beyond_float32_gumbel():
+    # jax.random.categorical's Gumbel noise is capped near 15.9 (u on a 2^-23 grid); here the
+    # exponential can be as small as ~5e-20 (noise -log E up to ~44) and as large as ~44.
+    words = jnp.array([0, 0x80000000, 0x7FFFFFFF, 0xFFFFFFFF], jnp.uint32)
+    low = jnp.array([0, 0, 0xFFFFFFFF, 0xFFFFFFFF], jnp.uint32)
+    e = np.asarray(exponential_from_bits(words, low), np.float64)
+    assert e[0] > 43  # upper tail: w = 2^-65
+    assert 0 < e[1] < 1e-19  # lower tail: w = 2^-65, E = -log1p(-w)
+    assert e[2] == pytest.approx(math.log(2), rel=1e-6)  # w = 1/2 from either side
+    assert e[3] == pytest.approx(math.log(2), rel=1e-6)
+    gumbel_cap = -math.log(-math.log1p(-(2.0**-23)))
+    assert -math.log(e[1]) > 2.5 * gumbel_cap
+
+
+def _exact_tabular_sampler(law, num_positions, num_classes, policy, count, seed):
+    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
+    sample = jax.jit(lambda key: sample_oa_ardm(denoiser, key, count, num_positions, num_classes, policy))
+    return np.asarray(sample(jax.random.PRNGKey(seed)))
+
+
+def _chi_square_pvalue(samples, expected_law, num_classes):
+    observed = np.bincount(state_index(samples, num_classes), minlength=len(expected_law))
+    return stats.chisquare(observed, expected_law * len(samples)).pvalue
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ancestral_sampling_reproduces_an_exact_tabular_model(seed):
+    num_positions, num_classes = 3, 3
+    law = random_law(np.random.default_rng(seed), num_positions, num_classes)
+    law = 0.5 * law + 0.5 / len(law)  # keep every state's expected count large for the test
+    samples = _exact_tabular_sampler(law, num_positions, num_classes, None, 60_000, seed)
+    assert samples.shape == (60_000, num_positions)
+    assert _chi_square_pvalue(samples, law, num_classes) > 1e-4
+    tv = 0.5 * np.abs(np.bincount(state_index(samples, num_classes), minlength=27) / len(samples) - law).sum()
+    assert tv < 0.02
+
+
+def test_one_call_policy_draws_every_position_independently():
+    # A single segment [0, D) samples every position from its marginal: the product law.
+    num_positions, num_classes = 3, 3
+    law = random_law(np.random.default_rng(5), num_positions, num_classes)
+    law = 0.5 * law + 0.5 / len(law)
+    joint = law.reshape((num_classes,) * num_positions)
+    marginals = [joint.sum(axis=tuple(a for a in range(num_positions) if a != k)) for k in range(num_positions)]
+    product = np.einsum("a,b,c->abc", *marginals).reshape(-1)
+    samples = _exact_tabular_sampler(law, num_positions, num_classes, jnp.array([0], jnp.int32), 60_000, 2)
+    assert _chi_square_pvalue(samples, product, num_classes) > 1e-4
+    assert 0.5 * np.abs(product - law).sum() > 0.05  # the two laws differ, so the test has teeth
