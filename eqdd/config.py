@@ -68,16 +68,16 @@ def validate(config) -> None:
 
 def _parser(cls, presets: Mapping[str, Mapping[str, Any]], default_preset: str, description: str):
     hints = typing.get_type_hints(cls)
-    parser = argparse.ArgumentParser(
-        description=description, allow_abbrev=False
-    )
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
     parser.add_argument(
         "--preset",
         choices=sorted(presets),
         default=default_preset,
         help="a named set of defaults; flags given after it override its values. "
-        + "; ".join(f"{name}: {', '.join(f'{k}={v}' for k, v in values.items()) or 'the defaults'}"
-                    for name, values in presets.items()),
+        + "; ".join(
+            f"{name}: {', '.join(f'{k}={v}' for k, v in values.items()) or 'the defaults'}"
+            for name, values in presets.items()
+        ),
     )
     for field in dataclasses.fields(cls):
         kind = hints[field.name]
@@ -85,7 +85,7 @@ def _parser(cls, presets: Mapping[str, Mapping[str, Any]], default_preset: str, 
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            optional = typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType"))
+            optional = typing.get_origin(kind) in (typing.Union, __import__("types").UnionType)
             base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
             kwargs["type"] = base
             kwargs["metavar"] = base.__name__.upper()

@@ -29,7 +29,9 @@ from eqdd.train.metrics import plot_training
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    data_dir: str | None = option(None, "directory with text8.zip or text8; else $EQDD_DATA_DIR, else the cache (downloads once)")
+    data_dir: str | None = option(
+        None, "directory with text8.zip or text8; else $EQDD_DATA_DIR, else the cache (downloads once)"
+    )
     run_dir: str = option("runs/text8_oaardm", "output directory; a run already there is resumed")
     seq_len: int = option(250, "characters per chunk D (250 as in the paper; 256 for other papers)", positive)
     width: int = option(128, "transformer width", positive)
@@ -52,7 +54,9 @@ class Config:
     eval_batch_size: int = option(100, "test chunks per evaluation call", positive)
     eval_max_chunks: int = option(0, "evaluate on the first N test chunks only (0: all)", non_negative)
     num_samples: int = option(4, "sequences to sample with the D-step sampler", non_negative)
-    seed: int = option(0, "seed for initialisation, data order, training, evaluation and sampling", non_negative)
+    seed: int = option(
+        0, "seed for initialisation, data order, training, evaluation and sampling", non_negative
+    )
     progress: bool = option(True, "show progress bars")
 
     def cross_checks(self) -> list[str]:
@@ -67,21 +71,47 @@ class Config:
 PRESETS = {
     "cpu": {},
     "paper": dict(
-        width=768, depth=12, num_heads=12, mlp_width=3072, batch_size=512, num_steps=3_000_000,
-        learning_rate=5e-4, warmup_steps=5000, clip_norm=0.25, ema_decay=0.995, log_every=100,
-        checkpoint_every=5000, eval_passes=4, eval_batch_size=200, num_samples=8,
+        width=768,
+        depth=12,
+        num_heads=12,
+        mlp_width=3072,
+        batch_size=512,
+        num_steps=3_000_000,
+        learning_rate=5e-4,
+        warmup_steps=5000,
+        clip_norm=0.25,
+        ema_decay=0.995,
+        log_every=100,
+        checkpoint_every=5000,
+        eval_passes=4,
+        eval_batch_size=200,
+        num_samples=8,
     ),
 }
 # Fields that may change when a run is resumed; any other difference is refused.
-RESUMABLE_CHANGES = {"data_dir", "run_dir", "num_steps", "log_every", "checkpoint_every", "eval_passes",
-                     "eval_batch_size", "eval_max_chunks", "num_samples", "progress"}
+RESUMABLE_CHANGES = {
+    "data_dir",
+    "run_dir",
+    "num_steps",
+    "log_every",
+    "checkpoint_every",
+    "eval_passes",
+    "eval_batch_size",
+    "eval_max_chunks",
+    "num_samples",
+    "progress",
+}
 
 
 def check_resumable(saved: dict, config: Config) -> None:
     current = dataclasses.asdict(config)
-    changed = {k: (saved.get(k), v) for k, v in current.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v}
+    changed = {
+        k: (saved.get(k), v) for k, v in current.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v
+    }
     if changed:
-        lines = "\n  - ".join(f"--{k.replace('_', '-')}: checkpoint has {a!r}, now {b!r}" for k, (a, b) in changed.items())
+        lines = "\n  - ".join(
+            f"--{k.replace('_', '-')}: checkpoint has {a!r}, now {b!r}" for k, (a, b) in changed.items()
+        )
         raise ConfigError(
             f"{config.run_dir} holds a run with a different configuration:\n  - {lines}\n"
             "Use the same values to resume it, or choose another --run-dir to start afresh."
@@ -97,31 +127,54 @@ def main(argv=None) -> dict:
 
     model_key, train_key, eval_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
     model = Transformer(
-        text8.NUM_CLASSES + 1, text8.NUM_CLASSES, config.width, config.depth, config.num_heads,
-        config.mlp_width, config.time_conditioning, key=model_key,
+        text8.NUM_CLASSES + 1,
+        text8.NUM_CLASSES,
+        config.width,
+        config.depth,
+        config.num_heads,
+        config.mlp_width,
+        config.time_conditioning,
+        key=model_key,
     )
-    print(f"model: {sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))):,} parameters", flush=True)
+    print(
+        f"model: {sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))):,} parameters",
+        flush=True,
+    )
     objective = OAARDMObjective(text8.ABSORBING, config.ce_weight)
-    optimizer = make_optimizer(config.learning_rate, config.warmup_steps, config.clip_norm,
-                               b2=config.adam_b2, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(
+        config.learning_rate,
+        config.warmup_steps,
+        config.clip_norm,
+        b2=config.adam_b2,
+        weight_decay=config.weight_decay,
+    )
     state = TrainState.create(model, optimizer, train_key, config.seq_len)
-    batches = pipeline.iterate(pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed))
+    batches = pipeline.iterate(
+        pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed)
+    )
 
     checkpointer = Checkpointer(run_dir / "checkpoints")
     if checkpointer.latest_step() is not None:
         check_resumable(checkpointer.metadata()["config"], config)
         state, metadata = checkpointer.restore(state)
         batches.set_state(metadata["data_iterator"])
-        print(f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True)
+        print(
+            f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True
+        )
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
     start = time.perf_counter()
     state = fit(
-        state, make_train_step(objective, optimizer, config.ema_decay), batches,
-        num_steps=config.num_steps, checkpointer=checkpointer,
+        state,
+        make_train_step(objective, optimizer, config.ema_decay),
+        batches,
+        num_steps=config.num_steps,
+        checkpointer=checkpointer,
         metadata=lambda: {"config": dataclasses.asdict(config), "data_iterator": batches.get_state()},
-        metrics_path=run_dir / "metrics.jsonl", log_every=config.log_every,
-        checkpoint_every=config.checkpoint_every, progress=config.progress,
+        metrics_path=run_dir / "metrics.jsonl",
+        log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every,
+        progress=config.progress,
     )
     train_seconds = time.perf_counter() - start
     checkpointer.close()
@@ -130,17 +183,30 @@ def main(argv=None) -> dict:
     if config.eval_max_chunks:
         chunks = chunks[: config.eval_max_chunks]
     start = time.perf_counter()
-    report = evaluate_bound(objective.estimate, state.ema_model, chunks, config.seq_len,
-                            passes=config.eval_passes, batch_size=config.eval_batch_size,
-                            key=eval_key, progress=config.progress)
+    report = evaluate_bound(
+        objective.estimate,
+        state.ema_model,
+        chunks,
+        config.seq_len,
+        passes=config.eval_passes,
+        batch_size=config.eval_batch_size,
+        key=eval_key,
+        progress=config.progress,
+    )
     eval_seconds = time.perf_counter() - start
-    print(f"test bound: {report.bpd:.4f} ± {report.stderr:.4f} bits per character "
-          f"({report.num_chunks} chunks of {config.seq_len}, {config.eval_passes} passes, EMA parameters"
-          f"{'' if splits.standard else '; NON-STANDARD corpus, not comparable with papers'})", flush=True)
+    print(
+        f"test bound: {report.bpd:.4f} ± {report.stderr:.4f} bits per character "
+        f"({report.num_chunks} chunks of {config.seq_len}, {config.eval_passes} passes, EMA parameters"
+        f"{'' if splits.standard else '; NON-STANDARD corpus, not comparable with papers'})",
+        flush=True,
+    )
 
     start = time.perf_counter()
-    samples = np.asarray(eqx.filter_jit(sample_oa_ardm)(
-        state.ema_model, sample_key, config.num_samples, config.seq_len, text8.ABSORBING))
+    samples = np.asarray(
+        eqx.filter_jit(sample_oa_ardm)(
+            state.ema_model, sample_key, config.num_samples, config.seq_len, text8.ABSORBING
+        )
+    )
     sample_seconds = time.perf_counter() - start
     texts = [text8.decode(s) for s in samples]
     (run_dir / "samples.txt").write_text("".join(t + "\n" for t in texts))

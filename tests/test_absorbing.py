@@ -15,7 +15,12 @@ D = 37  # one fixed length: one compilation
 def _masks(key, t):
     sigma = absorbing.sample_order(key, D)
     x = jnp.arange(D, dtype=jnp.int32) % 5
-    return sigma, absorbing.revealed_mask(sigma, t), absorbing.current_mask(sigma, t), absorbing.corrupt(x, sigma, t, 99)
+    return (
+        sigma,
+        absorbing.revealed_mask(sigma, t),
+        absorbing.current_mask(sigma, t),
+        absorbing.corrupt(x, sigma, t, 99),
+    )
 
 
 @given(seed=st.integers(0, 2**31 - 1), t=st.integers(0, D - 1))

@@ -19,10 +19,35 @@ _spec = importlib.util.spec_from_file_location("text8_oaardm", SCRIPT)
 experiment = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(experiment)
 
-TINY = ["--seq-len", "32", "--width", "16", "--depth", "1", "--num-heads", "2", "--mlp-width", "32",
-        "--batch-size", "4", "--warmup-steps", "2", "--log-every", "1", "--checkpoint-every", "2",
-        "--eval-passes", "2", "--eval-batch-size", "8", "--eval-max-chunks", "10", "--num-samples", "2",
-        "--no-progress"]
+TINY = [
+    "--seq-len",
+    "32",
+    "--width",
+    "16",
+    "--depth",
+    "1",
+    "--num-heads",
+    "2",
+    "--mlp-width",
+    "32",
+    "--batch-size",
+    "4",
+    "--warmup-steps",
+    "2",
+    "--log-every",
+    "1",
+    "--checkpoint-every",
+    "2",
+    "--eval-passes",
+    "2",
+    "--eval-batch-size",
+    "8",
+    "--eval-max-chunks",
+    "10",
+    "--num-samples",
+    "2",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +114,24 @@ def test_bad_values_are_refused_with_the_flag_to_change():
 def test_paper_preset_matches_the_reference():
     config = experiment.parse_config(experiment.Config, ["--preset", "paper"], experiment.PRESETS, "cpu", "")
     assert (config.depth, config.width, config.num_heads, config.mlp_width) == (12, 768, 12, 3072)
-    assert (config.batch_size, config.learning_rate, config.warmup_steps, config.clip_norm) == (512, 5e-4, 5000, 0.25)
+    assert (config.batch_size, config.learning_rate, config.warmup_steps, config.clip_norm) == (
+        512,
+        5e-4,
+        5000,
+        0.25,
+    )
     assert config.seq_len == 250
     # a flag after the preset overrides it
-    config = experiment.parse_config(experiment.Config, ["--preset", "paper", "--seq-len", "256"], experiment.PRESETS, "cpu", "")
+    config = experiment.parse_config(
+        experiment.Config, ["--preset", "paper", "--seq-len", "256"], experiment.PRESETS, "cpu", ""
+    )
     assert config.seq_len == 256 and config.width == 768
 
 
 def test_help_documents_every_option():
-    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     import dataclasses
 
     for field in dataclasses.fields(experiment.Config):
@@ -106,7 +140,10 @@ def test_help_documents_every_option():
 
 
 def test_command_line_errors_exit_cleanly(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "r")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "error: --data-dir points to" in result.stderr and "Traceback" not in result.stderr

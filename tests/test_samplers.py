@@ -97,7 +97,9 @@ def test_one_call_policy_draws_every_position_independently():
     law = random_law(np.random.default_rng(5), num_positions, num_classes)
     law = 0.5 * law + 0.5 / len(law)
     joint = law.reshape((num_classes,) * num_positions)
-    marginals = [joint.sum(axis=tuple(a for a in range(num_positions) if a != k)) for k in range(num_positions)]
+    marginals = [
+        joint.sum(axis=tuple(a for a in range(num_positions) if a != k)) for k in range(num_positions)
+    ]
     product = np.einsum("a,b,c->abc", *marginals).reshape(-1)
     samples = _exact_tabular_sampler(law, num_positions, num_classes, jnp.array([0], jnp.int32), 60_000, 2)
     assert _chi_square_pvalue(samples, product, num_classes) > 1e-4

@@ -122,8 +122,11 @@ def test_download_writes_the_file_once(monkeypatch, tmp_path):
             return False
 
     calls = []
-    monkeypatch.setattr(text8.urllib.request, "urlopen",
-                        lambda url, timeout: calls.append(url) or Response(payload.getvalue()))
+    monkeypatch.setattr(
+        text8.urllib.request,
+        "urlopen",
+        lambda url, timeout: calls.append(url) or Response(payload.getvalue()),
+    )
     path = text8.locate()
     assert path == tmp_path / "cache" / "text8.zip" and calls == [text8.DOWNLOAD_URL]
     assert text8.locate() == path and len(calls) == 1  # found in the cache the second time
@@ -136,7 +139,10 @@ def test_download_writes_the_file_once(monkeypatch, tmp_path):
         (lambda d: _write_zip(d / "text8.zip", _corpus(30_000), member="other"), "not the member `text8`"),
         (lambda d: (d / "text8.zip").write_bytes(b"PK\x03\x04 broken"), "not a readable zip archive"),
         (lambda d: (d / "text8").write_bytes(_corpus(500)), "holds only 500 characters"),
-        (lambda d: (d / "text8").write_bytes(_corpus(30_000)[:-1] + b"\n"), "not a text8 file.*offset 29,999"),
+        (
+            lambda d: (d / "text8").write_bytes(_corpus(30_000)[:-1] + b"\n"),
+            "not a text8 file.*offset 29,999",
+        ),
     ],
 )
 def test_bad_files_are_refused_with_the_reason(tmp_path, make, message):
@@ -165,7 +171,7 @@ def test_training_batches_are_crops_and_resume_exactly():
             np.testing.assert_array_equal(np.diff(crop) % 251, 1)
     resumed = pipeline.iterate(dataset)
     resumed.set_state(state)
-    for a, b in zip(expected, [next(resumed) for _ in range(3)]):
+    for a, b in zip(expected, [next(resumed) for _ in range(3)], strict=True):
         np.testing.assert_array_equal(a, b)
     # crops come from all over the split, not one place
     starts = np.concatenate([b[:, 0] for b in first + expected])

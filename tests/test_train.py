@@ -1,5 +1,7 @@
 """Training machinery: the L_t tracker, EMA, the step, checkpoints and exact resumption."""
 
+import itertools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,11 +20,17 @@ D, K, BATCH = 16, 5, 8
 
 
 @settings(max_examples=20)
-@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.floats(0, 10)), min_size=4, max_size=4), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 5), st.floats(0, 10)), min_size=4, max_size=4),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_step_losses_follow_the_reference_moving_average(batches):
     tracker = StepLosses.empty(6)
     expected = {}
-    update = jax.jit(lambda tr, t, l: tr.update(t, l))
+    update = jax.jit(lambda tracker, t, losses: tracker.update(t, losses))
     for batch in batches:
         t = np.array([b[0] for b in batch])
         losses = np.array([b[1] for b in batch], np.float32)
@@ -89,7 +97,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     # the optimiser state keeps its structure and the restored state trains on identically
     assert jax.tree.structure(restored.opt_state) == jax.tree.structure(state.opt_state)
     batch = next(batches)
-    for a, b in zip(_arrays(_STEP(state, batch)[0]), _arrays(_STEP(restored, batch)[0])):
+    for a, b in zip(_arrays(_STEP(state, batch)[0]), _arrays(_STEP(restored, batch)[0]), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -98,7 +106,7 @@ class _Stream:
 
     def __init__(self):
         self.position = 0
-        self._batches = [b for _, b in zip(range(64), _corpus_batches(1))]
+        self._batches = list(itertools.islice(_corpus_batches(1), 64))
 
     def __next__(self):
         self.position += 1
@@ -111,9 +119,18 @@ def _run(tmp_path, name, num_steps, state=None, stream=None, step_fn=_STEP):
     if checkpointer.latest_step() is not None:
         state, metadata = checkpointer.restore(_STATE)
         stream.position = metadata["position"]
-    state = fit(state or _STATE, step_fn, stream, num_steps=num_steps, checkpointer=checkpointer,
-                metadata=lambda: {"position": stream.position}, metrics_path=tmp_path / f"{name}.jsonl",
-                log_every=1, checkpoint_every=3, progress=False)
+    state = fit(
+        state or _STATE,
+        step_fn,
+        stream,
+        num_steps=num_steps,
+        checkpointer=checkpointer,
+        metadata=lambda: {"position": stream.position},
+        metrics_path=tmp_path / f"{name}.jsonl",
+        log_every=1,
+        checkpoint_every=3,
+        progress=False,
+    )
     checkpointer.close()
     return state
 

@@ -23,7 +23,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+
+from eqdd._progress import progress
 
 ALPHABET = " abcdefghijklmnopqrstuvwxyz"
 NUM_CLASSES = 28
@@ -135,7 +136,7 @@ def download(directory: Path, url: str = DOWNLOAD_URL, timeout: float = 20.0) ->
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}") as bar:
+            with progress(total, f"downloading {url}", "B", unit_scale=True) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
@@ -199,7 +200,9 @@ def read_tokens(path: Path) -> np.ndarray:
                     raise Text8Error(f"{path} holds {names[:5]}, not the member `text8`")
                 raw = archive.read("text8")
         except zipfile.BadZipFile as error:
-            raise Text8Error(f"{path} is not a readable zip archive ({error}); delete it or replace it") from error
+            raise Text8Error(
+                f"{path} is not a readable zip archive ({error}); delete it or replace it"
+            ) from error
     else:
         raw = path.read_bytes()
     if len(raw) < 20_000:

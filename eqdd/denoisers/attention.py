@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import typecheck
 
 
 @typecheck

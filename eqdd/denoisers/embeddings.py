@@ -5,7 +5,7 @@ import math
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import typecheck
 
 
 @typecheck

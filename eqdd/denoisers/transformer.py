@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import typecheck
 from eqdd.denoisers.attention import dot_product_attention
 from eqdd.denoisers.embeddings import sinusoidal_features
 

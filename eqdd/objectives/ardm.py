@@ -12,7 +12,6 @@ the corrupted sequence scores all `D - t` masked positions (`sigma >= t`). With
 """
 
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -20,10 +19,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import Denoiser, typecheck
 from eqdd.processes import absorbing
-
-Denoiser = Callable[[Int[Array, " D"], Int[Array, ""]], Float[Array, "D K"]]
 
 
 class OATerms(NamedTuple):

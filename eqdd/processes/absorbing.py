@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Int, PRNGKeyArray
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import typecheck
 
 
 @typecheck

@@ -6,17 +6,13 @@ A policy is a strictly increasing list of left boundaries `0 = b_0 < b_1 < … <
 ancestral sampler of the paper (Algorithm 1): one position per call.
 """
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Int, PRNGKeyArray
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import Denoiser, typecheck
 from eqdd.processes import absorbing
 from eqdd.samplers.categorical import sample_categorical
-
-Denoiser = Callable[[Int[Array, " D"], Int[Array, ""]], Float[Array, "D K"]]
 
 
 @typecheck

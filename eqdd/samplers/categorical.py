@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt32
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import typecheck
 
 _TWO_TO_MINUS_32 = 2.0**-32
 

@@ -57,9 +57,7 @@ class Checkpointer:
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, arrays)
         restored = self._manager.restore(
             step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target), metadata=ocp.args.JsonRestore()
-            ),
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(target), metadata=ocp.args.JsonRestore()),
         )
         return eqx.combine(restored.state, static), dict(restored.metadata)
 

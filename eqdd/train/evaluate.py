@@ -7,7 +7,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+
+from eqdd._progress import progress as progress_bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +81,7 @@ def evaluate_bound(
     nelbo = np.zeros((passes, count))
     step_sums = np.zeros(num_steps)
     step_counts = np.zeros(num_steps)
-    with tqdm(total=passes * padded // batch_size, desc="evaluating", unit="batch", disable=not progress) as bar:
+    with progress_bar(passes * padded // batch_size, "evaluating", "batch", progress) as bar:
         for p in range(passes):
             key, offset_key, pass_key = jax.random.split(key, 3)
             offset = int(jax.random.randint(offset_key, (), 0, num_steps))
@@ -88,7 +89,9 @@ def evaluate_bound(
             keys = jax.random.split(pass_key, padded)
             for start in range(0, padded, batch_size):
                 batch = slice(start, start + batch_size)
-                bound, step_loss = score(model, jnp.asarray(data[batch]), jnp.asarray(steps[batch], jnp.int32), keys[batch])
+                bound, step_loss = score(
+                    model, jnp.asarray(data[batch]), jnp.asarray(steps[batch], jnp.int32), keys[batch]
+                )
                 real = min(batch_size, count - start)
                 nelbo[p, start : start + real] = np.asarray(bound)[:real]
                 np.add.at(step_sums, steps[batch][:real], np.asarray(step_loss)[:real])

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from eqdd._progress import progress as progress_bar
 from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.metrics import MetricsLog
 from eqdd.train.state import TrainState
@@ -50,8 +50,7 @@ def fit(
     """
     start = int(state.step)
     log = MetricsLog(metrics_path, start)
-    bar = tqdm(total=num_steps, initial=start, desc="training", unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(num_steps, "training", "step", progress, initial=start)
     tokens_since, clock = 0, time.perf_counter()
     saved_at = start
     # The data position that goes with the state as it was before the current step: an interrupt

@@ -18,8 +18,11 @@ class MetricsLog:
         self.path = Path(path)
         kept = []
         if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= start_step]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= start_step
+            ]
         self.path.write_text("".join(line + "\n" for line in kept))
         self._file = open(self.path, "a")
 
@@ -63,8 +66,11 @@ def plot_training(metrics_path: str | Path, step_losses: np.ndarray | None, out_
     if step_losses is not None:
         d = len(step_losses)
         axes[0, 1].plot(np.arange(d), np.asarray(step_losses) * d, lw=0.8)
-        axes[0, 1].set(xlabel="step t (revealed positions)", ylabel="D · L_t (bits per dimension)",
-                       title="per-step loss components")
+        axes[0, 1].set(
+            xlabel="step t (revealed positions)",
+            ylabel="D · L_t (bits per dimension)",
+            title="per-step loss components",
+        )
         axes[0, 1].grid(alpha=0.3)
     fig.tight_layout()
     out_path = Path(out_path)

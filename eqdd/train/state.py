@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from eqdd._typecheck import typecheck
+from eqdd._typing import typecheck
 
 
 class StepLosses(eqx.Module):
@@ -53,8 +53,9 @@ class TrainState(eqx.Module):
     step_losses: StepLosses
 
     @classmethod
-    def create(cls, model: eqx.Module, optimizer: optax.GradientTransformation, key: PRNGKeyArray,
-               num_steps: int) -> "TrainState":
+    def create(
+        cls, model: eqx.Module, optimizer: optax.GradientTransformation, key: PRNGKeyArray, num_steps: int
+    ) -> "TrainState":
         """A fresh state at step 0; `num_steps` is the number of diffusion steps tracked in `L_t`."""
         return cls(
             model=model,

@@ -1,0 +1,204 @@
+"""Step budgets for parallel generation: optimal policies by dynamic programming (reference §4).
+
+A **policy** for `D` steps and a budget of `K` network calls is a strictly increasing array of `K`
+left boundaries `0 = b_0 < b_1 < … < b_{K-1} < D` (with `b_K = D` implied). Segment `j` runs the
+network once at step `b_j` and generates the `b_{j+1} - b_j` positions of the segment from that one
+output, which costs `(b_{j+1} - b_j) · L_{b_j}` bits per dimension, where `L_t` are the per-step
+losses (they sum to the full-step bound). The optimal policy minimises the total
+
+    cost(b) = Σ_j (b_{j+1} - b_j) · L_{b_j}.
+
+With `C_k(t)` the best cost of reaching step `t` in `k` calls, `C_k(t) = min_{s<t} C_{k-1}(s) +
+(t - s)·L_s`. For a fixed `k` each source `s` contributes the line `x ↦ C_{k-1}(s) + (x - s)·L_s`,
+so a layer is a lower envelope of lines queried at `x = t`: a Li Chao tree gives it in
+`O(D log D)` for *any* `L`, hence `O(K·D log D)` for every budget up to `K` at once, exactly. (When
+`L` is non-increasing the cost is a Monge array, which is why the paper sorts its estimates; the
+algorithm here needs no such assumption.) The reference's `O(K·D^2)` recursion is kept in the tests
+as the oracle.
+"""
+
+import math
+
+import numba
+import numpy as np
+from jaxtyping import Float, Int
+
+from eqdd._typing import typecheck
+
+_NONE = -1
+
+
+@numba.njit(cache=True, inline="always")
+def _line(previous, losses, s, x):
+    return previous[s] + (x - s) * losses[s]
+
+
+@numba.njit(cache=True)
+def _dynamic_program(losses, max_budget):
+    """Layers 1..max_budget of the recursion; returns (cost of reaching D per budget, argmins)."""
+    num_steps = losses.shape[0]
+    previous = np.full(num_steps + 1, np.inf)
+    previous[0] = 0.0
+    current = np.empty(num_steps + 1)
+    final_costs = np.full(max_budget + 1, np.inf)
+    argmins = np.full((max_budget + 1, num_steps + 1), _NONE, np.int32)
+    tree = np.empty(4 * num_steps + 4, np.int64)  # the line (source step) kept at each node
+    for k in range(1, max_budget + 1):
+        tree[:] = _NONE
+        current[:] = np.inf
+        for t in range(1, num_steps + 1):
+            # insert the line of source s = t - 1 over the query range x in [1, D]
+            line = t - 1
+            if previous[line] < np.inf:
+                node, lo, hi = 1, 1, num_steps
+                while True:
+                    kept = tree[node]
+                    if kept == _NONE:
+                        tree[node] = line
+                        break
+                    mid = (lo + hi) // 2
+                    if _line(previous, losses, line, mid) < _line(previous, losses, kept, mid):
+                        tree[node], line = line, kept
+                        kept = tree[node]
+                    if lo == hi:
+                        break
+                    if _line(previous, losses, line, lo) < _line(previous, losses, kept, lo):
+                        node, hi = 2 * node, mid
+                    elif _line(previous, losses, line, hi) < _line(previous, losses, kept, hi):
+                        node, lo = 2 * node + 1, mid + 1
+                    else:
+                        break
+            # query the lower envelope at x = t
+            node, lo, hi = 1, 1, num_steps
+            best, best_source = np.inf, _NONE
+            while tree[node] != _NONE:
+                value = _line(previous, losses, tree[node], t)
+                if value < best or (value == best and tree[node] < best_source):
+                    best, best_source = value, tree[node]
+                if lo == hi:
+                    break
+                mid = (lo + hi) // 2
+                if t <= mid:
+                    node, hi = 2 * node, mid
+                else:
+                    node, lo = 2 * node + 1, mid + 1
+            current[t] = best
+            argmins[k, t] = best_source
+        final_costs[k] = current[num_steps]
+        previous, current = current, previous  # current[0] stays inf: k >= 1 calls never end at 0
+    return final_costs, argmins
+
+
+def _check_losses(step_losses) -> np.ndarray:
+    losses = np.asarray(step_losses, np.float64)
+    if losses.ndim != 1 or losses.size == 0:
+        raise ValueError(f"step_losses must be a non-empty 1-D array, got shape {losses.shape}")
+    if not np.isfinite(losses).all():
+        raise ValueError("step_losses must be finite; fill steps never observed before planning a policy")
+    return losses
+
+
+def _check_budget(budget: int, num_steps: int) -> None:
+    if not 1 <= budget <= num_steps:
+        raise ValueError(f"a budget must be between 1 and the number of steps {num_steps}, got {budget}")
+
+
+@typecheck
+def optimal_policies(
+    step_losses: Float[np.ndarray, " D"], budgets: list[int] | tuple[int, ...]
+) -> list[tuple[Int[np.ndarray, " K"], float]]:
+    """The optimal policy and its cost for each budget, from one pass of the dynamic program.
+
+    Arguments:
+        step_losses: `L_t` for `t = 0..D-1` (bits per dimension per step).
+        budgets: numbers of network calls, each in `1..D`.
+
+    Returns:
+        For each budget, `(boundaries, cost)`: the `K` left boundaries (int64, starting at 0) and the
+        total cost in the units of `step_losses`.
+    """
+    losses = _check_losses(step_losses)
+    for budget in budgets:
+        _check_budget(budget, losses.size)
+    final_costs, argmins = _dynamic_program(losses, max(budgets))
+    results = []
+    for budget in budgets:
+        boundaries, t = [], losses.size
+        for k in range(budget, 0, -1):
+            t = int(argmins[k, t])
+            boundaries.append(t)
+        results.append((np.array(boundaries[::-1], np.int64), float(final_costs[budget])))
+    return results
+
+
+@typecheck
+def optimal_policy(step_losses: Float[np.ndarray, " D"], budget: int) -> tuple[Int[np.ndarray, " K"], float]:
+    """The optimal policy for one budget (see [`eqdd.policy.optimal_policies`][]).
+
+    Arguments:
+        step_losses: `L_t` for `t = 0..D-1`.
+        budget: the number of network calls, in `1..D`.
+
+    Returns:
+        `(boundaries, cost)`.
+    """
+    return optimal_policies(step_losses, [budget])[0]
+
+
+def naive_policy(num_steps: int, budget: int) -> np.ndarray:
+    """Equally spaced boundaries (rounded), the baseline: `round(linspace(0, D, K + 1))[:-1]`.
+
+    Arguments:
+        num_steps: `D`.
+        budget: `K`, in `1..D`.
+
+    Returns:
+        The `K` left boundaries (int64).
+    """
+    _check_budget(budget, num_steps)
+    return np.round(np.linspace(0, num_steps, budget + 1)).astype(np.int64)[:-1]
+
+
+def check_policy(boundaries, num_steps: int) -> np.ndarray:
+    """Return `boundaries` as int64 after checking it is a policy for `num_steps` steps.
+
+    Raises:
+        ValueError: naming what is wrong (not starting at 0, not strictly increasing, out of range).
+    """
+    boundaries = np.asarray(boundaries)
+    if boundaries.ndim != 1 or boundaries.size == 0 or not np.issubdtype(boundaries.dtype, np.integer):
+        raise ValueError(f"a policy is a non-empty 1-D integer array, got {boundaries!r}")
+    if boundaries[0] != 0:
+        raise ValueError(f"a policy starts at step 0, got {boundaries[0]}")
+    if (np.diff(boundaries) <= 0).any():
+        raise ValueError("a policy's boundaries must be strictly increasing")
+    if boundaries[-1] >= num_steps:
+        raise ValueError(f"a policy's boundaries must be below the number of steps {num_steps}")
+    return boundaries.astype(np.int64)
+
+
+def policy_cost(step_losses, boundaries) -> float:
+    """The cost `Σ_j (b_{j+1} - b_j) · L_{b_j}` of a policy under (possibly other) step losses.
+
+    Use it to score a policy found on training `L_t` against validation or test `L_t`.
+
+    Arguments:
+        step_losses: `L_t` for `t = 0..D-1`.
+        boundaries: the policy's left boundaries.
+
+    Returns:
+        The cost, in the units of `step_losses`.
+    """
+    losses = _check_losses(step_losses)
+    boundaries = check_policy(boundaries, losses.size)
+    widths = np.diff(np.append(boundaries, losses.size))
+    return math.fsum(widths * losses[boundaries])
+
+
+def monotone_step_losses(step_losses) -> np.ndarray:
+    """Sort `L_t` in decreasing order, as the paper does before planning (reference §4.2).
+
+    A calibrated model has non-increasing `L_t`; sorting removes estimation noise that the dynamic
+    program would otherwise exploit.
+    """
+    return np.sort(_check_losses(step_losses))[::-1].copy()
