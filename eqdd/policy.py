@@ -13,15 +13,15 @@ With `C_k(t)` the best cost of reaching step `t` in `k` calls, `C_k(t) = min_{s<
 so a layer is a lower envelope of lines queried at `x = t`: a Li Chao tree gives it in
 `O(D log D)` for *any* `L`, hence `O(K·D log D)` for every budget up to `K` at once, exactly. (When
 `L` is non-increasing the cost is a Monge array, which is why the paper sorts its estimates; the
-algorithm here needs no such assumption.) The reference's `O(K·D^2)` recursion is kept in the tests
-as the oracle.
+algorithm here needs no such assumption.) The reference's `O(K·D^2)` recursion is kept as
+[`eqdd.policy.reference_policy_costs`][], the oracle of the tests and the baseline of the benchmark.
 """
 
 import math
 
 import numba
 import numpy as np
-from jaxtyping import Float, Int
+from jaxtyping import ArrayLike, Float, Int
 
 from eqdd._typing import typecheck
 
@@ -89,6 +89,17 @@ def _dynamic_program(losses, max_budget):
     return final_costs, argmins
 
 
+@numba.njit(cache=True)
+def _backtrack(argmins, budget, num_steps):
+    """The left boundaries of the optimal path with `budget` calls, read back from the argmins."""
+    boundaries = np.empty(budget, np.int64)
+    t = num_steps
+    for k in range(budget, 0, -1):
+        t = argmins[k, t]
+        boundaries[k - 1] = t
+    return boundaries
+
+
 def _check_losses(step_losses) -> np.ndarray:
     losses = np.asarray(step_losses, np.float64)
     if losses.ndim != 1 or losses.size == 0:
@@ -105,7 +116,7 @@ def _check_budget(budget: int, num_steps: int) -> None:
 
 @typecheck
 def optimal_policies(
-    step_losses: Float[np.ndarray, " D"], budgets: list[int] | tuple[int, ...]
+    step_losses: Float[ArrayLike, " D"], budgets: list[int] | tuple[int, ...]
 ) -> list[tuple[Int[np.ndarray, " K"], float]]:
     """The optimal policy and its cost for each budget, from one pass of the dynamic program.
 
@@ -121,18 +132,11 @@ def optimal_policies(
     for budget in budgets:
         _check_budget(budget, losses.size)
     final_costs, argmins = _dynamic_program(losses, max(budgets))
-    results = []
-    for budget in budgets:
-        boundaries, t = [], losses.size
-        for k in range(budget, 0, -1):
-            t = int(argmins[k, t])
-            boundaries.append(t)
-        results.append((np.array(boundaries[::-1], np.int64), float(final_costs[budget])))
-    return results
+    return [(_backtrack(argmins, budget, losses.size), float(final_costs[budget])) for budget in budgets]
 
 
 @typecheck
-def optimal_policy(step_losses: Float[np.ndarray, " D"], budget: int) -> tuple[Int[np.ndarray, " K"], float]:
+def optimal_policy(step_losses: Float[ArrayLike, " D"], budget: int) -> tuple[Int[np.ndarray, " K"], float]:
     """The optimal policy for one budget (see [`eqdd.policy.optimal_policies`][]).
 
     Arguments:
@@ -143,6 +147,34 @@ def optimal_policy(step_losses: Float[np.ndarray, " D"], budget: int) -> tuple[I
         `(boundaries, cost)`.
     """
     return optimal_policies(step_losses, [budget])[0]
+
+
+def reference_policy_costs(step_losses, max_budget: int) -> np.ndarray:
+    """The reference's `O(K·D^2)` dynamic program (one dense min-plus product per budget).
+
+    Slow and memory-hungry (a `(D+1)^2` matrix); kept as the oracle for tests and the baseline of
+    `benchmarks/policy_speed.py`.
+
+    Arguments:
+        step_losses: `L_t` for `t = 0..D-1`.
+        max_budget: the largest budget.
+
+    Returns:
+        `costs[k]`, the optimal cost with exactly `k` calls, for `k = 0..max_budget` (`costs[0]` is inf).
+    """
+    losses = _check_losses(step_losses)
+    _check_budget(max_budget, losses.size)
+    source = np.arange(losses.size + 1)[:, None]
+    target = np.arange(losses.size + 1)[None, :]
+    padded = np.append(losses, 0.0)  # the row of source D has no valid target
+    matrix = np.where(target > source, (target - source) * padded[:, None], np.inf)
+    layer = np.full(losses.size + 1, np.inf)
+    layer[0] = 0.0
+    costs = [np.inf]
+    for _ in range(max_budget):
+        layer = (layer[:, None] + matrix).min(axis=0)
+        costs.append(layer[-1])
+    return np.array(costs)
 
 
 def naive_policy(num_steps: int, budget: int) -> np.ndarray:

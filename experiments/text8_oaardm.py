@@ -118,14 +118,8 @@ def check_resumable(saved: dict, config: Config) -> None:
         )
 
 
-def main(argv=None) -> dict:
-    config = parse_config(Config, argv, PRESETS, "cpu", __doc__.split("\n\n")[0])
-    run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    splits = text8.load(config.data_dir)
-    print(splits.describe(), flush=True)
-
-    model_key, train_key, eval_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+def build(config: Config, key: jax.Array):
+    """The model, objective and optimiser a config describes."""
     model = Transformer(
         text8.NUM_CLASSES + 1,
         text8.NUM_CLASSES,
@@ -134,11 +128,7 @@ def main(argv=None) -> dict:
         config.num_heads,
         config.mlp_width,
         config.time_conditioning,
-        key=model_key,
-    )
-    print(
-        f"model: {sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))):,} parameters",
-        flush=True,
+        key=key,
     )
     objective = OAARDMObjective(text8.ABSORBING, config.ce_weight)
     optimizer = make_optimizer(
@@ -148,6 +138,38 @@ def main(argv=None) -> dict:
         b2=config.adam_b2,
         weight_decay=config.weight_decay,
     )
+    return model, objective, optimizer
+
+
+def load_run(run_dir: str | Path) -> tuple[Config, TrainState, OAARDMObjective]:
+    """Restore the newest checkpoint of a run of this experiment (for benchmarks and tools).
+
+    Raises:
+        FileNotFoundError: when `run_dir` holds no checkpoint.
+    """
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    if checkpointer.latest_step() is None:
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint of experiments/text8_oaardm.py")
+    config = Config(**checkpointer.metadata()["config"])
+    model, objective, optimizer = build(config, jax.random.PRNGKey(0))
+    state, _ = checkpointer.restore(
+        TrainState.create(model, optimizer, jax.random.PRNGKey(0), config.seq_len)
+    )
+    checkpointer.close()
+    return config, state, objective
+
+
+def main(argv=None) -> dict:
+    config = parse_config(Config, argv, PRESETS, "cpu", __doc__.split("\n\n")[0])
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    splits = text8.load(config.data_dir)
+    print(splits.describe(), flush=True)
+
+    model_key, train_key, eval_key, sample_key = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+    model, objective, optimizer = build(config, model_key)
+    num_parameters = sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_array)))
+    print(f"model: {num_parameters:,} parameters", flush=True)
     state = TrainState.create(model, optimizer, train_key, config.seq_len)
     batches = pipeline.iterate(
         pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed)

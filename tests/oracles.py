@@ -64,28 +64,6 @@ def log2_prob(law: np.ndarray, x: np.ndarray, num_classes: int) -> float:
     return math.log2(law[state_index(x, num_classes)])
 
 
-def reference_policy_costs(step_losses: np.ndarray, max_budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's dynamic program, `O(K·D^2)`: the full cost matrix, one min-plus step per budget.
-
-    Returns:
-        `costs[k]`, the optimal cost with `k` calls (index 0 unused), and `argmins[k, t]`.
-    """
-    num_steps = len(step_losses)
-    s = np.arange(num_steps + 1)[:, None]
-    t = np.arange(num_steps + 1)[None, :]
-    losses = np.append(np.asarray(step_losses, np.float64), 0.0)  # row s = D has no valid t
-    matrix = np.where(t > s, (t - s) * losses[:, None], np.inf)  # matrix[s, t]
-    layer = np.full(num_steps + 1, np.inf)
-    layer[0] = 0.0
-    costs, argmins = [np.inf], [np.zeros(num_steps + 1, np.int64)]
-    for _ in range(max_budget):
-        candidates = layer[:, None] + matrix
-        argmins.append(np.argmin(candidates, axis=0))
-        layer = candidates.min(axis=0)
-        costs.append(layer[-1])
-    return np.array(costs), np.stack(argmins)
-
-
 def all_policies(num_steps: int, budget: int):
     """Every policy with `budget` segments over `num_steps` steps (brute force)."""
     for rest in itertools.combinations(range(1, num_steps), budget - 1):

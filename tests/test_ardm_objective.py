@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eqdd.objectives import OAARDMObjective, oa_ardm_estimate, oa_ardm_terms
-from tests.oracles import TabularDenoiser, all_orders, log2_prob, random_law, state_index
+from eqdd.objectives import (
+    OAARDMObjective,
+    oa_ardm_estimate,
+    oa_ardm_policy_estimate,
+    oa_ardm_policy_log_likelihood,
+    oa_ardm_terms,
+)
+from tests.oracles import TabularDenoiser, all_orders, all_states, log2_prob, random_law, state_index
 
 PROBLEMS = [(2, 2), (3, 2), (3, 3), (4, 2), (4, 3)]  # (D, K)
 
@@ -102,7 +108,91 @@ def test_terms_are_consistent(seed, t):
 
 
 def test_index_helper_matches_enumeration_order():
-    from tests.oracles import all_states
-
     states = all_states(3, 3)
     np.testing.assert_array_equal(state_index(states, 3), np.arange(27))
+
+
+POLICIES = [np.array([0]), np.array([0, 2]), np.array([0, 1, 3]), np.array([0, 1, 2, 3])]
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=str)
+def test_policy_estimator_mean_equals_the_expected_code_length(policy):
+    # Enumerating every order and segment: the policy estimator's mean is the policy cost built from
+    # the exact L_t, and equals the exact code length -log2 p(x | sigma, policy) averaged over sigma.
+    num_positions, num_classes = 4, 3
+    rng = np.random.default_rng(11)
+    law = random_law(rng, num_positions, num_classes)
+    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
+    with jax.enable_x64(True):
+        denoiser = TabularDenoiser(law, num_positions, num_classes)
+        orders = jnp.asarray(all_orders(num_positions))
+        policy_array = jnp.asarray(policy, jnp.int32)
+        segments = jnp.arange(len(policy), dtype=jnp.int32)
+
+        def estimate(sigma, j):
+            return oa_ardm_policy_estimate(denoiser, x, sigma, policy_array, j, num_classes).nelbo
+
+        table = np.asarray(jax.vmap(lambda sigma: jax.vmap(lambda j: estimate(sigma, j))(segments))(orders))
+        code_lengths = np.asarray(
+            jax.vmap(
+                lambda sigma: oa_ardm_policy_log_likelihood(denoiser, x, sigma, policy_array, num_classes)
+            )(orders)
+        )
+        _, full_table = _enumerated_elbo(law, np.asarray(x), num_positions, num_classes)
+    exact_step_losses = full_table.mean(axis=0) / num_positions  # L_t, exact
+    widths = np.diff(np.append(policy, num_positions))
+    expected_cost = float((widths * exact_step_losses[policy]).sum())
+    assert table.dtype == code_lengths.dtype == np.float64
+    assert table.mean() == pytest.approx(expected_cost, abs=1e-9)
+    assert code_lengths.mean() == pytest.approx(expected_cost, abs=1e-9)
+    exact = -log2_prob(law, np.asarray(x), num_classes) / num_positions
+    if len(policy) == num_positions:  # one position per call: the exact likelihood, for every order
+        np.testing.assert_allclose(code_lengths, exact, atol=1e-9)
+    # In expectation over the data, parallel generation never beats the entropy (a single x can).
+    with jax.enable_x64(True):
+        per_state = np.asarray(
+            jax.vmap(
+                lambda state: jnp.mean(
+                    jax.vmap(
+                        lambda sigma: oa_ardm_policy_log_likelihood(
+                            denoiser, state, sigma, policy_array, num_classes
+                        )
+                    )(orders)
+                )
+            )(jnp.asarray(all_states(num_positions, num_classes)))
+        )
+    entropy = -(law * np.log2(law)).sum() / num_positions
+    expected_rate = (law * per_state).sum()
+    if len(policy) == num_positions:
+        assert expected_rate == pytest.approx(entropy, abs=1e-9)
+    else:
+        assert expected_rate > entropy
+
+
+def test_policy_estimator_monte_carlo_mean_converges():
+    num_positions, num_classes = 4, 3
+    rng = np.random.default_rng(12)
+    law = random_law(rng, num_positions, num_classes)
+    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
+    policy = jnp.array([0, 2], jnp.int32)
+    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
+    objective = OAARDMObjective(absorbing_token=num_classes)
+    keys = jax.random.split(jax.random.PRNGKey(0), 40_000)
+    segments = jax.random.randint(jax.random.PRNGKey(1), (40_000,), 0, 2)
+    samples = jax.jit(jax.vmap(lambda j, k: objective.policy_estimate(denoiser, x, j, k, policy).nelbo))(
+        segments, keys
+    )
+    samples = np.asarray(samples, np.float64)
+    with jax.enable_x64(True):
+        exact_cost = float(
+            jnp.mean(
+                jax.vmap(
+                    lambda sigma: oa_ardm_policy_log_likelihood(
+                        TabularDenoiser(law, num_positions, num_classes), x, sigma, policy, num_classes
+                    )
+                )(jnp.asarray(all_orders(num_positions)))
+            )
+        )
+    stderr = samples.std() / math.sqrt(len(samples))
+    assert abs(samples.mean() - exact_cost) < 4 * stderr
+    assert stderr < 0.02 * exact_cost

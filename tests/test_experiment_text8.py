@@ -1,73 +1,26 @@
 """The main job end to end on a small synthetic text8-format corpus: run, resume, refuse bad input."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-import zipfile
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from eqdd.config import ConfigError
 from eqdd.data import text8
+from tests.scripts import ROOT, TINY_RUN, load_script, write_text8
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "text8_oaardm.py"
-_spec = importlib.util.spec_from_file_location("text8_oaardm", SCRIPT)
-experiment = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(experiment)
-
+experiment = load_script("experiments/text8_oaardm.py")
 TINY = [
-    "--seq-len",
-    "32",
-    "--width",
-    "16",
-    "--depth",
-    "1",
-    "--num-heads",
-    "2",
-    "--mlp-width",
-    "32",
-    "--batch-size",
-    "4",
-    "--warmup-steps",
-    "2",
-    "--log-every",
-    "1",
-    "--checkpoint-every",
-    "2",
-    "--eval-passes",
-    "2",
-    "--eval-batch-size",
-    "8",
-    "--eval-max-chunks",
-    "10",
-    "--num-samples",
-    "2",
-    "--no-progress",
+    *TINY_RUN,
+    *"--seq-len 32 --batch-size 4 --checkpoint-every 2 --eval-max-chunks 10 --num-samples 2".split(),
 ]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("data")
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"]
-    rng = np.random.default_rng(0)
-    text = " ".join(rng.choice(words, 12_000))[:50_000]
-    with zipfile.ZipFile(directory / "text8.zip", "w") as archive:
-        archive.writestr("text8", text)
-    return directory
-
-
-def _leaves(run_dir):
-    from eqdd.train import Checkpointer
-
-    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
-    step = checkpointer.latest_step()
-    path = checkpointer.directory / str(step) / "state"
-    return step, sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    return write_text8(tmp_path_factory.mktemp("data"))
 
 
 def test_main_trains_evaluates_samples_and_writes_outputs(data_dir, tmp_path, capsys):

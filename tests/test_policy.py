@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from eqdd import policy
-from tests.oracles import all_policies, reference_policy_costs
+from tests.oracles import all_policies
 
 _losses = st.floats(0.0, 10.0, allow_nan=False, allow_infinity=False)
 
@@ -31,7 +31,9 @@ def test_optimal_against_brute_force(data, num_steps, monotone):
     if monotone:
         losses = policy.monotone_step_losses(losses)
     budgets = list(range(1, num_steps + 1))
+    reference = policy.reference_policy_costs(losses, num_steps)
     for budget, (boundaries, cost) in zip(budgets, policy.optimal_policies(losses, budgets), strict=True):
+        assert reference[budget] == pytest.approx(_brute_force(losses, budget), rel=1e-12, abs=1e-12)
         assert len(boundaries) == budget
         policy.check_policy(boundaries, num_steps)
         assert cost == pytest.approx(policy.policy_cost(losses, boundaries), rel=1e-12, abs=1e-12)
@@ -45,7 +47,7 @@ def test_optimal_against_the_reference_dynamic_program(num_steps, monotone):
     if monotone:
         losses = policy.monotone_step_losses(losses)
     budgets = list(range(1, num_steps + 1))
-    expected, _ = reference_policy_costs(losses, num_steps)
+    expected = policy.reference_policy_costs(losses, num_steps)
     results = policy.optimal_policies(losses, budgets)
     np.testing.assert_allclose([c for _, c in results], expected[1:], rtol=1e-12)
     for boundaries, cost in results:

@@ -12,7 +12,7 @@ from scipy import stats
 
 from eqdd.samplers import sample_categorical, sample_exponential, sample_oa_ardm
 from eqdd.samplers.categorical import exponential_from_bits
-from tests.oracles import TabularDenoiser, random_law, state_index
+from tests.oracles import TabularDenoiser, all_orders, all_states, random_law, state_index
 
 _categorical = jax.jit(lambda key, logits: sample_categorical(key, jnp.broadcast_to(logits, (200_000, 6))))
 
@@ -104,3 +104,35 @@ def test_one_call_policy_draws_every_position_independently():
     samples = _exact_tabular_sampler(law, num_positions, num_classes, jnp.array([0], jnp.int32), 60_000, 2)
     assert _chi_square_pvalue(samples, product, num_classes) > 1e-4
     assert 0.5 * np.abs(product - law).sum() > 0.05  # the two laws differ, so the test has teeth
+
+
+def _policy_law(law, num_positions, num_classes, policy):
+    """The exact law of the policy sampler: mean over orders of Π_j Π_{k in segment j} p(x_k | x_{<b_j})."""
+    with jax.enable_x64(True):
+        denoiser = TabularDenoiser(law, num_positions, num_classes)
+        states = all_states(num_positions, num_classes)
+        rights = np.append(policy[1:], num_positions)
+        result = np.zeros(len(states))
+        for sigma in all_orders(num_positions):
+            for index, x in enumerate(states):
+                log_p = 0.0
+                for left, right in zip(policy, rights, strict=True):
+                    logits = np.asarray(denoiser(jnp.asarray(np.where(sigma < left, x, num_classes)), left))
+                    in_segment = (sigma >= left) & (sigma < right)
+                    log_p += logits[np.arange(num_positions), x][in_segment].sum()
+                result[index] += math.exp(log_p)
+    return result / math.factorial(num_positions)
+
+
+def test_policy_sampling_draws_from_the_law_the_policy_defines():
+    num_positions, num_classes = 3, 3
+    law = random_law(np.random.default_rng(8), num_positions, num_classes)
+    law = 0.5 * law + 0.5 / len(law)
+    policy = np.array([0, 2])
+    expected = _policy_law(law, num_positions, num_classes, policy)
+    assert expected.sum() == pytest.approx(1.0, abs=1e-12)
+    assert 0.5 * np.abs(expected - law).sum() > 0.01  # a different law from the data's
+    samples = _exact_tabular_sampler(
+        law, num_positions, num_classes, jnp.asarray(policy, jnp.int32), 60_000, 4
+    )
+    assert _chi_square_pvalue(samples, expected, num_classes) > 1e-4

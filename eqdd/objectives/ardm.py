@@ -32,6 +32,12 @@ class OATerms(NamedTuple):
     t: Int[Array, ""]
 
 
+def _log_prob_of(logits: Float[Array, "D K"], x: Int[Array, " D"]) -> Float[Array, " D"]:
+    """`log p(x_k)` at every position, in at least float32 (float64 logits stay float64)."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
+    return jnp.take_along_axis(log_probs, x[:, None], axis=-1)[:, 0]
+
+
 @typecheck
 def oa_ardm_terms(
     logits: Float[Array, "D K"], x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""]
@@ -48,10 +54,7 @@ def oa_ardm_terms(
         The [`eqdd.objectives.OATerms`][] of the module docstring.
     """
     num_positions = x.shape[0]
-    # At least float32 (bfloat16 logits are upcast; float64 ones are kept for exact checks).
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
-    log_p_x = jnp.take_along_axis(log_probs, x[:, None], axis=-1)[:, 0]
-    masked_sum = jnp.sum(jnp.where(sigma >= t, log_p_x, 0.0))
+    masked_sum = jnp.sum(jnp.where(sigma >= t, _log_prob_of(logits, x), 0.0))
     nelbo = -masked_sum / ((num_positions - t) * math.log(2.0))
     nce = -masked_sum / (num_positions * math.log(2.0))
     return OATerms(nelbo=nelbo, step_loss=nelbo / num_positions, nce=nce, t=t)
@@ -79,6 +82,75 @@ def oa_ardm_estimate(
     """
     logits = denoiser(absorbing.corrupt(x, sigma, t, absorbing_token), t)
     return oa_ardm_terms(logits, x, sigma, t)
+
+
+@typecheck
+def oa_ardm_policy_estimate(
+    denoiser: Denoiser,
+    x: Int[Array, " D"],
+    sigma: Int[Array, " D"],
+    policy: Int[Array, " P"],
+    segment: Int[Array, ""],
+    absorbing_token: int,
+) -> OATerms:
+    """Estimate the cost of generating with a policy (reference §4.4, "ELBO with policy").
+
+    Segment `j = segment` runs the network once at `t = b_j`; all masked positions are scored as for
+    the full-step bound, and the result is weighted by `(b_{j+1} - b_j)·P`. For a uniform segment
+    and order, the mean is `Σ_j (b_{j+1} - b_j)·L_{b_j}`, the policy's cost; with the policy
+    `0..D-1` this is the full-step estimator.
+
+    Arguments:
+        denoiser: the network.
+        x: the clean sequence.
+        sigma: the order.
+        policy: the `P` left boundaries (see [`eqdd.processes.absorbing.segments`][]).
+        segment: which segment, in `0..P-1`.
+        absorbing_token: the index of the absorbing token.
+
+    Returns:
+        [`eqdd.objectives.OATerms`][] whose `nelbo` is the policy estimate (bits per dimension) and
+        whose `step_loss` and `t` are `L_{b_j}` and `b_j`.
+    """
+    lefts, rights = absorbing.segments(policy, x.shape[0])
+    terms = oa_ardm_estimate(denoiser, x, sigma, lefts[segment], absorbing_token)
+    weight = (rights[segment] - lefts[segment]) * policy.shape[0]
+    return terms._replace(nelbo=terms.step_loss * weight)
+
+
+@typecheck
+def oa_ardm_policy_log_likelihood(
+    denoiser: Denoiser,
+    x: Int[Array, " D"],
+    sigma: Int[Array, " D"],
+    policy: Int[Array, " P"],
+    absorbing_token: int,
+) -> Float[Array, ""]:
+    """The exact code length of `x` under a fixed order and policy, `-log2 p(x | sigma, policy) / D`.
+
+    One network call per segment: segment `j` sees `x` where `sigma < b_j` and pays for the positions
+    with `b_j <= sigma < b_{j+1}`. This is the rate an entropy coder achieves (reference §4.4, §5).
+
+    Arguments:
+        denoiser: the network.
+        x: the clean sequence.
+        sigma: the order.
+        policy: the left boundaries.
+        absorbing_token: the index of the absorbing token.
+
+    Returns:
+        Bits per dimension.
+    """
+    num_positions = x.shape[0]
+    lefts, rights = absorbing.segments(policy, num_positions)
+
+    def add_segment(total, segment):
+        left, right = segment
+        log_p_x = _log_prob_of(denoiser(absorbing.corrupt(x, sigma, left, absorbing_token), left), x)
+        return total + jnp.sum(jnp.where((sigma >= left) & (sigma < right), log_p_x, 0.0)), None
+
+    total, _ = jax.lax.scan(add_segment, jnp.zeros(()), (lefts, rights))
+    return -total / (num_positions * math.log(2.0))
 
 
 class OAARDMObjective(eqx.Module):
@@ -109,6 +181,32 @@ class OAARDMObjective(eqx.Module):
         """
         sigma = absorbing.sample_order(key, x.shape[0])
         return oa_ardm_estimate(denoiser, x, sigma, t, self.absorbing_token)
+
+    @typecheck
+    def policy_estimate(
+        self,
+        denoiser: Denoiser,
+        x: Int[Array, " D"],
+        segment: Int[Array, ""],
+        key: PRNGKeyArray,
+        policy: Int[Array, " P"],
+    ) -> OATerms:
+        """The policy-cost estimate at a given segment, with a random order.
+
+        **Arguments:**
+
+        - `denoiser`: the network.
+        - `x`: one clean sequence.
+        - `segment`: the segment index, in `0..P-1`.
+        - `key`: a PRNG key for `sigma`.
+        - `policy`: the left boundaries.
+
+        **Returns:**
+
+        See [`eqdd.objectives.oa_ardm_policy_estimate`][].
+        """
+        sigma = absorbing.sample_order(key, x.shape[0])
+        return oa_ardm_policy_estimate(denoiser, x, sigma, policy, segment, self.absorbing_token)
 
     @typecheck
     def __call__(

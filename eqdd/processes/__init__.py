@@ -6,6 +6,7 @@ from eqdd.processes.absorbing import (
     revealed_mask,
     sample_order,
     sample_step,
+    segments,
 )
 
-__all__ = ["corrupt", "current_mask", "revealed_mask", "sample_order", "sample_step"]
+__all__ = ["corrupt", "current_mask", "revealed_mask", "sample_order", "sample_step", "segments"]

@@ -89,3 +89,22 @@ def corrupt(
         `x` where `sigma < t`, `absorbing` elsewhere.
     """
     return jnp.where(revealed_mask(sigma, t), x, jnp.asarray(absorbing, x.dtype))
+
+
+@typecheck
+def segments(policy: Int[Array, " P"], num_positions: int) -> tuple[Int[Array, " P"], Int[Array, " P"]]:
+    """The segments of a generation policy.
+
+    A policy is a strictly increasing array of left boundaries `0 = b_0 < … < b_{P-1} < D`; segment
+    `j` generates the positions with `b_j <= sigma < b_{j+1}` (with `b_P = D`) from one network call
+    at step `b_j`. The policy `0..D-1` is one position per call.
+
+    Arguments:
+        policy: the left boundaries.
+        num_positions: `D`.
+
+    Returns:
+        `(lefts, rights)`: the left boundaries and the (exclusive) right ones.
+    """
+    rights = jnp.concatenate([policy[1:], jnp.array([num_positions], policy.dtype)])
+    return policy, rights

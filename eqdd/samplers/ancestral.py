@@ -40,7 +40,7 @@ def sample_oa_ardm(
     """
     if policy is None:
         policy = jnp.arange(num_positions, dtype=jnp.int32)
-    rights = jnp.concatenate([policy[1:], jnp.array([num_positions], policy.dtype)])
+    lefts, rights = absorbing.segments(policy, num_positions)
     order_key, draw_key = jax.random.split(key)
     sigmas = jax.vmap(absorbing.sample_order, in_axes=(0, None))(
         jax.random.split(order_key, num_samples), num_positions
@@ -54,6 +54,6 @@ def sample_oa_ardm(
         return jnp.where(in_segment, draws, x), None
 
     start = jnp.full((num_samples, num_positions), absorbing_token, jnp.int32)
-    segments = (policy, rights, jax.random.split(draw_key, policy.shape[0]))
+    segments = (lefts, rights, jax.random.split(draw_key, policy.shape[0]))
     samples, _ = jax.lax.scan(generate_segment, start, segments)
     return samples

@@ -1,7 +1,7 @@
 """Training: the state, the step, checkpoints, the loop, evaluation and metrics."""
 
 from eqdd.train.checkpoint import Checkpointer
-from eqdd.train.evaluate import BoundReport, evaluate_bound
+from eqdd.train.evaluate import BoundReport, evaluate_bound, paired_difference
 from eqdd.train.loop import fit
 from eqdd.train.state import StepLosses, TrainState, make_optimizer
 from eqdd.train.step import make_train_step
@@ -15,4 +15,5 @@ __all__ = [
     "fit",
     "make_optimizer",
     "make_train_step",
+    "paired_difference",
 ]

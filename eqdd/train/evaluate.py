@@ -17,7 +17,9 @@ class BoundReport:
 
     `bpd` is the mean over every chunk and pass; `stderr` is the standard error of that mean across
     chunks (each chunk's passes averaged first). `step_losses[t]` is the mean `L_t` at step `t`
-    (bits per dimension per step; they sum to about `bpd`), `per_pass` the mean of each pass.
+    (bits per dimension per step; they sum to about `bpd`), `per_pass` the mean of each pass, and
+    `per_chunk` each chunk's mean over passes (for paired comparisons of two evaluations made with the
+    same key, see [`eqdd.train.paired_difference`][]).
     """
 
     bpd: float
@@ -25,6 +27,7 @@ class BoundReport:
     per_pass: tuple[float, ...]
     step_losses: np.ndarray
     num_chunks: int
+    per_chunk: np.ndarray
 
     def to_json(self) -> dict:
         return {
@@ -104,4 +107,18 @@ def evaluate_bound(
         per_pass=tuple(float(v) for v in nelbo.mean(axis=1)),
         step_losses=np.where(step_counts > 0, step_sums / np.maximum(step_counts, 1), np.nan),
         num_chunks=count,
+        per_chunk=per_chunk,
     )
+
+
+def paired_difference(a: BoundReport, b: BoundReport) -> tuple[float, float]:
+    """The mean of `a - b` over chunks and its standard error.
+
+    Evaluations made with the same key on the same chunks share orders and step offsets (common random
+    numbers), so chunk-to-chunk variation cancels and the difference is far more precise than the
+    two standard errors suggest.
+    """
+    if a.per_chunk.shape != b.per_chunk.shape:
+        raise ValueError(f"the reports cover different chunks: {a.num_chunks} and {b.num_chunks}")
+    difference = a.per_chunk - b.per_chunk
+    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(difference.size))

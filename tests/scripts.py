@@ -1,0 +1,33 @@
+"""Helpers for the tests of the scripts in experiments/ and benchmarks/."""
+
+import importlib.util
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A model and run small enough to train, evaluate and sample in seconds.
+TINY_RUN = (
+    "--width 16 --depth 1 --num-heads 2 --mlp-width 32 --warmup-steps 2 --log-every 1 --eval-passes 2 "
+    "--eval-batch-size 8 --no-progress"
+).split()
+
+
+def load_script(relative_path: str):
+    """Import a script of the repository (not a package) as a module."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_text8(directory: Path, seed: int = 0, length: int = 50_000) -> Path:
+    """A synthetic text8-format corpus of a few words, zipped as `text8.zip` in `directory`."""
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"]
+    text = " ".join(np.random.default_rng(seed).choice(words, length // 3))[:length]
+    with zipfile.ZipFile(directory / "text8.zip", "w") as archive:
+        archive.writestr("text8", text)
+    return directory
