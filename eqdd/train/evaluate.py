@@ -62,7 +62,9 @@ def evaluate_bound(
             dimension) and `terms.step_loss` (`L_t`).
         model: the (EMA) model.
         chunks: int array `(N, D)`.
-        num_steps: the number of steps of the process (`D` for an OA-ARDM).
+        num_steps: how many values the stratified index takes: the number of steps of the process
+            (`D` for an OA-ARDM's full bound), or the number of segments for a policy estimator
+            (then `step_losses` is indexed by segment).
         passes: how many passes over the split.
         batch_size: chunks per call; the last batch is padded, so there is one compilation.
         key: a PRNG key.
