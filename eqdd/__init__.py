@@ -2,10 +2,11 @@
 
 The packages follow the flow of data: `processes` (forward corruption, no parameters) ->
 `denoisers` (Equinox networks) -> `objectives` (losses and bounds, in bits) -> `train` (state,
-step, checkpoints, loop, evaluation); `samplers` run a denoiser backwards; `data` provides corpora.
+step, checkpoints, loop, evaluation); `samplers` run a denoiser backwards, `policy` plans their
+step budgets; `data` provides corpora.
 """
 
-from eqdd import config, data, denoisers, objectives, processes, samplers, train
+from eqdd import config, data, denoisers, objectives, policy, processes, samplers, train
 
 __version__ = "0.1.0"
-__all__ = ["config", "data", "denoisers", "objectives", "processes", "samplers", "train"]
+__all__ = ["config", "data", "denoisers", "objectives", "policy", "processes", "samplers", "train"]

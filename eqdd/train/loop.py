@@ -68,7 +68,9 @@ def fit(
                 now = time.perf_counter()
                 record = {"step": step, **values, "tokens_per_s": tokens_since / (now - clock)}
                 log.write(record)
-                bar.set_postfix(loss=f"{values['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.3g}")
+                bar.set_postfix(
+                    loss=f"{values['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.3g}", refresh=False
+                )
                 tokens_since, clock = 0, now
             if step % checkpoint_every == 0:
                 checkpointer.save(step, state, metadata())
