@@ -10,6 +10,7 @@ metrics.jsonl, training.png, results.json and samples.txt.
 
 import dataclasses
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -249,7 +250,12 @@ def main(argv=None) -> dict:
     return results
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # `kill` (SIGTERM) saves a checkpoint the way Ctrl-C does
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
     except (ConfigError, text8.Text8Error) as error:

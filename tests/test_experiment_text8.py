@@ -1,8 +1,10 @@
 """The main job end to end on a small synthetic text8-format corpus: run, resume, refuse bad input."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -100,3 +102,30 @@ def test_command_line_errors_exit_cleanly(tmp_path):
     )
     assert result.returncode != 0
     assert "error: --data-dir points to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_killed_process_saves_a_checkpoint_and_resumes(data_dir, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, str(SCRIPT), "--data-dir", str(data_dir), "--run-dir", str(run), *TINY]
+    process = subprocess.Popen(
+        [*command, "--num-steps", "100000", "--checkpoint-every", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 5) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "interrupted: the last checkpoint is kept" in stderr and "Traceback" not in stderr
+    from eqdd.train import Checkpointer
+
+    saved = Checkpointer(run / "checkpoints").latest_step()
+    assert saved is not None and saved >= 5  # the step it was killed at, not a periodic one
+    resumed = subprocess.run([*command, "--num-steps", str(saved + 2)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from the checkpoint at step {saved}" in resumed.stdout
+    assert json.loads((run / "results.json").read_text())["steps"] == saved + 2
