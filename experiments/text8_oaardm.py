@@ -24,7 +24,16 @@ from eqdd.data import pipeline, text8
 from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
 from eqdd.samplers import sample_oa_ardm
-from eqdd.train import Checkpointer, TrainState, evaluate_bound, fit, make_optimizer, make_train_step
+from eqdd.train import (
+    Checkpointer,
+    TrainState,
+    data_mesh,
+    evaluate_bound,
+    fit,
+    make_optimizer,
+    make_train_step,
+    replicate,
+)
 from eqdd.train.metrics import plot_training
 
 
@@ -185,11 +194,15 @@ def main(argv=None) -> dict:
             f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True
         )
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    mesh = data_mesh()
+    if config.batch_size % mesh.size:
+        raise ConfigError(f"--batch-size ({config.batch_size}) must be a multiple of the {mesh.size} devices")
+    state = replicate(state, mesh)
 
     start = time.perf_counter()
     state = fit(
         state,
-        make_train_step(objective, optimizer, config.ema_decay),
+        make_train_step(objective, optimizer, config.ema_decay, mesh),
         batches,
         num_steps=config.num_steps,
         checkpointer=checkpointer,

@@ -4,16 +4,18 @@ from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound, paired_difference
 from eqdd.train.loop import fit
 from eqdd.train.state import StepLosses, TrainState, make_optimizer
-from eqdd.train.step import make_train_step
+from eqdd.train.step import data_mesh, make_train_step, replicate
 
 __all__ = [
     "BoundReport",
     "Checkpointer",
     "StepLosses",
     "TrainState",
+    "data_mesh",
     "evaluate_bound",
     "fit",
     "make_optimizer",
     "make_train_step",
     "paired_difference",
+    "replicate",
 ]

@@ -23,19 +23,29 @@ class StepLosses(eqx.Module):
         return cls(jnp.zeros(num_steps, jnp.float32), jnp.zeros(num_steps, bool))
 
     @typecheck
-    def update(self, t: Int[Array, " B"], losses: Float[Array, " B"], momentum: float = 0.95) -> "StepLosses":
+    def update(
+        self,
+        t: Int[Array, " B"],
+        losses: Float[Array, " B"],
+        momentum: float = 0.95,
+        axis_name: str | None = None,
+    ) -> "StepLosses":
         """Fold one batch in: the batch mean at each observed step enters that step's average.
 
         Arguments:
             t: the step of each example.
             losses: the `L_t` estimate of each example.
             momentum: the weight of the old average.
+            axis_name: inside `shard_map`, the mesh axis the batch is split over; the batch means
+                are then taken over the whole global batch.
 
         Returns:
             The updated averages.
         """
         sums = jnp.zeros_like(self.values).at[t].add(losses)
         counts = jnp.zeros_like(self.values).at[t].add(1.0)
+        if axis_name is not None:
+            sums, counts = jax.lax.psum((sums, counts), axis_name)
         present = counts > 0
         batch_mean = sums / jnp.maximum(counts, 1.0)
         blended = jnp.where(self.seen, momentum * self.values + (1 - momentum) * batch_mean, batch_mean)

@@ -1,14 +1,40 @@
-"""The jitted training step: loss and gradient, clipping + AdamW, EMA and the `L_t` tracker."""
+"""The training step, data-parallel over a device mesh with `shard_map`.
+
+The batch (and one PRNG key per example) is split over the mesh axis `"data"`; parameters, optimiser
+state, EMA and the `L_t` tracker are replicated. Each device computes the mean loss of its shard and
+the gradient is taken of the `pmean` of those means, which under `shard_map`'s default `check_vma`
+is the exact gradient of the global mean loss (the tempting `pmean(grad(local loss))` is `N` times
+too large there: a replicated input's gradient is already summed over the axis). The same code runs
+on one device, where the mesh has one device.
+"""
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from eqdd.train.state import TrainState, ema_decay_at, update_ema
 
+DATA_AXIS = "data"
 
-def make_train_step(objective, optimizer: optax.GradientTransformation, ema_decay: float):
+
+def data_mesh(devices=None) -> Mesh:
+    """A one-axis mesh named `"data"` over `devices` (all local devices by default)."""
+    return Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
+
+
+def replicate(tree, mesh: Mesh):
+    """Place every array of `tree` on every device of `mesh` (e.g. a state just created or restored)."""
+    sharding = NamedSharding(mesh, P())
+    return jax.tree.map(lambda x: jax.device_put(x, sharding) if eqx.is_array(x) else x, tree)
+
+
+def make_train_step(
+    objective, optimizer: optax.GradientTransformation, ema_decay: float, mesh: Mesh | None = None
+):
     """Build `train_step(state, batch) -> (state, metrics)`.
 
     Arguments:
@@ -16,22 +42,25 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, ema_deca
             has per-example fields `t`, `step_loss`, `nelbo` and `nce`.
         optimizer: the optax transformation.
         ema_decay: the EMA decay of the evaluation parameters.
+        mesh: the device mesh with a `"data"` axis; by default all local devices
+            ([`eqdd.train.data_mesh`][]). The batch size must be a multiple of its size.
 
     Returns:
-        The jitted step. Its metrics are scalar means over the batch: `loss`, `nelbo` (bits per
-        dimension), `nce`, and the global norm of the gradient before clipping, `grad_norm`.
+        The jitted step. Its metrics are scalar means over the global batch: `loss`, `nelbo` (bits per
+        dimension), `nce`, and the global norm of the gradient before clipping, `grad_norm`. The
+        result does not depend on the number of devices (up to floating-point summation order).
     """
+    mesh = data_mesh() if mesh is None else mesh
+    num_devices = mesh.shape[DATA_AXIS]
 
-    @eqx.filter_jit
-    def train_step(state: TrainState, batch: jax.Array):
-        key, step_key = jax.random.split(state.key)
-        example_keys = jax.random.split(step_key, batch.shape[0])
+    def local_step(arrays, static, batch, example_keys):
+        state = eqx.combine(arrays, static)
 
-        def batch_loss(model):
+        def shard_loss(model):
             losses, terms = eqx.filter_vmap(objective, in_axes=(None, 0, 0))(model, batch, example_keys)
-            return jnp.mean(losses), terms
+            return jax.lax.pmean(jnp.mean(losses), DATA_AXIS), terms
 
-        (loss, terms), grads = eqx.filter_value_and_grad(batch_loss, has_aux=True)(state.model)
+        (loss, terms), grads = eqx.filter_value_and_grad(shard_loss, has_aux=True)(state.model)
         params = eqx.filter(state.model, eqx.is_array)
         updates, opt_state = optimizer.update(grads, state.opt_state, params)
         model = eqx.apply_updates(state.model, updates)
@@ -40,15 +69,34 @@ def make_train_step(objective, optimizer: optax.GradientTransformation, ema_deca
             ema_model=update_ema(state.ema_model, model, ema_decay_at(state.step, ema_decay)),
             opt_state=opt_state,
             step=state.step + 1,
-            key=key,
-            step_losses=state.step_losses.update(terms.t, terms.step_loss),
+            key=state.key,
+            step_losses=state.step_losses.update(terms.t, terms.step_loss, axis_name=DATA_AXIS),
         )
         metrics = {
             "loss": loss,
-            "nelbo": jnp.mean(terms.nelbo),
-            "nce": jnp.mean(terms.nce),
+            "nelbo": jax.lax.pmean(jnp.mean(terms.nelbo), DATA_AXIS),
+            "nce": jax.lax.pmean(jnp.mean(terms.nce), DATA_AXIS),
             "grad_norm": optax.tree.norm(grads),
         }
-        return new_state, metrics
+        return eqx.filter(new_state, eqx.is_array), metrics
+
+    @eqx.filter_jit
+    def train_step(state: TrainState, batch: jax.Array):
+        if batch.shape[0] % num_devices:
+            raise ValueError(
+                f"the batch size {batch.shape[0]} is not a multiple of the {num_devices} devices of the mesh"
+            )
+        key, step_key = jax.random.split(state.key)
+        example_keys = jax.random.split(step_key, batch.shape[0])
+        arrays, static = eqx.partition(state, eqx.is_array)
+        sharded = jax.shard_map(
+            lambda a, b, k: local_step(a, static, b, k),
+            mesh=mesh,
+            in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
+            out_specs=(P(), P()),
+        )
+        new_arrays, metrics = sharded(arrays, batch, example_keys)
+        new_state = eqx.combine(new_arrays, static)
+        return eqx.tree_at(lambda s: s.key, new_state, key), metrics
 
     return train_step
