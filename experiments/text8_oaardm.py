@@ -193,7 +193,8 @@ def main(argv=None) -> dict:
         print(
             f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True
         )
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    saved_config = dataclasses.asdict(config)
+    (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
     mesh = data_mesh()
     if config.batch_size % mesh.size:
         raise ConfigError(f"--batch-size ({config.batch_size}) must be a multiple of the {mesh.size} devices")
@@ -206,7 +207,7 @@ def main(argv=None) -> dict:
         batches,
         num_steps=config.num_steps,
         checkpointer=checkpointer,
-        metadata=lambda: {"config": dataclasses.asdict(config), "data_iterator": batches.get_state()},
+        metadata=lambda: {"config": saved_config, "data_iterator": batches.get_state()},
         metrics_path=run_dir / "metrics.jsonl",
         log_every=config.log_every,
         checkpoint_every=config.checkpoint_every,
@@ -256,7 +257,7 @@ def main(argv=None) -> dict:
         "train_step_losses": np.asarray(state.step_losses.values).tolist(),
         "steps": int(state.step),
         "seconds": {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds},
-        "config": dataclasses.asdict(config),
+        "config": saved_config,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     print(f"wrote {run_dir}/results.json, samples.txt, training.png, metrics.jsonl")
