@@ -22,6 +22,7 @@ import numpy as np
 from eqdd.config import ConfigError, fraction, non_negative, option, parse_config, positive
 from eqdd.data import pipeline, text8
 from eqdd.denoisers import Transformer
+from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
 from eqdd.objectives import OAARDMObjective
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import (
@@ -49,6 +50,9 @@ class Config:
     num_heads: int = option(4, "attention heads", positive)
     mlp_width: int = option(512, "hidden width of each MLP", positive)
     time_conditioning: bool = option(False, "feed the step t to the network (the paper's text8 net does not)")
+    attention: str = option(
+        DEFAULT_BACKEND, "attention backend (speed only; pallas runs interpreted on a CPU)", choices=BACKENDS
+    )
     batch_size: int = option(32, "training sequences per step", positive)
     num_steps: int = option(1200, "optimiser steps in total (resuming continues up to this)", positive)
     learning_rate: float = option(3e-3, "peak learning rate after warm-up", positive)
@@ -100,6 +104,7 @@ PRESETS = {
 }
 # Fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_CHANGES = {
+    "attention",
     "data_dir",
     "run_dir",
     "num_steps",
@@ -138,6 +143,7 @@ def build(config: Config, key: jax.Array):
         config.num_heads,
         config.mlp_width,
         config.time_conditioning,
+        config.attention,
         key=key,
     )
     objective = OAARDMObjective(text8.ABSORBING, config.ce_weight)
@@ -239,10 +245,14 @@ def main(argv=None) -> dict:
     )
 
     start = time.perf_counter()
-    samples = np.asarray(
-        eqx.filter_jit(sample_oa_ardm)(
-            state.ema_model, sample_key, config.num_samples, config.seq_len, text8.ABSORBING
+    samples = (
+        np.asarray(
+            eqx.filter_jit(sample_oa_ardm)(
+                state.ema_model, sample_key, config.num_samples, config.seq_len, text8.ABSORBING
+            )
         )
+        if config.num_samples
+        else []
     )
     sample_seconds = time.perf_counter() - start
     texts = [text8.decode(s) for s in samples]

@@ -31,8 +31,10 @@ from eqdd.train import (  # noqa: E402
 D, K, BATCH = 16, 5, 16
 
 
-def setup():
-    model = Transformer(K + 1, K, 16, 1, 2, 32, key=jax.random.PRNGKey(0))
+def setup(attention_backend="xla"):
+    model = Transformer(
+        K + 1, K, 16, 1, 2, 32, attention_backend=attention_backend, key=jax.random.PRNGKey(0)
+    )
     optimizer = make_optimizer(3e-3, 2, 1.0)
     return TrainState.create(model, optimizer, jax.random.PRNGKey(1), D), optimizer
 
@@ -47,8 +49,8 @@ def arrays(tree):
     return [np.asarray(x) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_array))]
 
 
-def run_steps(mesh, count):
-    state, optimizer = setup()
+def run_steps(mesh, count, attention_backend="xla"):
+    state, optimizer = setup(attention_backend)
     step = make_train_step(OAARDMObjective(K), optimizer, 0.9, mesh)
     state = replicate(state, mesh)
     source = batches()
@@ -61,13 +63,15 @@ def run_steps(mesh, count):
 
 def check_equivalence():
     assert len(jax.devices()) == 8, jax.devices()
-    sharded, sharded_metrics = run_steps(data_mesh(), 3)
     single, single_metrics = run_steps(data_mesh(jax.devices()[:1]), 3)
-    for a, b in zip(arrays(sharded), arrays(single), strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
-    for a, b in zip(sharded_metrics, single_metrics, strict=True):
-        for name in a:
-            np.testing.assert_allclose(a[name], b[name], rtol=1e-5)
+    # The same training on 8 devices, with the default attention and with the Pallas kernel.
+    for backend in ("xla", "pallas"):
+        sharded, sharded_metrics = run_steps(data_mesh(), 3, backend)
+        for a, b in zip(arrays(sharded), arrays(single), strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+        for a, b in zip(sharded_metrics, single_metrics, strict=True):
+            for name in a:
+                np.testing.assert_allclose(a[name], b[name], rtol=1e-5)
     try:  # a batch that does not split over the devices is refused
         make_train_step(OAARDMObjective(K), setup()[1], 0.9)(
             replicate(setup()[0], data_mesh()), np.zeros((12, D), np.int32)
@@ -79,8 +83,11 @@ def check_equivalence():
 
 
 def check_gradient_trap():
-    # The trap the training step avoids: under check_vma=True, pmean(grad(local loss)) is N times the
-    # true gradient; grad(pmean(local loss)) is exact.
+    # The gradient of a replicated parameter under shard_map, in the four ways one might write it.
+    # With check_vma=True (the default) a replicated input's gradient is already summed over the axis:
+    # pmean(grad(local loss)) is 8 times too large and grad(pmean(local loss)) is exact. With
+    # check_vma=False (the training step's setting) pmean(grad(local loss)) is exact and
+    # grad(pmean(local loss)) leaves every device with a different, wrong gradient.
     mesh = data_mesh()
     w = jnp.arange(3.0)
     x = jnp.arange(24.0).reshape(8, 3) / 10
@@ -88,21 +95,28 @@ def check_gradient_trap():
     def local_loss(w, x):
         return jnp.mean((x @ w) ** 2)
 
-    exact = jax.grad(local_loss)(w, x)
-    wrong = jax.shard_map(
-        lambda w, x: jax.lax.pmean(jax.grad(local_loss)(w, x), "data"),
-        mesh=mesh,
-        in_specs=(P(), P("data")),
-        out_specs=P(),
-    )(w, x)
-    right = jax.shard_map(
-        lambda w, x: jax.grad(lambda v: jax.lax.pmean(local_loss(v, x), "data"))(w),
-        mesh=mesh,
-        in_specs=(P(), P("data")),
-        out_specs=P(),
-    )(w, x)
-    np.testing.assert_allclose(right, exact, rtol=1e-6)
-    np.testing.assert_allclose(wrong, 8 * exact, rtol=1e-6)
+    def per_device(gradient, check_vma):
+        # Every device's own result, stacked, so that disagreement between devices shows.
+        return jax.shard_map(
+            lambda w, x: gradient(w, x)[None],
+            mesh=mesh,
+            in_specs=(P(), P("data")),
+            out_specs=P("data"),
+            check_vma=check_vma,
+        )(w, x)
+
+    def mean_of_grads(w, x):
+        return jax.lax.pmean(jax.grad(local_loss)(w, x), "data")
+
+    def grad_of_mean(w, x):
+        return jax.grad(lambda v: jax.lax.pmean(local_loss(v, x), "data"))(w)
+
+    exact = np.broadcast_to(jax.grad(local_loss)(w, x), (8, 3))
+    np.testing.assert_allclose(per_device(mean_of_grads, True), 8 * exact, rtol=1e-6)
+    np.testing.assert_allclose(per_device(grad_of_mean, True), exact, rtol=1e-6)
+    np.testing.assert_allclose(per_device(mean_of_grads, False), exact, rtol=1e-6)
+    wrong = np.asarray(per_device(grad_of_mean, False))
+    assert not np.allclose(wrong, exact, rtol=1e-2) and not np.allclose(wrong, wrong[0], rtol=1e-2)
 
 
 def check_long_loop(directory):

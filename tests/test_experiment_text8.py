@@ -57,6 +57,15 @@ def test_resuming_with_a_different_model_is_refused(data_dir, tmp_path):
         experiment.main([*common, "--width", "32"])
 
 
+def test_every_attention_backend_trains_the_same_model(data_dir, tmp_path):
+    common = ["--data-dir", str(data_dir), *TINY, "--num-steps", "3", "--num-samples", "0"]
+    default = experiment.main([*common, "--run-dir", str(tmp_path / "xla")])
+    assert default["config"]["attention"] == "xla"
+    for backend in ("reference", "pallas"):
+        other = experiment.main([*common, "--run-dir", str(tmp_path / backend), "--attention", backend])
+        assert other["test"]["bpd"] == pytest.approx(default["test"]["bpd"], abs=1e-4), backend
+
+
 def test_bad_values_are_refused_with_the_flag_to_change():
     with pytest.raises(ConfigError) as error:
         experiment.main(["--learning-rate", "-1", "--width", "30", "--num-heads", "4", "--ema-decay", "1.5"])

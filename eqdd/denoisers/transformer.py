@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd._typing import typecheck
-from eqdd.denoisers.attention import dot_product_attention
+from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND, dot_product_attention
 from eqdd.denoisers.embeddings import sinusoidal_features
 
 
@@ -38,8 +38,11 @@ class Block(eqx.Module):
     mlp_in: eqx.nn.Linear
     mlp_out: eqx.nn.Linear
     num_heads: int = eqx.field(static=True)
+    attention_backend: str = eqx.field(static=True)
 
-    def __init__(self, width: int, num_heads: int, mlp_width: int, *, key: PRNGKeyArray):
+    def __init__(
+        self, width: int, num_heads: int, mlp_width: int, attention_backend: str, *, key: PRNGKeyArray
+    ):
         keys = jax.random.split(key, 4)
         self.attention_norm = eqx.nn.LayerNorm(width)
         self.qkv = _dense(width, 3 * width, use_bias=False, key=keys[0])
@@ -48,11 +51,13 @@ class Block(eqx.Module):
         self.mlp_in = _dense(width, mlp_width, use_bias=True, key=keys[2])
         self.mlp_out = _dense(mlp_width, width, use_bias=True, key=keys[3])
         self.num_heads = num_heads
+        self.attention_backend = attention_backend
 
     def __call__(self, h: Float[Array, "S C"]) -> Float[Array, "S C"]:
         qkv = _per_position(self.qkv, _per_position(self.attention_norm, h))
         q, k, v = einops.rearrange(qkv, "s (n h e) -> n s h e", n=3, h=self.num_heads)
-        attended = einops.rearrange(dot_product_attention(q, k, v), "s h e -> s (h e)")
+        attended = dot_product_attention(q, k, v, backend=self.attention_backend)
+        attended = einops.rearrange(attended, "s h e -> s (h e)")
         h = h + _per_position(self.out, attended)
         hidden = jax.nn.gelu(_per_position(self.mlp_in, _per_position(self.mlp_norm, h)))
         return h + _per_position(self.mlp_out, hidden)
@@ -82,6 +87,7 @@ class Transformer(eqx.Module):
         num_heads: int,
         mlp_width: int,
         time_conditioning: bool = False,
+        attention_backend: str = DEFAULT_BACKEND,
         *,
         key: PRNGKeyArray,
     ):
@@ -94,10 +100,16 @@ class Transformer(eqx.Module):
         - `num_heads`: attention heads per block.
         - `mlp_width`: the hidden width of each block's MLP.
         - `time_conditioning`: whether to embed the step `t`.
+        - `attention_backend`: one of `eqdd.denoisers.attention.BACKENDS`; it changes the speed, not
+          the function, so parameters trained with one backend run with any other.
         - `key`: a PRNG key for the initialisation.
         """
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+        if attention_backend not in BACKENDS:
+            raise ValueError(
+                f"unknown attention backend {attention_backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
         embed_key, time_key1, time_key2, head_key, *block_keys = jax.random.split(key, 4 + depth)
         self.token_embedding = eqx.nn.Embedding(num_input_classes, width, key=embed_key)
         self.time_mlp = (
@@ -108,7 +120,7 @@ class Transformer(eqx.Module):
             if time_conditioning
             else None
         )
-        self.blocks = tuple(Block(width, num_heads, mlp_width, key=k) for k in block_keys)
+        self.blocks = tuple(Block(width, num_heads, mlp_width, attention_backend, key=k) for k in block_keys)
         self.final_norm = eqx.nn.LayerNorm(width)
         self.head = _dense(width, num_classes, use_bias=True, key=head_key)
 

@@ -1,11 +1,15 @@
 """The training step, data-parallel over a device mesh with `shard_map`.
 
 The batch (and one PRNG key per example) is split over the mesh axis `"data"`; parameters, optimiser
-state, EMA and the `L_t` tracker are replicated. Each device computes the mean loss of its shard and
-the gradient is taken of the `pmean` of those means, which under `shard_map`'s default `check_vma`
-is the exact gradient of the global mean loss (the tempting `pmean(grad(local loss))` is `N` times
-too large there: a replicated input's gradient is already summed over the axis). The same code runs
-on one device, where the mesh has one device.
+state, EMA and the `L_t` tracker are replicated. Each device takes the gradient of the mean loss of
+its shard, and the gradients are averaged with `pmean`: the exact gradient of the global mean loss.
+
+The `shard_map` runs with `check_vma=False`, because Pallas's interpreter (the attention kernel on a
+CPU) cannot trace under the default `check_vma=True` (seen with jax 0.10.2). The gradient rule depends on
+that setting: under `check_vma=True` a replicated input's gradient is already summed over the axis,
+so `pmean(grad(local loss))` would be `N` times too large and `grad(pmean(local loss))` is exact;
+under `check_vma=False` it is the other way round (`tests/sharded_checks.py` pins all four cases). The
+same code runs on one device, where the mesh has one device.
 """
 
 import equinox as eqx
@@ -58,9 +62,10 @@ def make_train_step(
 
         def shard_loss(model):
             losses, terms = eqx.filter_vmap(objective, in_axes=(None, 0, 0))(model, batch, example_keys)
-            return jax.lax.pmean(jnp.mean(losses), DATA_AXIS), terms
+            return jnp.mean(losses), terms
 
         (loss, terms), grads = eqx.filter_value_and_grad(shard_loss, has_aux=True)(state.model)
+        loss, grads = jax.lax.pmean((loss, grads), DATA_AXIS)
         params = eqx.filter(state.model, eqx.is_array)
         updates, opt_state = optimizer.update(grads, state.opt_state, params)
         model = eqx.apply_updates(state.model, updates)
@@ -94,6 +99,7 @@ def make_train_step(
             mesh=mesh,
             in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
             out_specs=(P(), P()),
+            check_vma=False,
         )
         new_arrays, metrics = sharded(arrays, batch, example_keys)
         new_state = eqx.combine(new_arrays, static)
