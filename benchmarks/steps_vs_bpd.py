@@ -14,7 +14,6 @@ is per sample with the DP policy, after compilation. Writes results.json and ste
 
 import argparse
 import functools
-import importlib.util
 import json
 import sys
 import time
@@ -30,15 +29,10 @@ from eqdd.data import pipeline, text8
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import evaluate_bound, paired_difference
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scripts import load_experiment  # noqa: E402
+
 PAPER = {"full 250 steps": 1.43, "20 DP steps": 1.51}  # text8 test bpc, standard split (Table 1)
-
-
-def _experiment():
-    spec = importlib.util.spec_from_file_location("text8_oaardm", ROOT / "experiments" / "text8_oaardm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,7 +144,7 @@ def plot(rows, full_bpd, out_path: Path, title: str) -> None:
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
-    experiment = _experiment()
+    experiment = load_experiment("text8_oaardm")
     run_dir = Path(args.checkpoint)
     try:
         config, state, objective = experiment.load_run(run_dir)

@@ -72,6 +72,9 @@ class Config:
         0, "seed for initialisation, data order, training, evaluation and sampling", non_negative
     )
     progress: bool = option(True, "show progress bars")
+    distributed: bool = option(
+        False, "multi-host: call jax.distributed.initialize() first, on every host (see the README)"
+    )
 
     def cross_checks(self) -> list[str]:
         problems = []
@@ -106,6 +109,7 @@ PRESETS = {
 RESUMABLE_CHANGES = {
     "attention",
     "data_dir",
+    "distributed",
     "run_dir",
     "num_steps",
     "log_every",
@@ -177,6 +181,10 @@ def load_run(run_dir: str | Path) -> tuple[Config, TrainState, OAARDMObjective]:
 
 def main(argv=None) -> dict:
     config = parse_config(Config, argv, PRESETS, "cpu", __doc__.split("\n\n")[0])
+    if config.distributed:
+        jax.distributed.initialize()
+    # Every process trains; the first one writes the files (checkpoints are written by all, via orbax).
+    writes = jax.process_index() == 0
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     splits = text8.load(config.data_dir)
@@ -200,7 +208,8 @@ def main(argv=None) -> dict:
             f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True
         )
     saved_config = dataclasses.asdict(config)
-    (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
+    if writes:
+        (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
     mesh = data_mesh()
     if config.batch_size % mesh.size:
         raise ConfigError(f"--batch-size ({config.batch_size}) must be a multiple of the {mesh.size} devices")
@@ -256,11 +265,9 @@ def main(argv=None) -> dict:
     )
     sample_seconds = time.perf_counter() - start
     texts = [text8.decode(s) for s in samples]
-    (run_dir / "samples.txt").write_text("".join(t + "\n" for t in texts))
     for i, t in enumerate(texts):
         print(f"sample {i}: {t}")
 
-    plot_training(run_dir / "metrics.jsonl", report.step_losses, run_dir / "training.png")
     results = {
         "corpus": splits.describe(),
         "test": report.to_json(),
@@ -269,7 +276,10 @@ def main(argv=None) -> dict:
         "seconds": {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds},
         "config": saved_config,
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    if writes:
+        (run_dir / "samples.txt").write_text("".join(t + "\n" for t in texts))
+        plot_training(run_dir / "metrics.jsonl", report.step_losses, run_dir / "training.png")
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     print(f"wrote {run_dir}/results.json, samples.txt, training.png, metrics.jsonl")
     return results
 

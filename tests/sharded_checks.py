@@ -1,6 +1,6 @@
 """Multi-device checks, run by tests/test_sharding.py in fresh processes with simulated CPU devices.
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_checks.py CHECK [DIR]
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_checks.py CHECK [ARGS]
 
 Each check raises (non-zero exit) when it fails and prints `ok CHECK` when it passes.
 """
@@ -119,9 +119,9 @@ def check_gradient_trap():
     assert not np.allclose(wrong, exact, rtol=1e-2) and not np.allclose(wrong, wrong[0], rtol=1e-2)
 
 
-def check_long_loop(directory):
-    # jaxlib 0.10.2 aborts multi-device CPU loops that dispatch many collective steps without
-    # synchronising; the training loop reads every step's metrics back, so 200 steps complete.
+def train_and_save(directory, num_steps, checkpoint_every):
+    """Train on every device of every process with the loop, checkpointing; the first process keeps
+    the final arrays in expected.npz for check_restore."""
     mesh = data_mesh()
     state, optimizer = setup()
     step = make_train_step(OAARDMObjective(K), optimizer, 0.9, mesh)
@@ -130,25 +130,47 @@ def check_long_loop(directory):
         replicate(state, mesh),
         step,
         batches(),
-        num_steps=200,
+        num_steps=num_steps,
         checkpointer=checkpointer,
         metadata=lambda: {},
         metrics_path=Path(directory) / "metrics.jsonl",
-        log_every=50,
-        checkpoint_every=100,
+        log_every=1,
+        checkpoint_every=checkpoint_every,
         progress=False,
     )
     checkpointer.close()
-    assert int(state.step) == 200
-    np.savez(Path(directory) / "expected.npz", *arrays(state))
+    assert int(state.step) == num_steps
+    if jax.process_index() == 0:
+        np.savez(Path(directory) / "expected.npz", *arrays(state), step=num_steps)
+    return state
+
+
+def check_long_loop(directory):
+    # jaxlib 0.10.2 aborts multi-device CPU loops that dispatch many collective steps without
+    # synchronising; the training loop reads every step's metrics back, so 200 steps complete.
+    train_and_save(directory, 200, 100)
+
+
+def check_multiprocess(process_id, port, directory):
+    # Two processes with two CPU devices each, started the way the README says (gloo collectives on a
+    # CPU): the 4-device run equals a single-device run of the same global batches, and its
+    # checkpoint (written by both processes through orbax) restores elsewhere (check_restore).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=int(process_id))
+    assert jax.process_count() == 2 and len(jax.devices()) == 4, jax.devices()
+    state = train_and_save(directory, 5, 5)
+    single, _ = run_steps(data_mesh(jax.local_devices()[:1]), 5)
+    for a, b in zip(arrays(state), arrays(single), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
 
 
 def check_restore(directory):
-    # A checkpoint written by the 8-device run restores here (1 or 4 devices) and trains on.
+    # A checkpoint written by a run on more devices (or processes) restores here and trains on.
     expected = np.load(Path(directory) / "expected.npz")
     template, optimizer = setup()
     checkpointer = Checkpointer(Path(directory) / "ckpt")
-    assert checkpointer.latest_step() == 200
+    saved_step = int(expected["step"])
+    assert checkpointer.latest_step() == saved_step
     state, _ = checkpointer.restore(template)
     checkpointer.close()
     for i, leaf in enumerate(arrays(state)):
@@ -157,7 +179,7 @@ def check_restore(directory):
     state, metrics = make_train_step(OAARDMObjective(K), optimizer, 0.9, mesh)(
         replicate(state, mesh), next(batches())
     )
-    assert int(state.step) == 201 and np.isfinite(float(metrics["loss"]))
+    assert int(state.step) == saved_step + 1 and np.isfinite(float(metrics["loss"]))
 
 
 if __name__ == "__main__":
@@ -166,6 +188,7 @@ if __name__ == "__main__":
         "equivalence": check_equivalence,
         "gradient_trap": check_gradient_trap,
         "long_loop": check_long_loop,
+        "multiprocess": check_multiprocess,
         "restore": check_restore,
     }[name](*rest)
     print(f"ok {name} on {len(jax.devices())} devices")

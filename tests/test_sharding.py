@@ -2,6 +2,7 @@
 since the device count is fixed when JAX starts)."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 CHECKS = Path(__file__).with_name("sharded_checks.py")
 
 
-def _run(devices: int, *args: str) -> str:
+def _environment(devices: int) -> dict[str, str]:
     env = dict(os.environ)
     # A hang in a collective fails in 60 s instead of blocking the suite.
     env["XLA_FLAGS"] = (
@@ -19,6 +20,11 @@ def _run(devices: int, *args: str) -> str:
         "--xla_cpu_collective_call_terminate_timeout_seconds=60"
     )
     env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def _run(devices: int, *args: str) -> str:
+    env = _environment(devices)
     result = subprocess.run([sys.executable, str(CHECKS), *args], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -46,3 +52,26 @@ def test_a_long_multi_device_loop_completes(eight_device_run):
 @pytest.mark.parametrize("devices", [1, 4])
 def test_a_checkpoint_from_8_devices_restores_on_fewer(eight_device_run, devices):
     assert f"ok restore on {devices} devices" in _run(devices, "restore", str(eight_device_run))
+
+
+def test_two_processes_train_like_one_device_and_their_checkpoint_restores(tmp_path):
+    with socket.socket() as probe:  # a free port for the coordinator
+        probe.bind(("localhost", 0))
+        port = str(probe.getsockname()[1])
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(CHECKS), "multiprocess", str(rank), port, str(tmp_path)],
+            env=_environment(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output
+        assert "ok multiprocess on 4 devices" in output
+    # The first process alone wrote the metrics: one record per step.
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5
+    assert "ok restore on 1 devices" in _run(1, "restore", str(tmp_path))

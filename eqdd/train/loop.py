@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from eqdd._progress import progress as progress_bar
@@ -40,7 +41,7 @@ def fit(
         checkpointer: where checkpoints go.
         metadata: returns the JSON metadata to store with a checkpoint (data iterator state, config…),
             called at save time.
-        metrics_path: the JSON-lines metrics file.
+        metrics_path: the JSON-lines metrics file (written by the first process only).
         log_every: write a metrics record every this many steps.
         checkpoint_every: save every this many steps.
         progress: show a progress bar.
@@ -49,7 +50,7 @@ def fit(
         The final state.
     """
     start = int(state.step)
-    log = MetricsLog(metrics_path, start)
+    log = MetricsLog(metrics_path if jax.process_index() == 0 else None, start)
     bar = progress_bar(num_steps, "training", "step", progress, initial=start)
     tokens_since, clock = 0, time.perf_counter()
     saved_at = start

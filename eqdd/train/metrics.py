@@ -11,10 +11,14 @@ class MetricsLog:
     """Append-only JSON-lines metrics that survive a resume.
 
     Opening the log at `start_step` drops lines logged after it by a run that was killed before its
-    next checkpoint, so the file always describes one consistent history.
+    next checkpoint, so the file always describes one consistent history. With `path=None` (on the
+    processes of a multi-host run that do not write files) it writes nothing.
     """
 
-    def __init__(self, path: str | Path, start_step: int):
+    def __init__(self, path: str | Path | None, start_step: int):
+        self._file = None
+        if path is None:
+            return
         self.path = Path(path)
         kept = []
         if self.path.exists():
@@ -27,11 +31,13 @@ class MetricsLog:
         self._file = open(self.path, "a")
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -4,6 +4,10 @@ The batch (and one PRNG key per example) is split over the mesh axis `"data"`; p
 state, EMA and the `L_t` tracker are replicated. Each device takes the gradient of the mean loss of
 its shard, and the gradients are averaged with `pmean`: the exact gradient of the global mean loss.
 
+With several processes (multi-host, after `jax.distributed.initialize()`), every process draws the
+same global batch and contributes the rows that belong to its devices ([`global_batch`][]), so the
+result does not depend on the number of processes either.
+
 The `shard_map` runs with `check_vma=False`, because Pallas's interpreter (the attention kernel on a
 CPU) cannot trace under the default `check_vma=True` (seen with jax 0.10.2). The gradient rule depends on
 that setting: under `check_vma=True` a replicated input's gradient is already summed over the axis,
@@ -11,6 +15,9 @@ so `pmean(grad(local loss))` would be `N` times too large and `grad(pmean(local 
 under `check_vma=False` it is the other way round (`tests/sharded_checks.py` pins all four cases). The
 same code runs on one device, where the mesh has one device.
 """
+
+import dataclasses
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -26,7 +33,8 @@ DATA_AXIS = "data"
 
 
 def data_mesh(devices=None) -> Mesh:
-    """A one-axis mesh named `"data"` over `devices` (all local devices by default)."""
+    """A one-axis mesh named `"data"` over `devices` (by default `jax.devices()`: every device of every
+    process, each process's devices together)."""
     return Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
 
 
@@ -36,9 +44,49 @@ def replicate(tree, mesh: Mesh):
     return jax.tree.map(lambda x: jax.device_put(x, sharding) if eqx.is_array(x) else x, tree)
 
 
+def global_batch(batch: np.ndarray | jax.Array, mesh: Mesh) -> jax.Array:
+    """The global batch as one array split over the mesh's `"data"` axis.
+
+    Every process passes the same global batch; each contributes the rows of its own devices (with one
+    process, all of them); the mesh must list each process's devices together, as [`data_mesh`][]
+    does.
+
+    Raises:
+        ValueError: when the batch does not split evenly over the devices.
+    """
+    num_devices = mesh.shape[DATA_AXIS]
+    if batch.shape[0] % num_devices:
+        raise ValueError(
+            f"the batch size {batch.shape[0]} is not a multiple of the {num_devices} devices of the mesh"
+        )
+    sharding = NamedSharding(mesh, P(DATA_AXIS))
+    if isinstance(batch, jax.Array) and batch.sharding == sharding:
+        return batch
+    # This process's devices sit together in the mesh; it provides the rows that land on them.
+    mine = [i for i, d in enumerate(mesh.devices.flat) if d.process_index == jax.process_index()]
+    rows = batch.shape[0] // num_devices
+    local = np.asarray(batch)[mine[0] * rows : (mine[-1] + 1) * rows]
+    return jax.make_array_from_process_local_data(sharding, local, batch.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainStep:
+    """`train_step(state, batch) -> (state, metrics)`: the jitted step, fed the global batch."""
+
+    jitted: Callable
+    mesh: Mesh
+
+    def __call__(self, state: TrainState, batch: np.ndarray | jax.Array):
+        return self.jitted(state, global_batch(batch, self.mesh))
+
+    def lower(self, state: TrainState, batch: np.ndarray | jax.Array):
+        """The lowered computation (e.g. `.compile().compiled.memory_analysis()`)."""
+        return self.jitted.lower(state, global_batch(batch, self.mesh))
+
+
 def make_train_step(
     objective, optimizer: optax.GradientTransformation, ema_decay: float, mesh: Mesh | None = None
-):
+) -> TrainStep:
     """Build `train_step(state, batch) -> (state, metrics)`.
 
     Arguments:
@@ -46,16 +94,16 @@ def make_train_step(
             has per-example fields `t`, `step_loss`, `nelbo` and `nce`.
         optimizer: the optax transformation.
         ema_decay: the EMA decay of the evaluation parameters.
-        mesh: the device mesh with a `"data"` axis; by default all local devices
+        mesh: the device mesh with a `"data"` axis; by default all devices of all processes
             ([`eqdd.train.data_mesh`][]). The batch size must be a multiple of its size.
 
     Returns:
-        The jitted step. Its metrics are scalar means over the global batch: `loss`, `nelbo` (bits per
-        dimension), `nce`, and the global norm of the gradient before clipping, `grad_norm`. The
-        result does not depend on the number of devices (up to floating-point summation order).
+        The step, a [`TrainStep`][]; every process passes it the same global batch. Its metrics are
+        scalar means over the global batch: `loss`, `nelbo` (bits per dimension), `nce`, and the
+        global norm of the gradient before clipping, `grad_norm`. The result does not depend on the
+        number of devices or processes (up to floating-point summation order).
     """
     mesh = data_mesh() if mesh is None else mesh
-    num_devices = mesh.shape[DATA_AXIS]
 
     def local_step(arrays, static, batch, example_keys):
         state = eqx.combine(arrays, static)
@@ -87,10 +135,6 @@ def make_train_step(
 
     @eqx.filter_jit
     def train_step(state: TrainState, batch: jax.Array):
-        if batch.shape[0] % num_devices:
-            raise ValueError(
-                f"the batch size {batch.shape[0]} is not a multiple of the {num_devices} devices of the mesh"
-            )
         key, step_key = jax.random.split(state.key)
         example_keys = jax.random.split(step_key, batch.shape[0])
         arrays, static = eqx.partition(state, eqx.is_array)
@@ -105,4 +149,4 @@ def make_train_step(
         new_state = eqx.combine(new_arrays, static)
         return eqx.tree_at(lambda s: s.key, new_state, key), metrics
 
-    return train_step
+    return TrainStep(train_step, mesh)
