@@ -58,12 +58,22 @@ def _parser() -> argparse.ArgumentParser:
         help="batch size for the paper preset (its own 512 does not fit a CPU step in minutes; "
         "default here: %(default)s)",
     )
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps (default: %(default)s)")
-    parser.add_argument("--num-samples", type=int, default=4, help="sequences per sampling call (default: 4)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=5 if on_gpu else 2,
+        help="timed training steps (default here: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-samples",
+        type=int,
+        default=8 if on_gpu else 2,
+        help="sequences sampled (default here: %(default)s)",
+    )
     parser.add_argument(
         "--sample-calls",
         type=int,
-        default=250 if on_gpu else 25,
+        default=250 if on_gpu else 10,
         help="network calls per sampling run (equally spaced policy; 250 = one per step; default here: "
         "%(default)s)",
     )
