@@ -31,6 +31,7 @@ from eqdd.train import (
     data_mesh,
     evaluate_bound,
     fit,
+    initialize_distributed,
     make_optimizer,
     make_train_step,
     replicate,
@@ -73,7 +74,7 @@ class Config:
     )
     progress: bool = option(True, "show progress bars")
     distributed: bool = option(
-        False, "multi-host: call jax.distributed.initialize() first, on every host (see the README)"
+        False, "multi-host: start JAX's distributed runtime first, on every host (see the README)"
     )
 
     def cross_checks(self) -> list[str]:
@@ -182,7 +183,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, TrainState, OAARDMObjective]:
 def main(argv=None) -> dict:
     config = parse_config(Config, argv, PRESETS, "cpu", __doc__.split("\n\n")[0])
     if config.distributed:
-        jax.distributed.initialize()
+        initialize_distributed()
     # Every process trains; the first one writes the files (checkpoints are written by all, via orbax).
     writes = jax.process_index() == 0
     run_dir = Path(config.run_dir)

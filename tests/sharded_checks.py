@@ -23,6 +23,7 @@ from eqdd.train import (  # noqa: E402
     TrainState,
     data_mesh,
     fit,
+    initialize_distributed,
     make_optimizer,
     make_train_step,
     replicate,
@@ -151,12 +152,11 @@ def check_long_loop(directory):
     train_and_save(directory, 200, 100)
 
 
-def check_multiprocess(process_id, port, directory):
-    # Two processes with two CPU devices each, started the way the README says (gloo collectives on a
-    # CPU): the 4-device run equals a single-device run of the same global batches, and its
-    # checkpoint (written by both processes through orbax) restores elsewhere (check_restore).
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=int(process_id))
+def check_multiprocess(directory):
+    # Two processes with two CPU devices each, started the way the README says (JAX_COORDINATOR_ADDRESS,
+    # JAX_NUM_PROCESSES, JAX_PROCESS_ID): the 4-device run equals a single-device run of the same global
+    # batches, and its checkpoint (written by both processes through orbax) restores elsewhere.
+    initialize_distributed()
     assert jax.process_count() == 2 and len(jax.devices()) == 4, jax.devices()
     state = train_and_save(directory, 5, 5)
     single, _ = run_steps(data_mesh(jax.local_devices()[:1]), 5)

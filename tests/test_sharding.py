@@ -60,8 +60,13 @@ def test_two_processes_train_like_one_device_and_their_checkpoint_restores(tmp_p
         port = str(probe.getsockname()[1])
     processes = [
         subprocess.Popen(
-            [sys.executable, str(CHECKS), "multiprocess", str(rank), port, str(tmp_path)],
-            env=_environment(2),
+            [sys.executable, str(CHECKS), "multiprocess", str(tmp_path)],
+            env={
+                **_environment(2),
+                "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+                "JAX_NUM_PROCESSES": "2",
+                "JAX_PROCESS_ID": str(rank),
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -4,7 +4,7 @@ from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound, paired_difference
 from eqdd.train.loop import fit
 from eqdd.train.state import StepLosses, TrainState, make_optimizer
-from eqdd.train.step import data_mesh, make_train_step, replicate
+from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
 
 __all__ = [
     "BoundReport",
@@ -14,6 +14,7 @@ __all__ = [
     "data_mesh",
     "evaluate_bound",
     "fit",
+    "initialize_distributed",
     "make_optimizer",
     "make_train_step",
     "paired_difference",

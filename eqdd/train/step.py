@@ -17,6 +17,7 @@ same code runs on one device, where the mesh has one device.
 """
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 import equinox as eqx
@@ -30,6 +31,23 @@ from jax.sharding import PartitionSpec as P
 from eqdd.train.state import TrainState, ema_decay_at, update_ema
 
 DATA_AXIS = "data"
+
+
+def initialize_distributed() -> None:
+    """Start JAX's multi-process runtime; call it on every host before anything touches a device.
+
+    On Slurm, Open MPI, Kubernetes and Cloud TPU, JAX finds the coordinator and each process's rank by
+    itself. Elsewhere set, on every host, `JAX_COORDINATOR_ADDRESS=host0:port` (read by JAX) and
+    `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` (read here). CPU collectives between processes go through
+    gloo.
+    """
+    ranks = {
+        name: int(os.environ[variable])
+        for name, variable in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID"))
+        if variable in os.environ
+    }
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**ranks)
 
 
 def data_mesh(devices=None) -> Mesh:
