@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eqdd.processes import glauber
+
 
 def all_states(num_positions: int, num_classes: int) -> np.ndarray:
     """Every sequence in `{0..K-1}^D`, shape `(K^D, D)`, in lexicographic order."""
@@ -68,3 +70,154 @@ def all_policies(num_steps: int, budget: int):
     """Every policy with `budget` segments over `num_steps` steps (brute force)."""
     for rest in itertools.combinations(range(1, num_steps), budget - 1):
         yield np.array((0, *rest))
+
+
+def glauber_site_kernel(kernel: str, kappa: float, vocab_law: np.ndarray) -> np.ndarray:
+    """`P[a, b] = P(x_{t+1}^i = b | x_t^i = a)` of the GGM forward step, built from the draw `z ~ Π`.
+
+    `Π` puts `κ` on `φ` and `(1 - κ)·u` on the tokens. Flip: `z = φ` keeps `a`, a token `z` replaces it
+    (`K = V` classes). Replace: `z` is always written, `φ` as class `V` (`K = V + 1`).
+    """
+    vocab_size = len(vocab_law)
+    pi = np.append((1 - kappa) * np.asarray(vocab_law, np.float64), kappa)
+    if kernel == "replace":
+        return np.tile(pi, (vocab_size + 1, 1))
+    kernel_matrix = np.tile(pi[:vocab_size], (vocab_size, 1))
+    kernel_matrix[np.arange(vocab_size), np.arange(vocab_size)] += pi[vocab_size]
+    return kernel_matrix
+
+
+def embed_law(law: np.ndarray, num_positions: int, vocab_size: int, num_classes: int) -> np.ndarray:
+    """A law over `{0..V-1}^L` as a law over `{0..K-1}^L` (no mass on states holding a class `>= V`)."""
+    embedded = np.zeros(num_classes**num_positions)
+    embedded[state_index(all_states(num_positions, vocab_size), num_classes)] = law
+    return embedded
+
+
+def glauber_forward_laws(
+    law0: np.ndarray, positions, site_kernel: np.ndarray, num_positions: int
+) -> np.ndarray:
+    """The exact laws of `x_0, …, x_T` over `{0..K-1}^L`, applying the site kernel at `positions[t]`."""
+    num_classes = site_kernel.shape[0]
+    states = all_states(num_positions, num_classes)
+    laws = [np.asarray(law0, np.float64)]
+    for i in positions:
+        new = np.zeros_like(laws[-1])
+        for b in range(num_classes):
+            target = states.copy()
+            target[:, i] = b
+            np.add.at(new, state_index(target, num_classes), laws[-1] * site_kernel[states[:, i], b])
+        laws.append(new)
+    return np.array(laws)
+
+
+def glauber_bayes_logits(
+    law_t: np.ndarray, i: int, kernel: str, kappa: float, vocab_law: np.ndarray, num_positions: int
+) -> np.ndarray:
+    """The Bayes-optimal GGM classifier at one step, from the exact law of `x_t`.
+
+    Row `state_index(input, K + 1)` holds the logits for the input `x_t` with position `i` set to the query
+    token `K`; logit `b` is `log P(label 1, shown b | s) - log P(label 0, shown b | s)`. Flip: label 1 is a
+    kept token (`z = φ`, mass `κ` on `b = x_t^i`), label 0 a noise token (mass `(1 - κ)·u(b)`). Replace:
+    label 1 is the old token `x_t^i`, label 0 the noise draw (mass `Π(b)`). Unreachable inputs get 0.
+    """
+    vocab_size = len(vocab_law)
+    num_classes = vocab_size + (kernel == "replace")
+    if kernel == "flip":
+        positive_weight, noise = kappa, (1 - kappa) * np.asarray(vocab_law, np.float64)
+    else:
+        positive_weight, noise = 1.0, np.append((1 - kappa) * np.asarray(vocab_law, np.float64), kappa)
+    states = all_states(num_positions, num_classes)
+    inputs = states.copy()
+    inputs[:, i] = num_classes
+    rows = state_index(inputs, num_classes + 1)
+    positive = np.zeros(((num_classes + 1) ** num_positions, num_classes))
+    negative = np.zeros_like(positive)
+    np.add.at(positive, (rows, states[:, i]), positive_weight * law_t)
+    np.add.at(negative, rows, law_t[:, None] * noise[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logits = np.log(positive) - np.log(negative)
+    return np.where(negative > 0, logits, 0.0)
+
+
+class TabularClassifier(eqx.Module):
+    """A GGM "network" given by a table of logits indexed by `(t, input)`; every position gets the row."""
+
+    table: jax.Array  # (T, (K + 1)^L, K)
+
+    def __call__(self, tokens: jax.Array, t: jax.Array) -> jax.Array:
+        num_tokens = self.table.shape[2] + 1
+        weights = num_tokens ** jnp.arange(tokens.shape[0] - 1, -1, -1)
+        row = self.table[t, jnp.sum(tokens * weights)]
+        return jnp.broadcast_to(row, (tokens.shape[0], row.shape[0]))
+
+
+def glauber_reverse_laws(law_T: np.ndarray, positions, step_log_probs, num_positions: int, num_classes: int):
+    """The exact law of a one-site reverse chain from `law_T` down to step 0.
+
+    `step_log_probs(t, states)` gives, for every state `x_{t+1}` (rows of [`all_states`][]), the
+    log-probabilities of the new value at `positions[t]`. Returns the laws of `x_T, …, x_0` (last: `x_0`).
+    """
+    states = all_states(num_positions, num_classes)
+    laws = [np.asarray(law_T, np.float64)]
+    for t in range(len(positions) - 1, -1, -1):
+        i = positions[t]
+        probs = np.exp(np.asarray(step_log_probs(t, states), np.float64))
+        new = np.zeros_like(laws[-1])
+        for a in range(num_classes):
+            target = states.copy()
+            target[:, i] = a
+            np.add.at(new, state_index(target, num_classes), laws[-1] * probs[:, a])
+        laws.append(new)
+    return np.array(laws)
+
+
+def glauber_exact_problem(process, law: np.ndarray):
+    """The exact GGM problem for a data law over `{0..V-1}^L` and a `GlauberProcess`.
+
+    Returns `(positions, laws, table)`: the visited position of each step, the exact laws of `x_0, …, x_T`
+    over `{0..K-1}^L` (`(T + 1, K^L)`) and the Bayes-optimal logits of every step (`(T, (K + 1)^L, K)`,
+    for [`TabularClassifier`][]).
+    """
+    vocab_law = np.asarray(process.vocab_law, np.float64)
+    num_positions, num_classes = process.num_positions, process.num_classes
+    positions = [int(glauber.position(process, t)) for t in range(process.num_steps)]
+    site_kernel = glauber_site_kernel(process.kernel, process.kappa, vocab_law)
+    start = embed_law(law, num_positions, len(vocab_law), num_classes)
+    laws = glauber_forward_laws(start, positions, site_kernel, num_positions)
+    table = np.stack(
+        [
+            glauber_bayes_logits(laws[t], i, process.kernel, process.kappa, vocab_law, num_positions)
+            for t, i in enumerate(positions)
+        ]
+    )
+    return positions, laws, table
+
+
+def glauber_stationary_law(process) -> np.ndarray:
+    """The law `ν^L` over `{0..K-1}^L` that the GGM reverse chain starts from."""
+    nu = np.exp(np.asarray(glauber.noise_log_probs(process), np.float64))
+    return nu[all_states(process.num_positions, process.num_classes)].prod(axis=1)
+
+
+def glauber_chain_laws(process, table, start, reverse_step, temperature=1.0, fraction=1.0, top_p=1.0):
+    """The exact laws of the GGM reverse chain whose every step is the library's `reverse_step`.
+
+    `table` holds the classifier's logits per step and input (as for [`TabularClassifier`][]); step `t`
+    is tempered when it is among the first `round(fraction·T)` denoising steps. Returns the laws of
+    `x_T, …, x_0` over `{0..K-1}^L` (last row: `x_0`).
+    """
+    num_classes, num_steps = process.num_classes, process.num_steps
+    positions = [int(glauber.position(process, t)) for t in range(num_steps)]
+    step = jax.jit(
+        jax.vmap(lambda logits, b, tau: reverse_step(process, logits, b, tau, top_p), (0, 0, None))
+    )
+
+    def step_log_probs(t, states):
+        inputs = states.copy()
+        inputs[:, positions[t]] = num_classes
+        tau = temperature if num_steps - 1 - t < round(fraction * num_steps) else 1.0
+        logits = jnp.asarray(table[t][state_index(inputs, num_classes + 1)])
+        return step(logits, jnp.asarray(states[:, positions[t]]), jnp.asarray(tau, logits.dtype))
+
+    return glauber_reverse_laws(start, positions, step_log_probs, process.num_positions, num_classes)

@@ -8,12 +8,34 @@ from eqdd.objectives.ardm import (
     oa_ardm_policy_log_likelihood,
     oa_ardm_terms,
 )
+from eqdd.objectives.ggm import (
+    GGMObjective,
+    GGMTerms,
+    classifier_log_probs,
+    expected_classifier_loss,
+    ggm_bound_estimate,
+    ggm_step_kl,
+    ggm_terms,
+    prior_kl,
+    sampled_classifier_loss,
+    step_kl,
+)
 
 __all__ = [
+    "GGMObjective",
+    "GGMTerms",
     "OAARDMObjective",
     "OATerms",
+    "classifier_log_probs",
+    "expected_classifier_loss",
+    "ggm_bound_estimate",
+    "ggm_step_kl",
+    "ggm_terms",
     "oa_ardm_estimate",
     "oa_ardm_policy_estimate",
     "oa_ardm_policy_log_likelihood",
     "oa_ardm_terms",
+    "prior_kl",
+    "sampled_classifier_loss",
+    "step_kl",
 ]

@@ -8,5 +8,15 @@ from eqdd.processes.absorbing import (
     sample_step,
     segments,
 )
+from eqdd.processes.glauber import GlauberProcess, unigram_law
 
-__all__ = ["corrupt", "current_mask", "revealed_mask", "sample_order", "sample_step", "segments"]
+__all__ = [
+    "GlauberProcess",
+    "corrupt",
+    "current_mask",
+    "revealed_mask",
+    "sample_order",
+    "sample_step",
+    "segments",
+    "unigram_law",
+]

@@ -2,5 +2,13 @@
 
 from eqdd.samplers.ancestral import sample_oa_ardm
 from eqdd.samplers.categorical import sample_categorical, sample_exponential
+from eqdd.samplers.heat_bath import reverse_step_log_probs, sample_ggm, top_p_filter
 
-__all__ = ["sample_categorical", "sample_exponential", "sample_oa_ardm"]
+__all__ = [
+    "reverse_step_log_probs",
+    "sample_categorical",
+    "sample_exponential",
+    "sample_ggm",
+    "sample_oa_ardm",
+    "top_p_filter",
+]

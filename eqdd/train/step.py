@@ -109,7 +109,7 @@ def make_train_step(
 
     Arguments:
         objective: called per example as `objective(model, x, key) -> (loss, terms)`, where `terms`
-            has per-example fields `t`, `step_loss`, `nelbo` and `nce`.
+            has fields `t`, `step_loss`, `nelbo` and `nce`, per example or per example and step.
         optimizer: the optax transformation.
         ema_decay: the EMA decay of the evaluation parameters.
         mesh: the device mesh with a `"data"` axis; by default all devices of all processes
@@ -141,7 +141,9 @@ def make_train_step(
             opt_state=opt_state,
             step=state.step + 1,
             key=state.key,
-            step_losses=state.step_losses.update(terms.t, terms.step_loss, axis_name=DATA_AXIS),
+            step_losses=state.step_losses.update(
+                terms.t.reshape(-1), terms.step_loss.reshape(-1), axis_name=DATA_AXIS
+            ),
         )
         metrics = {
             "loss": loss,
