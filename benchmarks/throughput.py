@@ -125,7 +125,8 @@ def time_training(experiment, preset: str, batch_size: int | None, backend: str,
     config = experiment.Config(**{**experiment.PRESETS[preset], "attention": backend})
     if batch_size:
         config = dataclasses.replace(config, batch_size=batch_size)
-    model, objective, optimizer = experiment.build(config, jax.random.PRNGKey(0))
+    model, objective = experiment.build(config, jax.random.PRNGKey(0))
+    optimizer = config.optimizer()
     mesh = data_mesh()
     state = replicate(TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len), mesh)
     step = make_train_step(objective, optimizer, config.ema_decay, mesh)

@@ -1,0 +1,236 @@
+"""What every training experiment shares: the common options, resuming, the training session, the
+outputs, and the script wrapper.
+
+An experiment subclasses [`TrainingConfig`][] with its data and model options, builds its model and
+objective, and hands them to [`train`][]; see `experiments/text8_oaardm.py`.
+"""
+
+import dataclasses
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+import optax
+
+from eqdd.config import ConfigError, fraction, non_negative, option, positive
+from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
+from eqdd.train.checkpoint import Checkpointer
+from eqdd.train.loop import fit
+from eqdd.train.metrics import plot_training
+from eqdd.train.state import TrainState, make_optimizer
+from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Options of the optimiser, the loop, checkpoints, evaluation, sampling and devices."""
+
+    run_dir: str = option("runs/experiment", "output directory; a run already there is resumed")
+    attention: str = option(
+        DEFAULT_BACKEND, "attention backend (speed only; pallas runs interpreted on a CPU)", choices=BACKENDS
+    )
+    batch_size: int = option(32, "training sequences per step", positive)
+    num_steps: int = option(1200, "optimiser steps in total (resuming continues up to this)", positive)
+    learning_rate: float = option(3e-3, "peak learning rate after warm-up", positive)
+    warmup_steps: int = option(100, "linear learning-rate warm-up steps", non_negative)
+    clip_norm: float = option(1.0, "global gradient-norm clipping threshold", positive)
+    adam_b2: float = option(0.99, "Adam second-moment decay", fraction)
+    weight_decay: float = option(1e-3, "AdamW decoupled weight decay", non_negative)
+    ema_decay: float = option(0.995, "EMA decay of the evaluation parameters", fraction)
+    log_every: int = option(10, "steps between metrics records", positive)
+    checkpoint_every: int = option(200, "steps between checkpoints", positive)
+    eval_passes: int = option(2, "passes over the test split (fresh t and order each)", positive)
+    eval_batch_size: int = option(100, "test chunks per evaluation call", positive)
+    eval_max_chunks: int = option(0, "evaluate on the first N test chunks only (0: all)", non_negative)
+    num_samples: int = option(4, "sequences to sample", non_negative)
+    seed: int = option(
+        0, "seed for initialisation, data order, training, evaluation and sampling", non_negative
+    )
+    progress: bool = option(True, "show progress bars")
+    distributed: bool = option(
+        False, "multi-host: start JAX's distributed runtime first, on every host (see the README)"
+    )
+
+    # Options that may change when a run is resumed; any other difference is refused.
+    RESUMABLE = frozenset(
+        {
+            "attention",
+            "distributed",
+            "run_dir",
+            "num_steps",
+            "log_every",
+            "checkpoint_every",
+            "eval_passes",
+            "eval_batch_size",
+            "eval_max_chunks",
+            "num_samples",
+            "progress",
+        }
+    )
+
+    def cross_checks(self) -> list[str]:
+        return []
+
+    def optimizer(self) -> optax.GradientTransformation:
+        """The optimiser these options describe ([`eqdd.train.make_optimizer`][])."""
+        return make_optimizer(
+            self.learning_rate,
+            self.warmup_steps,
+            self.clip_norm,
+            b2=self.adam_b2,
+            weight_decay=self.weight_decay,
+        )
+
+
+def check_resumable(saved: dict[str, Any], config: TrainingConfig) -> None:
+    """Refuse to resume a run whose saved config differs from `config` in a non-resumable option.
+
+    Raises:
+        ConfigError: listing every difference with its flag.
+    """
+    current = dataclasses.asdict(config)
+    changed = {
+        k: (saved.get(k), v) for k, v in current.items() if k not in config.RESUMABLE and saved.get(k) != v
+    }
+    if changed:
+        lines = "\n  - ".join(
+            f"--{k.replace('_', '-')}: checkpoint has {a!r}, now {b!r}" for k, (a, b) in changed.items()
+        )
+        raise ConfigError(
+            f"{config.run_dir} holds a run with a different configuration:\n  - {lines}\n"
+            "Use the same values to resume it, or choose another --run-dir to start afresh."
+        )
+
+
+def start(config: TrainingConfig) -> Path:
+    """Start the distributed runtime if asked, and create the run directory."""
+    if config.distributed:
+        initialize_distributed()
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def writes_files() -> bool:
+    """Whether this process writes the run's files (the first process; checkpoints are written by all)."""
+    return jax.process_index() == 0
+
+
+def count_parameters(model: eqx.Module) -> int:
+    return sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_array)))
+
+
+def train(
+    config: TrainingConfig,
+    model: eqx.Module,
+    objective: Callable,
+    num_diffusion_steps: int,
+    batches,
+    key: jax.Array,
+) -> tuple[TrainState, float]:
+    """Train `model` on `objective` up to `config.num_steps`, resuming the run in `config.run_dir`.
+
+    Arguments:
+        config: the run's options.
+        model: the freshly initialised model (the template when resuming).
+        objective: `objective(model, x, key) -> (loss, terms)` per example.
+        num_diffusion_steps: the number of steps `t` whose losses `L_t` are tracked.
+        batches: a checkpointable iterator of global batches (grain), at its start.
+        key: the PRNG key of the training randomness.
+
+    Returns:
+        The trained state (replicated over the data mesh) and the seconds this call trained for.
+    """
+    run_dir = Path(config.run_dir)
+    optimizer = config.optimizer()
+    state = TrainState.create(model, optimizer, key, num_diffusion_steps)
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    if checkpointer.latest_step() is not None:
+        check_resumable(checkpointer.metadata()["config"], config)
+        state, metadata = checkpointer.restore(state)
+        batches.set_state(metadata["data_iterator"])
+        print(
+            f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True
+        )
+    saved_config = dataclasses.asdict(config)
+    if writes_files():
+        (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
+    mesh = data_mesh()
+    if config.batch_size % mesh.size:
+        raise ConfigError(f"--batch-size ({config.batch_size}) must be a multiple of the {mesh.size} devices")
+    begin = time.perf_counter()
+    state = fit(
+        replicate(state, mesh),
+        make_train_step(objective, optimizer, config.ema_decay, mesh),
+        batches,
+        num_steps=config.num_steps,
+        checkpointer=checkpointer,
+        metadata=lambda: {"config": saved_config, "data_iterator": batches.get_state()},
+        metrics_path=run_dir / "metrics.jsonl",
+        log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every,
+        progress=config.progress,
+    )
+    seconds = time.perf_counter() - begin
+    checkpointer.close()
+    return state, seconds
+
+
+def saved_config(run_dir: str | Path, config_class: type):
+    """The config a run in `run_dir` was started with.
+
+    Raises:
+        FileNotFoundError: when `run_dir` holds no checkpoint.
+    """
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    if checkpointer.latest_step() is None:
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint")
+    config = config_class(**checkpointer.metadata()["config"])
+    checkpointer.close()
+    return config
+
+
+def restore_state(config: TrainingConfig, model: eqx.Module, num_diffusion_steps: int) -> TrainState:
+    """The newest state of the run in `config.run_dir`, shaped like a fresh state around `model`."""
+    checkpointer = Checkpointer(Path(config.run_dir) / "checkpoints")
+    template = TrainState.create(model, config.optimizer(), jax.random.PRNGKey(0), num_diffusion_steps)
+    state, _ = checkpointer.restore(template)
+    checkpointer.close()
+    return state
+
+
+def write_outputs(
+    run_dir: Path, results: dict[str, Any], texts: dict[str, list[str]], test_step_losses: np.ndarray
+) -> None:
+    """Write `results.json`, one text file per entry of `texts`, and `training.png` (the training curve
+    and the per-step losses `L_t` on test), from the first process only."""
+    if not writes_files():
+        return
+    for name, lines in texts.items():
+        (run_dir / name).write_text("".join(line + "\n" for line in lines))
+    plot_training(run_dir / "metrics.jsonl", test_step_losses, run_dir / "training.png")
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {run_dir}/results.json, {', '.join(texts)}, training.png, metrics.jsonl")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # `kill` (SIGTERM) saves a checkpoint the way Ctrl-C does
+
+
+def run_script(main: Callable[[], Any], errors: tuple[type[Exception], ...] = ()) -> None:
+    """Run an experiment's `main` as a command: SIGTERM saves a checkpoint like Ctrl-C, and a bad
+    option (or one of `errors`, e.g. missing data) ends with its message instead of a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        main()
+    except (ConfigError, *errors) as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the last checkpoint is kept; run the same command again to resume")

@@ -1,0 +1,127 @@
+"""What the text8 experiments share: the data and transformer options, the data, and the evaluation.
+
+Not an experiment itself; `text8_oaardm.py` and `text8_ggm.py` import it.
+"""
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+
+from eqdd.config import option, positive
+from eqdd.data import pipeline, text8
+from eqdd.denoisers import Transformer
+from eqdd.train import evaluate_bound
+from eqdd.train.evaluate import BoundReport
+from eqdd.train.session import TrainingConfig
+
+# The paper's text8 network and optimiser (ARDM paper, §7.1).
+PAPER = dict(
+    width=768,
+    depth=12,
+    num_heads=12,
+    mlp_width=3072,
+    batch_size=512,
+    num_steps=3_000_000,
+    learning_rate=5e-4,
+    warmup_steps=5000,
+    clip_norm=0.25,
+    ema_decay=0.995,
+    log_every=100,
+    checkpoint_every=5000,
+    eval_passes=4,
+    eval_batch_size=200,
+    num_samples=8,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Text8Config(TrainingConfig):
+    """The training options plus the text8 data and the transformer."""
+
+    data_dir: str | None = option(
+        None, "directory with text8.zip or text8; else $EQDD_DATA_DIR, else the cache (downloads once)"
+    )
+    seq_len: int = option(250, "characters per chunk D (250 as in the paper; 256 for other papers)", positive)
+    width: int = option(128, "transformer width", positive)
+    depth: int = option(2, "transformer blocks", positive)
+    num_heads: int = option(4, "attention heads", positive)
+    mlp_width: int = option(512, "hidden width of each MLP", positive)
+
+    RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir"}
+
+    def cross_checks(self) -> list[str]:
+        problems = super().cross_checks()
+        if self.width % self.num_heads:
+            problems.append(f"--width ({self.width}) must be divisible by --num-heads ({self.num_heads})")
+        if self.width % 2:
+            problems.append(f"--width must be even for the sinusoidal position features, got {self.width}")
+        return problems
+
+
+def transformer(
+    config: Text8Config, num_input_classes: int, num_classes: int, time_conditioning: bool, key: jax.Array
+) -> Transformer:
+    """The transformer the options describe."""
+    return Transformer(
+        num_input_classes,
+        num_classes,
+        config.width,
+        config.depth,
+        config.num_heads,
+        config.mlp_width,
+        time_conditioning,
+        config.attention,
+        key=key,
+    )
+
+
+def load(config: Text8Config) -> text8.Text8Splits:
+    """The corpus, located as the options and environment say, described on stdout."""
+    splits = text8.load(config.data_dir)
+    print(splits.describe(), flush=True)
+    return splits
+
+
+def training_batches(config: Text8Config, splits: text8.Text8Splits):
+    """The checkpointable iterator of training batches."""
+    return pipeline.iterate(
+        pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed)
+    )
+
+
+def test_chunks(config: Text8Config, splits: text8.Text8Splits) -> np.ndarray:
+    """The test split in chunks of `seq_len` (the first `eval_max_chunks` when that is set)."""
+    chunks = pipeline.eval_chunks(splits.test, config.seq_len)
+    return chunks[: config.eval_max_chunks] if config.eval_max_chunks else chunks
+
+
+def evaluate(
+    config: Text8Config,
+    estimate,
+    model,
+    splits: text8.Text8Splits,
+    num_diffusion_steps: int,
+    key: jax.Array,
+) -> tuple[BoundReport, float]:
+    """The test bound in bits per character with its standard error, printed; and the seconds it took."""
+    begin = time.perf_counter()
+    report = evaluate_bound(
+        estimate,
+        model,
+        test_chunks(config, splits),
+        num_diffusion_steps,
+        passes=config.eval_passes,
+        batch_size=config.eval_batch_size,
+        key=key,
+        progress=config.progress,
+    )
+    seconds = time.perf_counter() - begin
+    print(
+        f"test bound: {report.bpd:.4f} ± {report.stderr:.4f} bits per character "
+        f"({report.num_chunks} chunks of {config.seq_len}, {config.eval_passes} passes, EMA parameters"
+        f"{'' if splits.standard else '; NON-STANDARD corpus, not comparable with papers'})",
+        flush=True,
+    )
+    return report, seconds
