@@ -209,16 +209,16 @@ def main(argv=None) -> dict:
     if infills:
         print(f"infilled characters equal to the original: {matched:.1%}")
 
-    results = {
-        "corpus": splits.describe(),
-        "test": report.to_json(),
-        "train_step_losses": np.asarray(state.step_losses.values).tolist(),
-        "steps": int(state.step),
-        "network_calls_per_sample": process.num_steps,
-        "infill_match": matched,
-        "seconds": {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds},
-        "config": dataclasses.asdict(config),
-    }
+    seconds = {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds}
+    results = session.results(
+        config,
+        splits.describe(),
+        report,
+        state,
+        seconds,
+        network_calls_per_sample=process.num_steps,
+        infill_match=matched,
+    )
     session.write_outputs(run_dir, results, {"samples.txt": texts, "infill.txt": infills}, report.step_losses)
     return results
 

@@ -86,14 +86,8 @@ def main(argv=None) -> dict:
     for i, t in enumerate(texts):
         print(f"sample {i}: {t}")
 
-    results = {
-        "corpus": splits.describe(),
-        "test": report.to_json(),
-        "train_step_losses": np.asarray(state.step_losses.values).tolist(),
-        "steps": int(state.step),
-        "seconds": {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds},
-        "config": dataclasses.asdict(config),
-    }
+    seconds = {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds}
+    results = session.results(config, splits.describe(), report, state, seconds)
     session.write_outputs(run_dir, results, {"samples.txt": texts}, report.step_losses)
     return results
 

@@ -11,7 +11,7 @@ import pytest
 
 from eqdd.config import ConfigError
 from eqdd.data import text8
-from tests.scripts import ROOT, TINY_RUN, load_script, write_text8
+from tests.scripts import ROOT, TINY_RUN, load_script
 
 SCRIPT = ROOT / "experiments" / "text8_ggm.py"
 experiment = load_script("experiments/text8_ggm.py")
@@ -22,15 +22,10 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_text8(tmp_path_factory.mktemp("data"))
-
-
 @pytest.mark.parametrize("kernel", ["flip", "replace"])
-def test_main_trains_evaluates_samples_infills_and_writes_outputs(data_dir, tmp_path, capsys, kernel):
+def test_main_trains_evaluates_samples_infills_and_writes_outputs(text8_dir, tmp_path, capsys, kernel):
     run = tmp_path / "run"
-    args = ["--data-dir", str(data_dir), "--run-dir", str(run), "--num-steps", "4", "--kernel", kernel]
+    args = ["--data-dir", str(text8_dir), "--run-dir", str(run), "--num-steps", "4", "--kernel", kernel]
     results = experiment.main([*args, "--num-sweeps", "2", *TINY])
     out = capsys.readouterr().out
     assert "test bound:" in out and "sample 1:" in out and "infilled:" in out
@@ -52,8 +47,8 @@ def test_main_trains_evaluates_samples_infills_and_writes_outputs(data_dir, tmp_
     assert json.loads((run / "results.json").read_text())["config"]["kernel"] == kernel
 
 
-def test_the_noise_law_is_the_training_unigram_law(data_dir):
-    splits = text8.load(str(data_dir))
+def test_the_noise_law_is_the_training_unigram_law(text8_dir):
+    splits = text8.load(str(text8_dir))
     config = experiment.Config(seq_len=32)
     _, objective = experiment.build(config, splits.train, jax.random.PRNGKey(0))
     law = np.asarray(objective.process.vocab_law)

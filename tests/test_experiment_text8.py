@@ -10,7 +10,7 @@ import pytest
 
 from eqdd.config import ConfigError
 from eqdd.data import text8
-from tests.scripts import ROOT, TINY_RUN, load_script, write_text8
+from tests.scripts import ROOT, TINY_RUN, load_script
 
 SCRIPT = ROOT / "experiments" / "text8_oaardm.py"
 experiment = load_script("experiments/text8_oaardm.py")
@@ -20,14 +20,11 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_text8(tmp_path_factory.mktemp("data"))
-
-
-def test_main_trains_evaluates_samples_and_writes_outputs(data_dir, tmp_path, capsys):
+def test_main_trains_evaluates_samples_and_writes_outputs(text8_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    results = experiment.main(["--data-dir", str(data_dir), "--run-dir", str(run), "--num-steps", "6", *TINY])
+    results = experiment.main(
+        ["--data-dir", str(text8_dir), "--run-dir", str(run), "--num-steps", "6", *TINY]
+    )
     out = capsys.readouterr().out
     assert "NON-STANDARD" in out and "test bound:" in out and "sample 1:" in out
     assert results["steps"] == 6
@@ -41,24 +38,24 @@ def test_main_trains_evaluates_samples_and_writes_outputs(data_dir, tmp_path, ca
     assert json.loads((run / "results.json").read_text())["config"]["seq_len"] == 32
 
 
-def test_resuming_gives_the_same_run(data_dir, tmp_path):
+def test_resuming_gives_the_same_run(text8_dir, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    common = ["--data-dir", str(data_dir), *TINY]
+    common = ["--data-dir", str(text8_dir), *TINY]
     a = experiment.main([*common, "--run-dir", str(straight), "--num-steps", "6"])
     experiment.main([*common, "--run-dir", str(resumed), "--num-steps", "3"])
     b = experiment.main([*common, "--run-dir", str(resumed), "--num-steps", "6"])
     assert a["test"] == b["test"] and a["train_step_losses"] == b["train_step_losses"]
 
 
-def test_resuming_with_a_different_model_is_refused(data_dir, tmp_path):
-    common = ["--data-dir", str(data_dir), "--run-dir", str(tmp_path / "run"), "--num-steps", "2", *TINY]
+def test_resuming_with_a_different_model_is_refused(text8_dir, tmp_path):
+    common = ["--data-dir", str(text8_dir), "--run-dir", str(tmp_path / "run"), "--num-steps", "2", *TINY]
     experiment.main(common)
     with pytest.raises(ConfigError, match="--width: checkpoint has 16, now 32"):
         experiment.main([*common, "--width", "32"])
 
 
-def test_every_attention_backend_trains_the_same_model(data_dir, tmp_path):
-    common = ["--data-dir", str(data_dir), *TINY, "--num-steps", "3", "--num-samples", "0"]
+def test_every_attention_backend_trains_the_same_model(text8_dir, tmp_path):
+    common = ["--data-dir", str(text8_dir), *TINY, "--num-steps", "3", "--num-samples", "0"]
     default = experiment.main([*common, "--run-dir", str(tmp_path / "xla")])
     assert default["config"]["attention"] == "xla"
     for backend in ("reference", "pallas"):
@@ -113,9 +110,9 @@ def test_command_line_errors_exit_cleanly(tmp_path):
     assert "error: --data-dir points to" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_killed_process_saves_a_checkpoint_and_resumes(data_dir, tmp_path):
+def test_a_killed_process_saves_a_checkpoint_and_resumes(text8_dir, tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, str(SCRIPT), "--data-dir", str(data_dir), "--run-dir", str(run), *TINY]
+    command = [sys.executable, str(SCRIPT), "--data-dir", str(text8_dir), "--run-dir", str(run), *TINY]
     process = subprocess.Popen(
         [*command, "--num-steps", "100000", "--checkpoint-every", "100000"],
         stdout=subprocess.PIPE,

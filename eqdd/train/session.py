@@ -22,6 +22,7 @@ import optax
 from eqdd.config import ConfigError, fraction, non_negative, option, positive
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
 from eqdd.train.checkpoint import Checkpointer
+from eqdd.train.evaluate import BoundReport
 from eqdd.train.loop import fit
 from eqdd.train.metrics import plot_training
 from eqdd.train.state import TrainState, make_optimizer
@@ -204,6 +205,27 @@ def restore_state(config: TrainingConfig, model: eqx.Module, num_diffusion_steps
     state, _ = checkpointer.restore(template)
     checkpointer.close()
     return state
+
+
+def results(
+    config: TrainingConfig,
+    corpus: str,
+    report: BoundReport,
+    state: TrainState,
+    seconds: dict[str, float],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The `results.json` of a run: the corpus, the test bound, the tracked `L_t`, the step count, the
+    experiment's own `extra` figures, the timings and the config."""
+    return {
+        "corpus": corpus,
+        "test": report.to_json(),
+        "train_step_losses": np.asarray(state.step_losses.values).tolist(),
+        "steps": int(state.step),
+        **extra,
+        "seconds": seconds,
+        "config": dataclasses.asdict(config),
+    }
 
 
 def write_outputs(
