@@ -74,10 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def planning_losses(step_losses: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """Training L_t ready for planning: steps never observed get the largest observed value, then sort."""
-    if not seen.any():
-        raise ValueError("the run has no tracked step losses; train it for some steps first")
-    filled = np.where(seen, step_losses, step_losses[seen].max())
-    return policies.monotone_step_losses(filled)
+    return policies.monotone_step_losses(policies.fill_unseen(step_losses, seen))
 
 
 def _sampling_seconds(model, key, num_samples, num_positions, policy) -> float:

@@ -6,7 +6,17 @@ step, checkpoints, loop, evaluation); `samplers` run a denoiser backwards, `poli
 step budgets; `data` provides corpora.
 """
 
-from eqdd import config, data, denoisers, objectives, policy, processes, samplers, train
+from eqdd import compression, config, data, denoisers, objectives, policy, processes, samplers, train
 
 __version__ = "0.1.0"
-__all__ = ["config", "data", "denoisers", "objectives", "policy", "processes", "samplers", "train"]
+__all__ = [
+    "compression",
+    "config",
+    "data",
+    "denoisers",
+    "objectives",
+    "policy",
+    "processes",
+    "samplers",
+    "train",
+]

@@ -149,6 +149,52 @@ def optimal_policy(step_losses: Float[ArrayLike, " D"], budget: int) -> tuple[In
     return optimal_policies(step_losses, [budget])[0]
 
 
+@typecheck
+def fill_unseen(step_losses: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Tracked `L_t` ready for planning: steps never observed get the largest observed value.
+
+    Raises:
+        ValueError: when no step was observed.
+    """
+    step_losses, seen = np.asarray(step_losses, np.float64), np.asarray(seen, bool)
+    if not seen.any():
+        raise ValueError("the run has no tracked step losses; train it for some steps first")
+    return np.where(seen, step_losses, step_losses[seen].max())
+
+
+def optimal_stage_policies(
+    step_losses: Float[ArrayLike, " T"], num_stages: int, budgets: list[int] | tuple[int, ...]
+) -> list[tuple[Int[np.ndarray, "S K"], float]]:
+    """Per-stage optimal policies of an Upscale ARDM, the same budget in every stage (reference §4.2, §4.4).
+
+    The `T = S·D` step losses are split into `S` stages of `D` steps (stage `s` owns `L_{s·D..s·D+D-1}`);
+    each stage's losses are sorted in decreasing order ([`monotone_step_losses`][]) and planned on their
+    own, as the paper does.
+
+    Arguments:
+        step_losses: `L_t` for the global steps `t = 0..S·D-1`.
+        num_stages: `S`.
+        budgets: network calls per stage, each in `1..D`.
+
+    Returns:
+        For each budget, `(boundaries, cost)`: the `(S, K)` left boundaries (row `s` for stage `s`) and the
+        total planned cost over the stages (on the sorted losses).
+    """
+    losses = _check_losses(step_losses)
+    if num_stages < 1 or losses.size % num_stages:
+        raise ValueError(f"{losses.size} step losses do not split into {num_stages} stages")
+    per_stage = [
+        optimal_policies(monotone_step_losses(row), budgets) for row in losses.reshape(num_stages, -1)
+    ]
+    return [
+        (
+            np.stack([stage[i][0] for stage in per_stage]),
+            math.fsum(stage[i][1] for stage in per_stage),
+        )
+        for i in range(len(budgets))
+    ]
+
+
 def reference_policy_costs(step_losses, max_budget: int) -> np.ndarray:
     """The reference's `O(K·D^2)` dynamic program (one dense min-plus product per budget).
 

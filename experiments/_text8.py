@@ -4,7 +4,6 @@ Not an experiment itself; `text8_oaardm.py` and `text8_ggm.py` import it.
 """
 
 import dataclasses
-import time
 
 import jax
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from eqdd.config import option, positive
 from eqdd.data import pipeline, text8
 from eqdd.denoisers import Transformer
-from eqdd.train import evaluate_bound
+from eqdd.train import session
 from eqdd.train.evaluate import BoundReport
 from eqdd.train.session import TrainingConfig
 
@@ -106,22 +105,14 @@ def evaluate(
     key: jax.Array,
 ) -> tuple[BoundReport, float]:
     """The test bound in bits per character with its standard error, printed; and the seconds it took."""
-    begin = time.perf_counter()
-    report = evaluate_bound(
+    note = "" if splits.standard else "; NON-STANDARD corpus, not comparable with papers"
+    return session.evaluate(
+        config,
         estimate,
         model,
         test_chunks(config, splits),
         num_diffusion_steps,
-        passes=config.eval_passes,
-        batch_size=config.eval_batch_size,
-        key=key,
-        progress=config.progress,
+        key,
+        "bits per character",
+        note,
     )
-    seconds = time.perf_counter() - begin
-    print(
-        f"test bound: {report.bpd:.4f} ± {report.stderr:.4f} bits per character "
-        f"({report.num_chunks} chunks of {config.seq_len}, {config.eval_passes} passes, EMA parameters"
-        f"{'' if splits.standard else '; NON-STANDARD corpus, not comparable with papers'})",
-        flush=True,
-    )
-    return report, seconds

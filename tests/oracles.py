@@ -221,3 +221,94 @@ def glauber_chain_laws(process, table, start, reverse_step, temperature=1.0, fra
         return step(logits, jnp.asarray(states[:, positions[t]]), jnp.asarray(tau, logits.dtype))
 
     return glauber_reverse_laws(start, positions, step_log_probs, process.num_positions, num_classes)
+
+
+def upscale_reference_matrices(num_classes: int, branch_factor: int, variant: str):
+    """The reference's dense downscaling matrices (`transitions.py`, reference §3.3), built by loops.
+
+    Returns `(P, cum, absorbing)`: `P[t - 1][out, in] = 1` maps "t - 1 digits removed" to "t removed"
+    (destruction order, `S` matrices of `K' x K'`; only the columns of classes reachable at that stage are
+    set), `cum[0] = I` and `cum[t] = P[t - 1] @ cum[t - 1]` (`S + 1` matrices), and the absorbing state.
+    The stage count comes from removing digits until one value is left, not from `b^S >= K`.
+    """
+    counts = [num_classes]  # values left after t removals: ceil(count / b), iterated
+    while counts[-1] > 1:
+        counts.append((counts[-1] - 1) // branch_factor + 1)
+    num_stages = len(counts) - 1
+    if variant == "zero":
+        size, absorbing = num_classes, 0
+        starts = [0] * (num_stages + 1)
+    else:
+        starts = [0, num_classes]
+        for t in range(1, num_stages):
+            starts.append(starts[-1] + counts[t])
+        size, absorbing = starts[-1] + 1, starts[-1]
+    matrices = np.zeros((num_stages, size, size))
+    for t in range(1, num_stages + 1):
+        if variant == "zero":
+            step = branch_factor**t
+            for k in range(0, num_classes, branch_factor ** (t - 1)):
+                matrices[t - 1, (k // step) * step, k] = 1
+        else:
+            for j in range(counts[t - 1]):
+                matrices[t - 1, starts[t] + j // branch_factor, starts[t - 1] + j] = 1
+    cum = [np.eye(size)]
+    for t in range(num_stages):
+        cum.append(matrices[t] @ cum[-1])
+    return matrices, np.array(cum), absorbing
+
+
+class UpscaleTabularDenoiser(eqx.Module):
+    """An Upscale ARDM "network" that returns the exact conditionals of a known joint law of data classes.
+
+    Built from the reference matrices ([`upscale_reference_matrices`][]), not from the library. At stage
+    `s` the input holds level `s + 1` values where `revealed` and level `s` values elsewhere; the event
+    they define is `{x: level values of x match}`, and position `k` gets `log p(x_k = c | event)` over the
+    `K` data classes ("data") or `log p(digit of x_k = d | event)` in row `s` of `(S, b)` ("direct", the
+    other rows zero; the digit is `(c // b^(S-1-s)) mod b`). `t` is ignored.
+    """
+
+    states: jax.Array
+    log_law: jax.Array
+    levels: jax.Array  # (S + 1, K): the level-l value of each data class
+    digits: jax.Array  # (S, K): the digit stage s reveals
+    branch_factor: int = eqx.field(static=True)
+    parametrization: str = eqx.field(static=True)
+
+    def __init__(
+        self, law, num_positions, num_classes, branch_factor, variant, parametrization, dtype=jnp.float64
+    ):
+        _, cum, _ = upscale_reference_matrices(num_classes, branch_factor, variant)
+        num_stages = cum.shape[0] - 1
+        # level l = S - (digits removed): cum[S - l] maps a data class to its level-l value
+        self.levels = jnp.asarray(
+            [cum[num_stages - level][:, :num_classes].argmax(axis=0) for level in range(num_stages + 1)]
+        )
+        classes = np.arange(num_classes)
+        self.digits = jnp.asarray(
+            [(classes // branch_factor ** (num_stages - 1 - s)) % branch_factor for s in range(num_stages)]
+        )
+        self.states = jnp.asarray(all_states(num_positions, num_classes))
+        self.log_law = jnp.log(jnp.asarray(law, dtype))
+        self.branch_factor = branch_factor
+        self.parametrization = parametrization
+
+    def __call__(self, tokens, t, revealed, stage):
+        target, past = self.levels[stage + 1][self.states], self.levels[stage][self.states]
+        consistent = jnp.all(jnp.where(revealed[None, :], target == tokens, past == tokens), axis=1)
+        log_weights = jnp.where(consistent, self.log_law, -jnp.inf)
+        num_classes = self.levels.shape[1]
+        one_hot = jax.nn.one_hot(self.states, num_classes, dtype=bool)  # (states, D, K)
+        log_marginals = jax.scipy.special.logsumexp(
+            jnp.where(one_hot, log_weights[:, None, None], -jnp.inf), 0
+        )
+        log_marginals = log_marginals - jax.scipy.special.logsumexp(log_marginals, axis=-1, keepdims=True)
+        if self.parametrization == "data":
+            return log_marginals
+        digit_one_hot = jax.nn.one_hot(self.digits[stage], self.branch_factor, dtype=bool)  # (K, b)
+        log_digits = jax.scipy.special.logsumexp(
+            jnp.where(digit_one_hot[None], log_marginals[:, :, None], -jnp.inf), axis=1
+        )
+        num_stages = self.digits.shape[0]
+        rows = jnp.zeros((tokens.shape[0], num_stages, self.branch_factor), log_digits.dtype)
+        return rows.at[:, stage].set(log_digits).reshape(tokens.shape[0], -1)

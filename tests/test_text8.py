@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eqdd.data import pipeline, text8
+from eqdd.data import files, pipeline, text8
 
 ALPHABET = text8.ALPHABET
 
@@ -27,7 +27,7 @@ def _write_zip(path, data: bytes, member: str = "text8"):
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch, tmp_path):
-    monkeypatch.delenv(text8.DATA_DIR_VARIABLE, raising=False)
+    monkeypatch.delenv(files.DATA_DIR_VARIABLE, raising=False)
     monkeypatch.setenv("EQDD_CACHE_DIR", str(tmp_path / "cache"))
 
 
@@ -81,17 +81,19 @@ def test_search_order_flag_then_environment_then_cache(tmp_path, monkeypatch):
     (flag_dir / "text8").write_bytes(_corpus(20_000))
     _write_zip(env_dir / "text8-head.zip", _corpus(20_000))
     _write_zip(cache / "text8.zip", _corpus(20_000))
-    monkeypatch.setenv(text8.DATA_DIR_VARIABLE, str(env_dir))
+    monkeypatch.setenv(files.DATA_DIR_VARIABLE, str(env_dir))
     assert text8.locate(flag_dir) == flag_dir / "text8"
     assert text8.locate() == env_dir / "text8-head.zip"
-    monkeypatch.delenv(text8.DATA_DIR_VARIABLE)
+    monkeypatch.setenv(files.DATA_DIR_VARIABLE, str(flag_dir.parent))  # a data directory without text8
+    assert text8.locate() == cache / "text8.zip"
+    monkeypatch.delenv(files.DATA_DIR_VARIABLE)
     assert text8.locate() == cache / "text8.zip"
 
 
 def test_a_given_directory_without_the_file_is_an_error(tmp_path, monkeypatch):
-    with pytest.raises(text8.Text8Error, match="--data-dir points to .* holds no `text8`"):
+    with pytest.raises(text8.Text8Error, match="--data-dir points to .* holds no text8"):
         text8.locate(tmp_path)
-    monkeypatch.setenv(text8.DATA_DIR_VARIABLE, str(tmp_path / "missing"))
+    monkeypatch.setenv(files.DATA_DIR_VARIABLE, str(tmp_path / "missing"))
     with pytest.raises(text8.Text8Error, match="EQDD_DATA_DIR points to .*not a directory"):
         text8.locate()
 
@@ -100,11 +102,11 @@ def test_offline_download_fails_with_instructions(monkeypatch, tmp_path):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(text8.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(files.urllib.request, "urlopen", offline)
     with pytest.raises(text8.Text8Error, match="downloading .* failed .*--data-dir .*EQDD_DATA_DIR"):
         text8.locate()
     assert not list((tmp_path / "cache").glob("*")), "no partial file is left behind"
-    with pytest.raises(text8.Text8Error, match="text8 not found"):
+    with pytest.raises(text8.Text8Error, match=r"text8 \(.*\) not found in .*: pass --data-dir"):
         text8.locate(allow_download=False)
 
 
@@ -123,7 +125,7 @@ def test_download_writes_the_file_once(monkeypatch, tmp_path):
 
     calls = []
     monkeypatch.setattr(
-        text8.urllib.request,
+        files.urllib.request,
         "urlopen",
         lambda url, timeout: calls.append(url) or Response(payload.getvalue()),
     )

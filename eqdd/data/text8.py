@@ -4,12 +4,8 @@ Token convention (the reference's, kept so that numbers stay comparable): space 
 2..27, class 0 unused, so the model has `NUM_CLASSES = 28` outputs; the absorbing token is
 `ABSORBING = 28`, a class of its own (29 input classes).
 
-Where the file comes from, first match wins:
-
-1. the directory given by the caller (the experiments' `--data-dir` flag);
-2. the directory in the environment variable `EQDD_DATA_DIR`;
-3. the cache directory (`$EQDD_CACHE_DIR`, else `$XDG_CACHE_HOME/eqdd`, else `~/.cache/eqdd`), into
-   which the standard `text8.zip` is downloaded once when it is not there yet.
+Where the file comes from: see [`eqdd.data.files`][] (the `--data-dir` flag, `EQDD_DATA_DIR`, the
+cache with a one-time download of the standard `text8.zip`).
 
 In a directory, the raw file `text8`, then `text8.zip`, then any other `text8*.zip` whose member is
 `text8` is taken.
@@ -17,14 +13,12 @@ In a directory, the raw file `text8`, then `text8.zip`, then any other `text8*.z
 
 import dataclasses
 import os
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from eqdd._progress import progress
+from eqdd.data import files
 
 ALPHABET = " abcdefghijklmnopqrstuvwxyz"
 NUM_CLASSES = 28
@@ -32,14 +26,13 @@ ABSORBING = 28
 STANDARD_LENGTH = 100_000_000
 STANDARD_SPLIT = (90_000_000, 5_000_000, 5_000_000)
 DOWNLOAD_URL = "http://mattmahoney.net/dc/text8.zip"
-DATA_DIR_VARIABLE = "EQDD_DATA_DIR"
 _MISSING = -1
 _ENCODE = np.full(256, _MISSING, np.int16)
 _ENCODE[np.frombuffer(ALPHABET.encode(), np.uint8)] = np.arange(1, len(ALPHABET) + 1)
 _DECODE = np.array(list("?" + ALPHABET + "_"))
 
 
-class Text8Error(RuntimeError):
+class Text8Error(files.DataError):
     """The text8 corpus could not be found, downloaded or accepted; the message says what to do."""
 
 
@@ -117,38 +110,7 @@ def _find_in(directory: Path) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def cache_dir() -> Path:
-    """The directory where the corpus is downloaded and kept."""
-    if "EQDD_CACHE_DIR" in os.environ:
-        return Path(os.environ["EQDD_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eqdd"
-
-
-def download(directory: Path, url: str = DOWNLOAD_URL, timeout: float = 20.0) -> Path:
-    """Download `text8.zip` into `directory` with a progress bar; the file appears atomically.
-
-    Raises:
-        Text8Error: when the download fails (for example offline), saying how to supply the file.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / "text8.zip"
-    partial = target.with_suffix(".zip.partial")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with progress(total, f"downloading {url}", "B", unit_scale=True) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError) as error:
-        partial.unlink(missing_ok=True)
-        raise Text8Error(
-            f"text8 was not found locally and downloading {url} failed ({error}). Put `text8.zip` "
-            f"or the raw `text8` file in a directory and pass it with --data-dir or the environment "
-            f"variable {DATA_DIR_VARIABLE}, or place it in the cache directory {directory}."
-        ) from error
-    partial.replace(target)
-    return target
+_WHAT = "text8 (`text8`, `text8.zip` or `text8*.zip`)"
 
 
 def locate(data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> Path:
@@ -165,24 +127,14 @@ def locate(data_dir: str | os.PathLike | None = None, allow_download: bool = Tru
         Text8Error: when a given directory holds no text8 file, or when nothing is found and the
             download is disallowed or fails.
     """
-    for origin, given in (("--data-dir", data_dir), (DATA_DIR_VARIABLE, os.environ.get(DATA_DIR_VARIABLE))):
-        if given:
-            directory = Path(given).expanduser()
-            found = _find_in(directory) if directory.is_dir() else None
-            if found is None:
-                raise Text8Error(
-                    f"{origin} points to {directory}, which holds no `text8`, `text8.zip` or "
-                    f"`text8*.zip`{'' if directory.is_dir() else ' (it is not a directory)'}."
-                )
-            return found
-    found = _find_in(cache_dir())
-    if found is not None:
-        return found
-    if not allow_download:
-        raise Text8Error(
-            f"text8 not found: pass --data-dir, set {DATA_DIR_VARIABLE}, or put text8.zip in {cache_dir()}."
+
+    def fetch(directory: Path) -> Path:
+        hint = files.hint("`text8.zip` or the raw `text8` file", directory)
+        return files.download(
+            DOWNLOAD_URL, directory / "text8.zip", Text8Error, f"text8 was not found locally. {hint}"
         )
-    return download(cache_dir())
+
+    return files.locate(_find_in, _WHAT, Text8Error, data_dir, fetch=fetch, allow_download=allow_download)
 
 
 def read_tokens(path: Path) -> np.ndarray:

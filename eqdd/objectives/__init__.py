@@ -20,12 +20,20 @@ from eqdd.objectives.ggm import (
     sampled_classifier_loss,
     step_kl,
 )
+from eqdd.objectives.upscale import (
+    UpscaleObjective,
+    upscale_estimate,
+    upscale_inputs,
+    upscale_policy_estimate,
+    upscale_terms,
+)
 
 __all__ = [
     "GGMObjective",
     "GGMTerms",
     "OAARDMObjective",
     "OATerms",
+    "UpscaleObjective",
     "classifier_log_probs",
     "expected_classifier_loss",
     "ggm_bound_estimate",
@@ -38,4 +46,8 @@ __all__ = [
     "prior_kl",
     "sampled_classifier_loss",
     "step_kl",
+    "upscale_estimate",
+    "upscale_inputs",
+    "upscale_policy_estimate",
+    "upscale_terms",
 ]

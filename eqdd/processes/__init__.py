@@ -9,9 +9,11 @@ from eqdd.processes.absorbing import (
     segments,
 )
 from eqdd.processes.glauber import GlauberProcess, unigram_law
+from eqdd.processes.upscale import UpscaleTransitions
 
 __all__ = [
     "GlauberProcess",
+    "UpscaleTransitions",
     "corrupt",
     "current_mask",
     "revealed_mask",

@@ -1,8 +1,9 @@
-"""Samplers: exact categorical draws and the OA-ARDM generators."""
+"""Samplers: exact categorical draws and the OA-ARDM, Upscale ARDM and GGM generators."""
 
 from eqdd.samplers.ancestral import sample_oa_ardm
 from eqdd.samplers.categorical import sample_categorical, sample_exponential
 from eqdd.samplers.heat_bath import reverse_step_log_probs, sample_ggm, top_p_filter
+from eqdd.samplers.upscale import sample_upscale, sample_upscale_stages
 
 __all__ = [
     "reverse_step_log_probs",
@@ -10,5 +11,7 @@ __all__ = [
     "sample_exponential",
     "sample_ggm",
     "sample_oa_ardm",
+    "sample_upscale",
+    "sample_upscale_stages",
     "top_p_filter",
 ]

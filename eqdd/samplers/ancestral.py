@@ -38,6 +38,9 @@ def sample_oa_ardm(
     Returns:
         Int32 samples of shape `(num_samples, D)`.
     """
+    # Only the positions of a segment are drawn: at most `width` of them, the positions at steps
+    # `left, ..., left + width - 1` of each order (one per call for the default policy).
+    width = 1 if policy is None else num_positions
     if policy is None:
         policy = jnp.arange(num_positions, dtype=jnp.int32)
     lefts, rights = absorbing.segments(policy, num_positions)
@@ -45,13 +48,18 @@ def sample_oa_ardm(
     sigmas = jax.vmap(absorbing.sample_order, in_axes=(0, None))(
         jax.random.split(order_key, num_samples), num_positions
     )
+    by_step = jnp.argsort(sigmas, axis=1)  # by_step[n, s]: the position generated at step s
     batched_denoiser = jax.vmap(denoiser, in_axes=(0, None))
+    rows = jnp.arange(num_samples)[:, None]
 
     def generate_segment(x, segment):
         left, right, step_key = segment
-        draws = sample_categorical(step_key, batched_denoiser(x, left))
-        in_segment = (sigmas >= left) & (sigmas < right)
-        return jnp.where(in_segment, draws, x), None
+        steps = left + jnp.arange(width)
+        positions = by_step[:, steps % num_positions]  # distinct positions: width <= D
+        logits = batched_denoiser(x, left)[rows, positions]
+        draws = sample_categorical(step_key, logits)
+        chosen = jnp.where(steps < right, draws, x[rows, positions])
+        return x.at[rows, positions].set(chosen), None
 
     start = jnp.full((num_samples, num_positions), absorbing_token, jnp.int32)
     segments = (lefts, rights, jax.random.split(draw_key, policy.shape[0]))

@@ -22,7 +22,7 @@ import optax
 from eqdd.config import ConfigError, fraction, non_negative, option, positive
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
 from eqdd.train.checkpoint import Checkpointer
-from eqdd.train.evaluate import BoundReport
+from eqdd.train.evaluate import BoundReport, evaluate_bound
 from eqdd.train.loop import fit
 from eqdd.train.metrics import plot_training
 from eqdd.train.state import TrainState, make_optimizer
@@ -182,6 +182,38 @@ def train(
     seconds = time.perf_counter() - begin
     checkpointer.close()
     return state, seconds
+
+
+def evaluate(
+    config: TrainingConfig,
+    estimate: Callable,
+    model: eqx.Module,
+    chunks: np.ndarray,
+    num_diffusion_steps: int,
+    key: jax.Array,
+    unit: str,
+    note: str = "",
+) -> tuple[BoundReport, float]:
+    """The test bound with its standard error ([`eqdd.train.evaluate_bound`][]), printed with `unit`
+    and `note`; and the seconds it took."""
+    begin = time.perf_counter()
+    report = evaluate_bound(
+        estimate,
+        model,
+        chunks,
+        num_diffusion_steps,
+        passes=config.eval_passes,
+        batch_size=config.eval_batch_size,
+        key=key,
+        progress=config.progress,
+    )
+    seconds = time.perf_counter() - begin
+    print(
+        f"test bound: {report.bpd:.4f} ± {report.stderr:.4f} {unit} ({report.num_chunks} examples of "
+        f"{chunks.shape[1]}, {config.eval_passes} passes, EMA parameters{note})",
+        flush=True,
+    )
+    return report, seconds
 
 
 def saved_config(run_dir: str | Path, config_class: type):

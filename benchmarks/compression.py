@@ -1,0 +1,388 @@
+"""Lossless compression with the OA-ARDM codec: text8 next to gzip, bzip2, xz and zstd; images next to PNG.
+
+    python benchmarks/compression.py --checkpoint runs/text8_oaardm       # the first 50,000 test characters
+    python benchmarks/compression.py --num-chars 575000                     # the whole test split of the head
+    python benchmarks/compression.py --checkpoint runs/cifar10_ardm        # 20 test images of the run's data
+
+The checkpoint's kind (a text8 run or an image run, read from its saved config) picks the mode.
+
+Text: on the first --num-chars characters of the test split (rounded down to whole chunks of D), the
+codec of `eqdd compress` (`eqdd.compression.compress`) with the DP policy of --budget network calls per
+chunk, planned on the run's training L_t, and the best of --orders orders scored on --order-chunks
+training chunks (the paper's protocol, reference §5). It reports the achieved bits per character
+(the whole file, header included) next to the model's exact code length -log2 p(x | order, policy)
+computed independently (`eqdd.objectives.oa_ardm_policy_log_likelihood`), the DP's planned cost, and
+gzip -9, bzip2 -9, xz -9 (Python's zlib, bz2 and lzma) and zstd -19 (the `zstandard` package, else
+the `zstd` command) on the same bytes; speeds in characters per second, after compilation (the
+compiling warm-up is timed separately).
+
+Images: the same on the first --num-images test images of the run's dataset (one file, one image per
+chunk, `eqdd.compression.compress_images`), orders scored on --order-chunks training images, in bits
+and sub-pixels (dimensions) per second; next to PNG (Pillow, optimize, zlib level 9), one file per
+image and the images stacked into one picture, and the generic compressors on the raw pixels.
+
+Every codec's output is decompressed and compared. Writes results.json to --out-dir.
+"""
+
+import argparse
+import bz2
+import gzip
+import json
+import lzma
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from eqdd import compression
+from eqdd.cli import DEFAULT_BUDGET, load_model, run_kind, saved_config
+from eqdd.compression import container
+from eqdd.compression.model import describe_shape, environment
+from eqdd.data import images, pipeline, text8
+
+PAPER = {"text8 OA-ARDM, 250 steps (ELBO)": 1.43, "text8 OA-ARDM, 20 DP steps (ELBO)": 1.51}  # Table 1
+# Reference §5, Table 3: CIFAR-10 lossless compression, bpd, per image and per dataset alike.
+PAPER_IMAGES = {
+    "CIFAR-10 OA-ARDM, 500 steps": 2.73,
+    "CIFAR-10 OA-ARDM, 100 steps": 2.75,
+    "CIFAR-10 Upscale ARDM (b=4), 500 steps": 2.71,
+    "CIFAR-10 Upscale ARDM (b=4), 100 steps": 2.76,
+}
+
+
+class Unit(NamedTuple):
+    """How a mode counts: the results' key for bits per symbol, and the symbol's name."""
+
+    bits: str
+    name: str
+
+
+TEXT, IMAGES = Unit("bpc", "char"), Unit("bpd", "dim")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument(
+        "--checkpoint",
+        default="runs/text8_oaardm",
+        help="run of experiments/text8_oaardm.py or experiments/cifar10_ardm.py (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="text8 directory, or the image run's data directory (else the run's, $EQDD_DATA_DIR, the cache)",
+    )
+    parser.add_argument(
+        "--num-chars",
+        type=int,
+        default=50_000,
+        help="text: test characters to compress (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-images", type=int, default=20, help="images: test images to compress (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--budget", type=int, default=DEFAULT_BUDGET, help="network calls per chunk (default: %(default)s)"
+    )
+    parser.add_argument("--orders", type=int, default=5, help="candidate orders (default: %(default)s)")
+    parser.add_argument(
+        "--order-chunks",
+        type=int,
+        default=16,
+        help="training chunks (images) the orders are scored on (default: 16)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="chunks (images) per network call (default: 16 for text, 20 for images)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        default=None,
+        help="output directory (default: runs/compression, or runs/compression_images)",
+    )
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars"
+    )
+    return parser
+
+
+def _zstd():
+    """zstd -19 as (compress, decompress), or None when neither the package nor the command is here."""
+    try:
+        import zstandard
+    except ImportError:
+        command = shutil.which("zstd")
+        if command is None:
+            return None
+
+        def run(flags, data):
+            return subprocess.run([command, *flags, "-c"], input=data, capture_output=True, check=True).stdout
+
+        return lambda data: run(["-19", "-q"], data), lambda data: run(["-d", "-q"], data)
+    return zstandard.ZstdCompressor(level=19).compress, zstandard.ZstdDecompressor().decompress
+
+
+def _timed(function, *args):
+    begin = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - begin
+
+
+def _row(name: str, data: bytes, compress, decompress, unit: Unit, size=len) -> tuple[dict, bytes]:
+    """Compress, decompress and compare, timed; the table row and the compressed output."""
+    blob, compress_seconds = _timed(compress, data)
+    restored, decompress_seconds = _timed(decompress, blob)
+    if restored != data:
+        raise AssertionError(f"{name} did not restore the data")
+    row = {
+        "method": name,
+        "bytes": size(blob),
+        unit.bits: 8 * size(blob) / len(data),
+        f"compress_{unit.name}s_per_s": len(data) / compress_seconds,
+        f"decompress_{unit.name}s_per_s": len(data) / decompress_seconds,
+    }
+    return row, blob
+
+
+def baselines(data: bytes, unit: Unit = TEXT) -> list[dict]:
+    """gzip -9, bzip2 -9, xz -9 and zstd -19 on `data` (zstd marked missing when unavailable)."""
+    rows = [
+        _row("gzip -9", data, lambda d: gzip.compress(d, 9), gzip.decompress, unit)[0],
+        _row("bzip2 -9", data, lambda d: bz2.compress(d, 9), bz2.decompress, unit)[0],
+        _row("xz -9", data, lambda d: lzma.compress(d, preset=9), lzma.decompress, unit)[0],
+    ]
+    zstd = _zstd()
+    rows.append(_row("zstd -19", data, *zstd, unit)[0] if zstd else {"method": "zstd -19", "missing": True})
+    return rows
+
+
+def table(rows: list[dict], unit: Unit = TEXT) -> str:
+    name = f"{unit.name:<4}"
+    lines = [
+        f"{'method':>44} | bits/{name} |     bytes | compress {name}/s | decompress {name}/s",
+        "-" * 106,
+    ]
+    for r in rows:
+        if r.get("missing"):
+            lines.append(
+                f"{r['method']:>44} | {'missing: neither the zstandard package nor the zstd command':>57}"
+            )
+            continue
+        speeds = (
+            f"{r[f'compress_{unit.name}s_per_s']:>15,.0f} | {r[f'decompress_{unit.name}s_per_s']:>17,.0f}"
+            if f"compress_{unit.name}s_per_s" in r
+            else f"{'-':>15} | {'-':>17}"
+        )
+        size = f"{r['bytes']:>9,}" if "bytes" in r else f"{'-':>9}"
+        lines.append(f"{r['method']:>44} | {r[unit.bits]:>9.4f} | {size} | {speeds}")
+    return "\n".join(lines)
+
+
+def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, codec, warm_up: bytes):
+    """What both modes measure: the order choice, the codec (after a compiling warm-up on `warm_up`),
+    the exact code length of `chunks` and the DP's planned cost.
+
+    Arguments:
+        codec: `codec(seed)` gives the codec's `(compress, decompress)` on bytes for an order seed.
+
+    Returns:
+        The three table rows and the figures for results.json.
+    """
+    length = model.num_positions
+    policy, planned = model.plan(args.budget)
+    (seed, candidates), order_seconds = _timed(
+        compression.choose_order, model.denoiser, train_chunks, policy, model.absorbing_token, args.orders
+    )
+    scores = ", ".join(f"{b:.4f}" for b in candidates)
+    print(f"order: seed {seed} of {args.orders} (training {unit.bits} {scores})")
+    codec_compress, codec_decompress = codec(seed)
+    _, warm_up_seconds = _timed(lambda: codec_decompress(codec_compress(warm_up)))
+    per = "chunk" if unit == TEXT else "image"
+    row, blob = _row(
+        f"eqdd OA-ARDM codec, {args.budget} calls/{per}", data, codec_compress, codec_decompress, unit
+    )
+    exact_bits = float(
+        compression.code_lengths(
+            model.denoiser, chunks, compression.order_from_seed(seed, length), policy, model.absorbing_token
+        )
+        .astype(np.float64)
+        .sum()
+        * length
+    )
+    exact = {"method": "exact code length -log2 p(x | order, policy)", unit.bits: exact_bits / len(data)}
+    plan = {"method": "DP planned cost (training L_t)", unit.bits: planned}
+    figures = {
+        "num_positions": length,
+        "budget": args.budget,
+        "policy": [int(b) for b in policy],
+        "batch_size": args.batch_size,
+        "order_seed": seed,
+        f"order_candidates_train_{unit.bits}": candidates,
+        "order_seconds": order_seconds,
+        "warm_up_seconds": warm_up_seconds,
+        "overhead": 8 * row["bytes"] / exact_bits - 1,
+        "header_bytes": len(blob) - 4 * container.unpack(blob)[1].size,
+    }
+    print(
+        f"codec overhead over the exact code length: {100 * figures['overhead']:+.3f}% "
+        f"(header {figures['header_bytes']} bytes, {8 * figures['header_bytes'] / len(data):.5f} bits per "
+        f"{unit.name}); order choice {order_seconds:.1f} s, compiling warm-up {warm_up_seconds:.1f} s"
+    )
+    return [row, exact, plan], figures
+
+
+def _write(results: dict, out_dir: Path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {out_dir}/results.json")
+    return results
+
+
+def text_benchmark(args) -> dict:
+    """The text mode (see the module docstring)."""
+    model = load_model(args.checkpoint)
+    length = model.num_positions
+    batch_size = args.batch_size or 16
+    splits = text8.load(args.data_dir)
+    print(splits.describe())
+    tokens = splits.test[: args.num_chars // length * length]
+    if not len(tokens):
+        raise SystemExit(f"--num-chars must be at least one chunk of {length} characters")
+    chunks = pipeline.eval_chunks(tokens, length)
+    data = text8.decode(tokens).encode()
+    print(f"{len(data):,} test characters ({len(chunks)} chunks of {length}); budget {args.budget}")
+
+    def codec(seed):
+        return (
+            lambda d: compression.compress(d, model, args.budget, seed, batch_size, args.progress),
+            lambda blob: compression.decompress(blob, model, args.progress),
+        )
+
+    warm_up = data[: min(batch_size, len(chunks)) * length]  # the measured run's shapes, compiled
+    train_chunks = pipeline.eval_chunks(splits.train, length)[: args.order_chunks]
+    codec_rows, figures = _codec_rows(args, model, TEXT, data, chunks, train_chunks, codec, warm_up)
+    rows = [*codec_rows, *baselines(data)]
+    print(table(rows))
+    results = {
+        "corpus": splits.describe(),
+        "checkpoint": str(args.checkpoint),
+        "num_chars": len(data),
+        **figures,
+        "batch_size": batch_size,
+        "rows": rows,
+        "environment": environment(),
+        "paper": PAPER,
+    }
+    return _write(results, Path(args.out_dir or "runs/compression"))
+
+
+def png_rows(pictures: np.ndarray) -> list[dict]:
+    """PNG (Pillow, optimize, zlib level 9) of `(N, H, W, C)` images: one file per image, and the images
+    stacked into one `(N·H, W, C)` picture (which pays the PNG container once, as the codec's file does)."""
+    data = pictures.tobytes()
+
+    def each(d):
+        return [compression.to_png(image) for image in np.frombuffer(d, np.uint8).reshape(pictures.shape)]
+
+    def stacked(d):
+        return compression.to_png(np.frombuffer(d, np.uint8).reshape(-1, *pictures.shape[2:]))
+
+    return [
+        _row(
+            "PNG -9 optimize, one file per image",
+            data,
+            each,
+            lambda files: b"".join(compression.read_image(f).tobytes() for f in files),
+            IMAGES,
+            size=lambda files: sum(map(len, files)),
+        )[0],
+        _row(
+            "PNG -9 optimize, images stacked in one",
+            data,
+            stacked,
+            lambda file: compression.read_image(file).tobytes(),
+            IMAGES,
+        )[0],
+    ]
+
+
+def image_benchmark(args) -> dict:
+    """The image mode (see the module docstring)."""
+    config = saved_config(args.checkpoint)
+    splits = images.load(config["dataset"], args.data_dir or config["data_dir"])
+    print(splits.describe())
+    model = load_model(args.checkpoint)
+    if splits.image_shape != model.image_shape:
+        raise SystemExit(
+            f"the data's images are {describe_shape(splits.image_shape)}, the run's "
+            f"{describe_shape(model.image_shape)}"
+        )
+    pictures = splits.test[: args.num_images]
+    if not len(pictures):
+        raise SystemExit("--num-images must be at least 1")
+    batch_size = args.batch_size or 20
+    data = pictures.tobytes()
+    length = model.num_positions
+    print(
+        f"{len(pictures)} test images of {describe_shape(model.image_shape)} ({len(data):,} sub-pixels); "
+        f"budget {args.budget}"
+    )
+
+    def codec(seed):
+        return (
+            lambda d: compression.compress_images(
+                np.frombuffer(d, np.uint8).reshape(-1, *model.image_shape),
+                model,
+                args.budget,
+                seed,
+                batch_size,
+                args.progress,
+            ),
+            lambda blob: compression.decompress_images(blob, model, args.progress).tobytes(),
+        )
+
+    warm_up = data[: min(batch_size, len(pictures)) * length]  # the measured run's shapes, compiled
+    chunks = pictures.reshape(len(pictures), length).astype(np.int32)
+    train_chunks = splits.train[: args.order_chunks].reshape(-1, length).astype(np.int32)
+    codec_rows, figures = _codec_rows(args, model, IMAGES, data, chunks, train_chunks, codec, warm_up)
+    rows = [*codec_rows, *png_rows(pictures), *baselines(data, IMAGES)]
+    print(table(rows, IMAGES))
+    single = 8 * figures["header_bytes"] / length
+    data_set = (
+        "CIFAR-10 test images" if config["dataset"] == "cifar10" else "another data set, not comparable"
+    )
+    print(
+        f"a file of one image pays its header at {single:.3f} bits per dimension. The paper (CIFAR-10, "
+        f"reference §5 Table 3; here {data_set}): "
+        + ", ".join(f"{name} {bpd}" for name, bpd in PAPER_IMAGES.items())
+        + " bpd"
+    )
+    results = {
+        "corpus": splits.describe(),
+        "checkpoint": str(args.checkpoint),
+        "num_images": len(pictures),
+        "image_shape": list(model.image_shape),
+        "num_dims": len(data),
+        **figures,
+        "batch_size": batch_size,
+        "header_bpd_single_image": single,
+        "rows": rows,
+        "environment": environment(),
+        "paper": PAPER_IMAGES,
+    }
+    return _write(results, Path(args.out_dir or "runs/compression_images"))
+
+
+def main(argv=None) -> dict:
+    args = _parser().parse_args(argv)
+    kind = run_kind(saved_config(args.checkpoint))
+    return (text_benchmark if kind == "text" else image_benchmark)(args)
+
+
+if __name__ == "__main__":
+    main()

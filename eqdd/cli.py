@@ -1,0 +1,290 @@
+"""The `eqdd` command: lossless compression of text and images with a trained OA-ARDM.
+
+    eqdd compress IN OUT --checkpoint RUN_DIR [--budget K]
+    eqdd decompress IN OUT --checkpoint RUN_DIR
+
+RUN_DIR is a run of `experiments/text8_oaardm.py` or an OA-ARDM run of `experiments/cifar10_ardm.py`
+(its EMA parameters are used); which one is read from its saved config. For a text run, IN must be
+plain text in the text8 alphabet (lowercase a-z and space); for an image run, IN is an image file
+(PNG or any format Pillow reads) of the run's size and channels, and decompress writes a PNG. OUT is
+written only once everything has succeeded (decompression: after every check), through a temporary
+file renamed into place. Errors end the command with status 1 and a message; nothing is written then.
+"""
+
+import argparse
+import dataclasses
+import functools
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from eqdd import compression
+from eqdd import policy as policies
+from eqdd.compression import container
+from eqdd.compression.model import describe_shape
+from eqdd.data import images, pipeline
+from eqdd.train import Checkpointer, session
+
+# Checkpoints are read with the experiments' own code; experiments are scripts of the repository.
+_EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+_SCRIPTS = {"text": "text8_oaardm.py", "images": "cifar10_ardm.py"}
+# The image shape of a run is not saved with it: the datasets' fixed sizes, else read from the folder.
+DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+DEFAULT_BUDGET = 50  # the paper's compression default (reference §4.5)
+
+
+def saved_config(run_dir: str | os.PathLike) -> dict:
+    """The config a run was started with, as saved in its newest checkpoint (a dict).
+
+    Raises:
+        CompressionError: when `run_dir` holds no checkpoint.
+    """
+    checkpoints = Path(run_dir) / "checkpoints"
+    checkpointer = Checkpointer(checkpoints) if checkpoints.is_dir() else None
+    if checkpointer is None or checkpointer.latest_step() is None:
+        raise compression.CompressionError(
+            f"{run_dir} holds no checkpoint; give the run directory of experiments/text8_oaardm.py "
+            "or experiments/cifar10_ardm.py"
+        )
+    config = checkpointer.metadata()["config"]
+    checkpointer.close()
+    return config
+
+
+def run_kind(config: dict) -> str:
+    """`"text"` for a run of the text8 experiment (its config has `seq_len`), `"images"` for one of the
+    image experiment (`dataset`).
+
+    Raises:
+        CompressionError: for any other run, or an Upscale ARDM run (not coded yet).
+    """
+    if "seq_len" in config:
+        return "text"
+    if "dataset" not in config:
+        raise compression.CompressionError("the checkpoint is neither a text8 run nor an image run")
+    if config.get("model") != "oa":
+        raise compression.CompressionError(
+            f"the checkpoint is an {config.get('model')} run; the codec codes with OA-ARDMs only"
+        )
+    return "images"
+
+
+def run_image_shape(config: dict) -> tuple[int, int, int]:
+    """`(H, W, C)` of an image run: its dataset's fixed size, or for an image folder the size of the
+    folder's images (read once; the run must name the folder, or `$EQDD_DATA_DIR` must hold it).
+
+    Raises:
+        CompressionError: when the image folder cannot be read.
+    """
+    if config["dataset"] in DATASET_SHAPES:
+        return DATASET_SHAPES[config["dataset"]]
+    return _image_folder_shape(config["data_dir"])
+
+
+@functools.cache
+def _image_folder_shape(data_dir: str | None) -> tuple[int, int, int]:
+    try:
+        return images.load_image_folder(data_dir).image_shape
+    except images.ImageDataError as error:
+        raise compression.CompressionError(
+            f"the run was trained on an image folder, whose image size is read from the folder: {error}"
+        ) from None
+
+
+def _experiment(kind: str):
+    path = _EXPERIMENTS / _SCRIPTS[kind]
+    if not path.is_file():
+        raise compression.CompressionError(
+            f"reading a checkpoint needs {path}: install eqdd from a clone (`pip install -e .`)"
+        )
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    return experiment
+
+
+def _restore_image_run(run_dir: str | os.PathLike, config: dict):
+    """The config, newest state and objective of an OA run of the image experiment, and its image shape."""
+    experiment = _experiment("images")
+    config = dataclasses.replace(experiment.Config(**config), run_dir=str(run_dir))
+    shape = run_image_shape(dataclasses.asdict(config))
+    model, objective, num_steps = experiment.build(config, shape, jax.random.PRNGKey(0))
+    try:
+        state = session.restore_state(config, model, num_steps)
+    except ValueError as error:
+        raise compression.CompressionError(
+            f"the checkpoint in {run_dir} does not fit {describe_shape(shape)} images, the size of its "
+            f"dataset {config.dataset}"
+        ) from None
+    return config, state, objective, shape
+
+
+def load_model(run_dir: str | os.PathLike) -> compression.CodecModel:
+    """The codec's view of a run of `experiments/text8_oaardm.py` or an OA run of
+    `experiments/cifar10_ardm.py`: EMA network, `D`, `L_t`, fingerprint, and the image shape.
+
+    `L_t` of steps never observed in training (barely trained runs) is the largest observed value
+    ([`eqdd.policy.fill_unseen`][]). The fingerprint covers the parameters and every setting that may
+    not change when a run is resumed (so not the run directory, the data directory, the attention
+    backend or the evaluation options).
+
+    Raises:
+        CompressionError: when `run_dir` holds no checkpoint of either experiment, or the experiment
+            script is not there.
+    """
+    config = saved_config(run_dir)
+    kind = run_kind(config)
+    if kind == "text":
+        config, state, objective = _experiment("text").load_run(run_dir)
+        shape = None
+    else:
+        config, state, objective, shape = _restore_image_run(run_dir, config)
+    description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
+    losses = policies.fill_unseen(np.asarray(state.step_losses.values), np.asarray(state.step_losses.seen))
+    return compression.CodecModel.create(
+        state.ema_model, losses.size, objective.absorbing_token, losses, description, shape
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eqdd", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help in (
+        ("compress", "compress a text file in the text8 alphabet, or an image"),
+        ("decompress", "restore a file written by `eqdd compress`"),
+    ):
+        command = commands.add_parser(name, help=help, description=help)
+        command.add_argument("input", type=Path, metavar="IN")
+        command.add_argument("output", type=Path, metavar="OUT")
+        command.add_argument(
+            "--checkpoint",
+            required=True,
+            metavar="RUN_DIR",
+            help="run directory of experiments/text8_oaardm.py or experiments/cifar10_ardm.py",
+        )
+        command.add_argument(
+            "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+        )
+    compress = commands.choices["compress"]
+    compress.add_argument(
+        "--budget",
+        type=int,
+        help=f"network calls per chunk of D characters, or per image (default: {DEFAULT_BUDGET}, at most D)",
+    )
+    compress.add_argument(
+        "--orders", type=int, default=5, help="candidate orders to choose from (default: %(default)s)"
+    )
+    compress.add_argument(
+        "--order-chunks",
+        type=int,
+        default=8,
+        help="the orders are scored on the first N full chunks of the input (default: %(default)s)",
+    )
+    compress.add_argument(
+        "--batch-size", type=int, default=16, help="chunks per network call (default: %(default)s)"
+    )
+    compress.add_argument(
+        "--verify", action="store_true", help="decompress the result and compare before writing it"
+    )
+    return parser
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file next to `path`, then rename it to `path`."""
+    with tempfile.NamedTemporaryFile(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    ) as f:
+        temporary = Path(f.name)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read_input(data: bytes, config: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """The input's tokens, and for an image run its pixels; refused before the model is loaded."""
+    if run_kind(config) == "text":
+        return compression.encode_text(data), None
+    image = compression.read_image(data)
+    shape = run_image_shape(config)
+    if image.shape != shape:
+        raise compression.ShapeError(
+            f"the image is {describe_shape(image.shape)}, but the run codes {describe_shape(shape)} images "
+            "(height x width x channels)"
+        )
+    return image.reshape(-1), image
+
+
+def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> bytes | np.ndarray:
+    """The text (bytes) or the one image (pixels) of a file."""
+    if model.kind == "text":
+        return compression.decompress(blob, model, show_progress)
+    return compression.decompress_images(blob, model, show_progress)[0]
+
+
+def _compress(args, data: bytes) -> bytes:
+    tokens, image = _read_input(data, saved_config(args.checkpoint))
+    model = load_model(args.checkpoint)
+    budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
+    if not 1 <= budget <= model.num_positions:
+        raise compression.CompressionError(f"--budget must be in 1..{model.num_positions}, got {budget}")
+    if args.orders < 1 or args.order_chunks < 0 or not 1 <= args.batch_size < 1 << 16:
+        raise compression.CompressionError(
+            "--orders must be >= 1, --order-chunks >= 0, --batch-size in 1..65535"
+        )
+    chunks = pipeline.eval_chunks(tokens, model.num_positions)[: args.order_chunks]
+    seed = 0
+    if args.orders > 1 and len(chunks):
+        policy, _ = model.plan(budget)
+        seed, _ = compression.choose_order(model.denoiser, chunks, policy, model.absorbing_token, args.orders)
+    if image is None:
+        blob = compression.compress(data, model, budget, seed, args.batch_size, args.progress)
+        what, unit = f"{len(data):,} characters", "character"
+    else:
+        blob = compression.compress_images(image[None], model, budget, seed, args.batch_size, args.progress)
+        what, unit = f"{describe_shape(image.shape)} image", "dimension"
+    if args.verify:
+        restored = _decode(blob, model, args.progress)
+        if not (restored == data if image is None else np.array_equal(restored, image)):
+            raise compression.DeterminismError("the compressed file does not decompress to the input")
+    print(
+        f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(tokens.size, 1):.4f} bits per "
+        f"{unit}; budget {budget}, order {seed})",
+        file=sys.stderr,
+    )
+    return blob
+
+
+def _decompress(args, blob: bytes) -> bytes:
+    header, _ = container.unpack(blob)  # refuse a damaged file before loading the model
+    if header.kind == "images" and header.num_images != 1:
+        raise compression.CompressionError(
+            f"the file holds {header.num_images:,} images and `eqdd decompress` writes one PNG: decode it "
+            "with eqdd.compression.decompress_images"
+        )
+    model = load_model(args.checkpoint)
+    restored = _decode(blob, model, args.progress)
+    return restored if model.kind == "text" else compression.to_png(restored)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command; exit with status 1 and a message on any error."""
+    args = _parser().parse_args(argv)
+    try:
+        data = args.input.read_bytes()
+        result = (_compress if args.command == "compress" else _decompress)(args, data)
+        _write_atomically(args.output, result)
+    except compression.CompressionError as error:
+        sys.exit(f"eqdd {args.command}: error: {args.input}: {error}")
+    except OSError as error:
+        sys.exit(f"eqdd {args.command}: error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Lossless compression of text and images with OA-ARDMs (reference §5): an rANS codec over the model's
+exact likelihood.
+
+- [`tables`][eqdd.compression.tables]: integer probability tables, identical on every machine;
+- [`ans`][eqdd.compression.ans]: the entropy coder (constriction's ANS stack, fed those tables);
+- [`codec`][eqdd.compression.codec]: code token streams with a fixed order and policy, one network
+  call per segment; choose the order; the exact code length;
+- [`model`][eqdd.compression.model]: a trained model as the codec sees it, with its fingerprint;
+- [`container`][eqdd.compression.container]: the file format (header with checksums, then the words);
+- [`message`][eqdd.compression.message]: a token stream into a file and back, with every check (what
+  text and images share);
+- [`text`][eqdd.compression.text]: compress and decompress text in the text8 alphabet;
+- [`images`][eqdd.compression.images]: compress and decompress batches of 8-bit images; read image
+  files and write PNGs exactly.
+
+Decoding reproduces the encoder's network outputs bit for bit; that needs the same jax and jaxlib
+versions and the same kind of CPU (the codec always runs the network on the CPU, in float32). A
+mismatch is detected and raised as a [`DeterminismError`][eqdd.compression.DeterminismError].
+"""
+
+from eqdd.compression.codec import choose_order, code_lengths, decode, encode, order_from_seed
+from eqdd.compression.errors import (
+    AlphabetError,
+    CompressionError,
+    CorruptedFileError,
+    DeterminismError,
+    FormatError,
+    ImageFileError,
+    ModelMismatchError,
+    ShapeError,
+    TruncatedFileError,
+)
+from eqdd.compression.images import compress_images, decompress_images, read_image, to_png
+from eqdd.compression.model import CodecModel
+from eqdd.compression.tables import PRECISION, quantize
+from eqdd.compression.text import compress, decompress, encode_text
+
+__all__ = [
+    "PRECISION",
+    "AlphabetError",
+    "CodecModel",
+    "CompressionError",
+    "CorruptedFileError",
+    "DeterminismError",
+    "FormatError",
+    "ImageFileError",
+    "ModelMismatchError",
+    "ShapeError",
+    "TruncatedFileError",
+    "choose_order",
+    "code_lengths",
+    "compress",
+    "compress_images",
+    "decode",
+    "decompress",
+    "decompress_images",
+    "encode",
+    "encode_text",
+    "order_from_seed",
+    "quantize",
+    "read_image",
+    "to_png",
+]

@@ -1,0 +1,136 @@
+"""The compressed file: a header, then the ANS words.
+
+Layout (little-endian; `E` the length of the environment text):
+
+| bytes | field | what |
+|---|---|---|
+| 8 | magic | `EQDDARDM` |
+| 1 | version | 2 |
+| 1 | kind | 0: text (text8 alphabet), 1: images |
+| 8 | num_symbols | symbols coded: characters, or sub-pixels `N·H·W·C` of `N` images |
+| 4 | data_crc | CRC32 of the original bytes (for images, the uint8 pixels `(N, H, W, C)`, row-major) |
+| 16 | fingerprint | the model's ([`eqdd.compression.model.fingerprint`][]) |
+| 4 | order_seed | `sigma` is [`eqdd.compression.codec.order_from_seed`][] of it |
+| 4 | order_crc | CRC32 of `sigma` (int32), to catch a jax that draws another permutation |
+| 2 | budget | `K`, network calls per chunk: the policy is the model's optimal one for `K` |
+| 4 | policy_crc | CRC32 of the policy (int64), to catch a planner that plans another |
+| 4 | first_table_crc | CRC32 of the first network call's quantised table |
+| 2 | batch_size | chunks (images) per network call |
+| 3 x 2 | image_shape | `H`, `W`, `C` of every image; zeros for text |
+| 4 | num_words | 32-bit ANS words in the payload |
+| 4 | payload_crc | CRC32 of the payload |
+| 1 + E | environment | where the file was written (jax, jaxlib, CPU architecture), UTF-8 |
+| 4 | header_crc | CRC32 of every header byte before it |
+| 4·num_words | payload | the ANS words |
+
+Version 1 (text only, without `kind` and `image_shape`) was never released; such a file is refused
+with a [`FormatError`][eqdd.compression.FormatError] that says so.
+"""
+
+import dataclasses
+import math
+import struct
+import zlib
+
+import numpy as np
+
+from eqdd.compression.errors import CorruptedFileError, FormatError, TruncatedFileError
+
+MAGIC = b"EQDDARDM"
+VERSION = 2
+KINDS = ("text", "images")  # the kind byte indexes this
+_FIXED = struct.Struct("<8sBBQI16sIIHIIH3HII")  # magic and version, the header fields, then the payload's
+_CRC = struct.Struct("<I")
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """The header fields (see the module docstring), in the order of the file."""
+
+    kind: str
+    num_symbols: int
+    data_crc: int
+    fingerprint: bytes
+    order_seed: int
+    order_crc: int
+    budget: int
+    policy_crc: int
+    first_table_crc: int
+    batch_size: int
+    image_shape: tuple[int, int, int] | None  # None for text
+    environment: str
+
+    @property
+    def num_images(self) -> int:
+        """How many images the file holds (0 for text)."""
+        return self.num_symbols // math.prod(self.image_shape) if self.image_shape else 0
+
+
+def pack(header: Header, words: np.ndarray) -> bytes:
+    """The file's bytes for a header and the ANS words."""
+    payload = np.asarray(words, "<u4").tobytes()
+    kind, *fields, image_shape, environment = dataclasses.astuple(header)
+    environment = environment.encode()[:255]
+    head = (
+        _FIXED.pack(
+            MAGIC,
+            VERSION,
+            KINDS.index(kind),
+            *fields,
+            *(image_shape or (0, 0, 0)),
+            len(words),
+            zlib.crc32(payload),
+        )
+        + bytes([len(environment)])
+        + environment
+    )
+    return head + _CRC.pack(zlib.crc32(head)) + payload
+
+
+def _need(data: bytes, end: int, what: str) -> None:
+    if len(data) < end:
+        raise TruncatedFileError(f"the file is truncated: it ends at byte {len(data):,}, inside its {what}")
+
+
+def unpack(data: bytes) -> tuple[Header, np.ndarray]:
+    """Parse and check a file's bytes.
+
+    Returns:
+        The header and the ANS words (uint32).
+
+    Raises:
+        FormatError: not an eqdd file, or another format version.
+        TruncatedFileError: the file ends before the header says.
+        CorruptedFileError: the header or the payload fails its CRC32, or bytes follow the payload.
+    """
+    if not data or data[: len(MAGIC)] != MAGIC[: len(data)]:
+        raise FormatError("not an eqdd compressed file (its first bytes are not the magic EQDDARDM)")
+    _need(data, len(MAGIC) + 1, "header")
+    version = data[len(MAGIC)]
+    if version != VERSION:
+        written_by = " (a development version of eqdd before image support)" if version == 1 else ""
+        raise FormatError(
+            f"format version {version}{written_by}; this eqdd reads version {VERSION}: decompress the "
+            "file with the eqdd that wrote it"
+        )
+    _need(data, _FIXED.size + 1, "header")
+    kind, *fields, height, width, channels, num_words, payload_crc = _FIXED.unpack_from(data)[2:]
+    environment_end = _FIXED.size + 1 + data[_FIXED.size]
+    header_end = environment_end + _CRC.size
+    _need(data, header_end, "header")
+    if zlib.crc32(data[:environment_end]) != _CRC.unpack_from(data, environment_end)[0]:
+        raise CorruptedFileError("the file is damaged: its header fails its checksum")
+    if kind >= len(KINDS):
+        raise FormatError(f"unknown kind {kind} of data; this eqdd codes {' and '.join(KINDS)}")
+    _need(data, header_end + 4 * num_words, f"payload ({num_words * 4:,} bytes from byte {header_end:,})")
+    payload = data[header_end : header_end + 4 * num_words]
+    if len(data) > header_end + len(payload):
+        raise CorruptedFileError(
+            f"the file is damaged: {len(data) - header_end - len(payload):,} bytes follow the payload"
+        )
+    if zlib.crc32(payload) != payload_crc:
+        raise CorruptedFileError("the file is damaged: its payload fails its checksum")
+    environment = data[_FIXED.size + 1 : environment_end].decode(errors="replace")
+    image_shape = (height, width, channels) if KINDS[kind] == "images" else None
+    header = Header(KINDS[kind], *fields, image_shape, environment)
+    return header, np.frombuffer(payload, "<u4").astype(np.uint32)

@@ -1,0 +1,164 @@
+"""What compressing text and compressing images share: a stream of tokens into the file format and back.
+
+[`compress`][eqdd.compression.message.compress] plans the policy, draws the order, codes the tokens
+with [`eqdd.compression.codec.encode`][] and packs the header;
+[`decompress`][eqdd.compression.message.decompress] checks the file, its kind and its model before
+decoding, and the original's checksum after. The modules of each kind
+([`text`][eqdd.compression.text], [`images`][eqdd.compression.images]) only turn their data into
+tokens and back.
+"""
+
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+from jaxtyping import Integer
+
+from eqdd._typing import typecheck
+from eqdd.compression import codec, container
+from eqdd.compression.errors import DeterminismError, ModelMismatchError
+from eqdd.compression.model import CodecModel, describe_shape, environment
+
+_UNITS = {"text": "char", "images": "dim"}  # what the progress bars count
+
+
+def check_kind(model: CodecModel, kind: str) -> None:
+    """Raise a `ModelMismatchError` unless `model` codes `kind` (`"text"` or `"images"`)."""
+    if model.kind != kind:
+        raise ModelMismatchError(f"{model.describe()} cannot code {kind}")
+
+
+def contents(header: container.Header) -> str:
+    """What a file holds, for messages: `text`, `1 image of 28x28x1` or `3 images of 28x28x1`."""
+    if header.image_shape is None:
+        return "text"
+    plural = "" if header.num_images == 1 else "s"
+    return f"{header.num_images:,} image{plural} of {describe_shape(header.image_shape)}"
+
+
+@typecheck
+def compress(
+    tokens: Integer[np.ndarray, " N"],
+    data: bytes,
+    kind: str,
+    model: CodecModel,
+    budget: int,
+    order_seed: int,
+    batch_size: int,
+    show_progress: bool,
+) -> bytes:
+    """Code a stream of tokens into a compressed file.
+
+    Arguments:
+        tokens: the data as the model's classes, flat (chunks of `D`, e.g. whole images).
+        data: the original bytes; their CRC32 goes into the header.
+        kind: `"text"` or `"images"`; must be the model's.
+        model: the model ([`eqdd.compression.CodecModel`][]).
+        budget: network calls per chunk, in `1..D`; the policy is the optimal one for the model's `L_t`.
+        order_seed: the order is [`eqdd.compression.codec.order_from_seed`][] of it.
+        batch_size: chunks per network call.
+        show_progress: show a progress bar.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        ModelMismatchError: when the model codes another kind of data.
+        ValueError: for a budget outside `1..D`, a batch size outside `1..65535` or a seed outside
+            `0..2^32-1`.
+    """
+    check_kind(model, kind)
+    if not 1 <= batch_size < 1 << 16 or not 0 <= order_seed < 1 << 32:
+        raise ValueError(
+            f"the batch size must be in 1..65535 and the seed in 0..2^32-1, got {batch_size}, {order_seed}"
+        )
+    policy, _ = model.plan(budget)
+    sigma = codec.order_from_seed(order_seed, model.num_positions)
+    words, first_table = codec.encode(
+        model.denoiser, tokens, sigma, policy, model.absorbing_token, batch_size, show_progress, _UNITS[kind]
+    )
+    header = container.Header(
+        kind=kind,
+        num_symbols=tokens.shape[0],
+        data_crc=zlib.crc32(data),
+        fingerprint=model.fingerprint,
+        order_seed=order_seed,
+        order_crc=codec.checksum(sigma),
+        budget=budget,
+        policy_crc=codec.checksum(policy),
+        first_table_crc=first_table,
+        batch_size=batch_size,
+        image_shape=model.image_shape,
+        environment=environment(),
+    )
+    return container.pack(header, words)
+
+
+def decompress(
+    blob: bytes,
+    model: CodecModel,
+    kind: str,
+    to_bytes: Callable[[np.ndarray], bytes],
+    show_progress: bool,
+) -> tuple[container.Header, bytes]:
+    """Decode a compressed file, checking everything that can be checked.
+
+    Arguments:
+        blob: the file's bytes.
+        model: the model the file was compressed with.
+        kind: `"text"` or `"images"`: what the caller decodes; must be the model's.
+        to_bytes: the original bytes of the decoded tokens (whose CRC32 the header holds).
+        show_progress: show a progress bar.
+
+    Returns:
+        The header and the original bytes, exactly.
+
+    Raises:
+        FormatError, TruncatedFileError, CorruptedFileError: see [`eqdd.compression.container.unpack`][].
+        ModelMismatchError: the model codes another kind of data, or the file was written with
+            another model (another kind, image shape or fingerprint).
+        DeterminismError: the network's outputs here differ from the encoder's (the message names the
+            environment the file was written in and this one).
+    """
+    check_kind(model, kind)
+    header, words = container.unpack(blob)
+    if (header.kind, header.image_shape) != (model.kind, model.image_shape):
+        raise ModelMismatchError(
+            f"the file holds {contents(header)}, but the checkpoint is {model.describe()}: decompress it "
+            "with the checkpoint it was compressed with"
+        )
+    if header.fingerprint != model.fingerprint:
+        raise ModelMismatchError(
+            f"the file was compressed with another model (fingerprint {header.fingerprint.hex()}, "
+            f"this model's is {model.fingerprint.hex()}): decompress it with the checkpoint it was "
+            "compressed with"
+        )
+    try:
+        sigma = codec.order_from_seed(header.order_seed, model.num_positions)
+        if codec.checksum(sigma) != header.order_crc:
+            raise DeterminismError("jax draws another order from the file's seed")
+        policy, _ = model.plan(header.budget)
+        if codec.checksum(policy) != header.policy_crc:
+            raise DeterminismError("the planner finds another policy for the file's budget")
+        tokens = codec.decode(
+            model.denoiser,
+            words,
+            header.num_symbols,
+            sigma,
+            policy,
+            model.absorbing_token,
+            header.batch_size,
+            header.first_table_crc,
+            show_progress,
+            _UNITS[kind],
+        )
+        data = to_bytes(tokens)
+        if zlib.crc32(data) != header.data_crc:
+            raise DeterminismError("the decoded data fail the original's checksum")
+    except DeterminismError as error:
+        raise DeterminismError(
+            f"{error}: this environment ({environment()}) does not reproduce the network outputs of the "
+            f"one that wrote the file ({header.environment}). Decode with the same jax and jaxlib versions "
+            "on the same kind of CPU."
+        ) from None
+    return header, data

@@ -1,0 +1,83 @@
+"""Compress and decompress text in the text8 alphabet with an OA-ARDM: the file-level API.
+
+[`compress`][eqdd.compression.compress] tokenises the text (space -> 1, `a`..`z` -> 2..27) and hands
+the tokens to [`eqdd.compression.message`][] (the codec and the file format, shared with images);
+[`decompress`][eqdd.compression.decompress] decodes and checks a file there and returns the original
+bytes, or raises.
+"""
+
+import numpy as np
+
+from eqdd.compression import message
+from eqdd.compression.errors import AlphabetError
+from eqdd.compression.model import CodecModel
+from eqdd.data import text8
+
+
+def encode_text(data: bytes) -> np.ndarray:
+    """Tokens of text in the text8 alphabet.
+
+    Raises:
+        AlphabetError: naming the first byte outside the alphabet (`a`-`z` and space) and its offset.
+    """
+    try:
+        return text8.encode(data)
+    except text8.Text8Error as error:
+        raise AlphabetError(f"not plain text in the text8 alphabet: {error}") from None
+
+
+def compress(
+    data: bytes,
+    model: CodecModel,
+    budget: int,
+    order_seed: int = 0,
+    batch_size: int = 16,
+    show_progress: bool = False,
+) -> bytes:
+    """Compress text in the text8 alphabet.
+
+    Arguments:
+        data: the text (bytes: lowercase `a`-`z` and space only).
+        model: a text model ([`eqdd.compression.CodecModel`][]).
+        budget: network calls per chunk of `D` characters, in `1..D`; the policy is the optimal one
+            for the model's `L_t`.
+        order_seed: the order is [`eqdd.compression.codec.order_from_seed`][] of it (pick one with
+            [`eqdd.compression.choose_order`][]).
+        batch_size: chunks per network call.
+        show_progress: show a progress bar.
+
+    Returns:
+        The compressed file's bytes.
+
+    Raises:
+        AlphabetError: for text outside the alphabet.
+        ModelMismatchError: for an image model.
+        ValueError: for a budget outside `1..D`, a batch size outside `1..65535` or a seed outside
+            `0..2^32-1`.
+    """
+    return message.compress(
+        encode_text(data), data, "text", model, budget, order_seed, batch_size, show_progress
+    )
+
+
+def decompress(blob: bytes, model: CodecModel, show_progress: bool = False) -> bytes:
+    """Decompress what [`compress`][eqdd.compression.compress] wrote, and check it.
+
+    Arguments:
+        blob: the compressed file's bytes.
+        model: the model the file was compressed with.
+        show_progress: show a progress bar.
+
+    Returns:
+        The original bytes, exactly.
+
+    Raises:
+        FormatError, TruncatedFileError, CorruptedFileError: see [`eqdd.compression.container.unpack`][].
+        ModelMismatchError: the file holds images, or was written with another model.
+        DeterminismError: the network's outputs here differ from the encoder's (the message names the
+            environment the file was written in and this one).
+    """
+    _, data = message.decompress(
+        blob, model, "text", lambda tokens: text8.decode(tokens).encode(), show_progress
+    )
+    return data

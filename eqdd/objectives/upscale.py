@@ -1,0 +1,249 @@
+"""The Upscale ARDM objective (reference §3.4-3.5, Algorithm 4), in the 0-indexed code convention.
+
+An Upscale ARDM is a stack of `S` OA-ARDMs over the same `D` positions, stage `s` generating the level
+`s + 1` values from the level `s` ones (`eqdd.processes.upscale`). One global step `t` in `0..S·D-1` names a
+stage `s = t // D` and a step within it, `t_in = t mod D`. With an order `sigma`, the network sees
+`x^(s+1)` at the `t_in` positions with `sigma < t_in` and `x^(s)` elsewhere, and one call scores the
+`D - t_in` others: with `Σ = Σ_{sigma >= t_in} log p(x^(s+1)_k | ·)` in nats,
+
+- `nelbo = -S·Σ / ((D - t_in)·ln 2)`, bits per dimension; its mean over uniform `t` and `sigma` is the
+  bound on `-log2 p(x) / D` (the paper's `S·D·ℒ_t`, per dimension);
+- `step_loss = nelbo / (S·D)`, the per-step component `L_t`: the `S·D` values sum to the bound, and stage
+  `s` owns `L_{s·D}, …, L_{s·D + D - 1}` (plan policies with [`eqdd.policy.optimal_stage_policies`][]);
+- `nce = -Σ / (D·ln 2)`, the un-reweighted masked cross-entropy of the stage.
+
+The terms are [`eqdd.objectives.OATerms`][] with the global `t`, so the training step, its `L_t` tracker
+(over `S·D` steps) and `eqdd.train.evaluate_bound` (with `num_steps = S·D`) serve both models.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from eqdd._typing import UpscaleDenoiser, typecheck
+from eqdd.objectives.ardm import OATerms
+from eqdd.processes import absorbing, upscale
+from eqdd.processes.upscale import UpscaleTransitions
+
+
+@typecheck
+def upscale_inputs(
+    transitions: UpscaleTransitions, x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""]
+) -> tuple[Int[Array, " D"], Bool[Array, " D"], Int[Array, ""]]:
+    """The network input at the global step `t`: `(tokens, revealed, stage)`.
+
+    Arguments:
+        transitions: the maps.
+        x: the clean sequence.
+        sigma: the stage's order.
+        t: the global step, in `0..S·D-1`.
+
+    Returns:
+        `tokens` (`x^(s+1)` where `revealed`, `x^(s)` elsewhere), `revealed = sigma < t_in` and `stage`.
+    """
+    num_positions = x.shape[0]
+    stage, t_in = t // num_positions, t % num_positions
+    revealed = absorbing.revealed_mask(sigma, t_in)
+    tokens = jnp.where(
+        revealed,
+        upscale.level_values(transitions, x, stage + 1),
+        upscale.level_values(transitions, x, stage),
+    )
+    return tokens, revealed, stage
+
+
+@typecheck
+def upscale_terms(
+    transitions: UpscaleTransitions,
+    output: Float[Array, "D K_out"],
+    x: Int[Array, " D"],
+    sigma: Int[Array, " D"],
+    t: Int[Array, ""],
+    parametrization: str,
+) -> OATerms:
+    """Score the positions of one sequence that are not yet revealed at the global step `t`.
+
+    Arguments:
+        transitions: the maps.
+        output: the denoiser's output for the input of step `t` (see [`upscale_inputs`][]).
+        x: the clean sequence (data classes).
+        sigma: the stage's order.
+        t: the global step, in `0..S·D-1`.
+        parametrization: `"data"` or `"direct"`.
+
+    Returns:
+        The [`eqdd.objectives.OATerms`][] of the module docstring.
+    """
+    num_positions, num_stages = x.shape[0], transitions.num_stages
+    stage, t_in = t // num_positions, t % num_positions
+    parent = upscale.level_values(transitions, x, stage)
+    log_probs = upscale.stage_log_probs(transitions, output, parent, stage, parametrization)
+    digit = upscale.stage_digit(transitions, x, stage)
+    log_p = jnp.take_along_axis(log_probs, digit[:, None], axis=-1)[:, 0]
+    masked_sum = jnp.sum(jnp.where(sigma >= t_in, log_p, 0.0))
+    nelbo = -num_stages * masked_sum / ((num_positions - t_in) * math.log(2.0))
+    nce = -masked_sum / (num_positions * math.log(2.0))
+    return OATerms(nelbo=nelbo, step_loss=nelbo / (num_stages * num_positions), nce=nce, t=t)
+
+
+@typecheck
+def upscale_estimate(
+    denoiser: UpscaleDenoiser,
+    transitions: UpscaleTransitions,
+    x: Int[Array, " D"],
+    sigma: Int[Array, " D"],
+    t: Int[Array, ""],
+    parametrization: str,
+) -> OATerms:
+    """Build the input of global step `t` with order `sigma`, run the denoiser once and score the result.
+
+    Arguments:
+        denoiser: `(tokens, t, revealed, stage) -> output` (see `eqdd._typing.UpscaleDenoiser`).
+        transitions: the maps.
+        x: the clean sequence.
+        sigma: the stage's order.
+        t: the global step, in `0..S·D-1`; the denoiser is given this global `t`.
+        parametrization: `"data"` or `"direct"`.
+
+    Returns:
+        The [`eqdd.objectives.OATerms`][] for this `(sigma, t)`.
+    """
+    tokens, revealed, stage = upscale_inputs(transitions, x, sigma, t)
+    output = denoiser(tokens, t, revealed, stage)
+    return upscale_terms(transitions, output, x, sigma, t, parametrization)
+
+
+@typecheck
+def upscale_policy_estimate(
+    denoiser: UpscaleDenoiser,
+    transitions: UpscaleTransitions,
+    x: Int[Array, " D"],
+    sigma: Int[Array, " D"],
+    policy: Int[Array, "S P"],
+    index: Int[Array, ""],
+    parametrization: str,
+) -> OATerms:
+    """Estimate the cost of generating with one policy per stage (reference §4.4, Upscale version).
+
+    Row `s` of `policy` holds stage `s`'s `P` left boundaries (the same budget in every stage). The index
+    `u` in `0..S·P-1` names stage `s = u // P` and its segment `j = u mod P`; the network runs once at
+    `t_in = b_j` and the estimate is `L_{s·D + b_j}·(b_{j+1} - b_j)·S·P`. For uniform `u` and `sigma` its
+    mean is the policy's cost `Σ_s Σ_j (b_{j+1} - b_j)·L_{s·D + b_j}`; with every row `0..D-1` it is the
+    full-step bound.
+
+    Arguments:
+        denoiser: the network.
+        transitions: the maps.
+        x: the clean sequence.
+        sigma: the stage's order.
+        policy: `(S, P)` left boundaries.
+        index: `u`, in `0..S·P-1`.
+        parametrization: `"data"` or `"direct"`.
+
+    Returns:
+        [`eqdd.objectives.OATerms`][] whose `nelbo` is the policy estimate (bits per dimension) and whose
+        `step_loss` and `t` are `L_{s·D + b_j}` and `s·D + b_j`.
+    """
+    num_positions, (num_stages, budget) = x.shape[0], policy.shape
+    if num_stages != transitions.num_stages:
+        raise ValueError(
+            f"the policy has {num_stages} rows but the process has {transitions.num_stages} stages"
+        )
+    stage, segment = index // budget, index % budget
+    lefts, rights = absorbing.segments(policy[stage], num_positions)
+    t = stage * num_positions + lefts[segment]
+    terms = upscale_estimate(denoiser, transitions, x, sigma, t, parametrization)
+    weight = (rights[segment] - lefts[segment]) * num_stages * budget
+    return terms._replace(nelbo=terms.step_loss * weight)
+
+
+class UpscaleObjective(eqx.Module):
+    """The Upscale ARDM training loss: `nelbo + ce_weight · nce` with `t` and `sigma` drawn per example.
+
+    Called on one example, like [`eqdd.objectives.OAARDMObjective`][]; the training step `vmap`s it over
+    the batch. Track `L_t` over [`num_steps`][] steps.
+    """
+
+    transitions: UpscaleTransitions
+    parametrization: str = eqx.field(static=True, default="data")
+    ce_weight: float = eqx.field(static=True, default=0.0)
+
+    def __check_init__(self):
+        upscale.check_parametrization(self.parametrization)
+
+    def num_steps(self, num_positions: int) -> int:
+        """`S·D`, the number of global steps (and of `L_t` values)."""
+        return self.transitions.num_stages * num_positions
+
+    @typecheck
+    def estimate(
+        self, denoiser: UpscaleDenoiser, x: Int[Array, " D"], t: Int[Array, ""], key: PRNGKeyArray
+    ) -> OATerms:
+        """The estimates at a given global step `t`, with a random order.
+
+        **Arguments:**
+
+        - `denoiser`: the network.
+        - `x`: one clean sequence.
+        - `t`: the global step, in `0..S·D-1`.
+        - `key`: a PRNG key for `sigma`.
+
+        **Returns:**
+
+        The [`eqdd.objectives.OATerms`][].
+        """
+        sigma = absorbing.sample_order(key, x.shape[0])
+        return upscale_estimate(denoiser, self.transitions, x, sigma, t, self.parametrization)
+
+    @typecheck
+    def policy_estimate(
+        self,
+        denoiser: UpscaleDenoiser,
+        x: Int[Array, " D"],
+        segment: Int[Array, ""],
+        key: PRNGKeyArray,
+        policy: Int[Array, "S P"],
+    ) -> OATerms:
+        """The policy-cost estimate at a given (stage, segment) index, with a random order.
+
+        Evaluate it with `eqdd.train.evaluate_bound(functools.partial(objective.policy_estimate,
+        policy=policy), ..., num_steps=S·P)`.
+
+        **Arguments:**
+
+        - `denoiser`: the network.
+        - `x`: one clean sequence.
+        - `segment`: the index `u = s·P + j`, in `0..S·P-1`.
+        - `key`: a PRNG key for `sigma`.
+        - `policy`: `(S, P)` left boundaries, one row per stage.
+
+        **Returns:**
+
+        See [`eqdd.objectives.upscale_policy_estimate`][].
+        """
+        sigma = absorbing.sample_order(key, x.shape[0])
+        return upscale_policy_estimate(
+            denoiser, self.transitions, x, sigma, policy, segment, self.parametrization
+        )
+
+    @typecheck
+    def __call__(
+        self, denoiser: UpscaleDenoiser, x: Int[Array, " D"], key: PRNGKeyArray
+    ) -> tuple[Float[Array, ""], OATerms]:
+        """**Arguments:**
+
+        - `denoiser`: the network.
+        - `x`: one clean sequence.
+        - `key`: a PRNG key for `t` and `sigma`.
+
+        **Returns:**
+
+        The loss to minimise and the [`eqdd.objectives.OATerms`][] behind it.
+        """
+        order_key, step_key = jax.random.split(key)
+        t = absorbing.sample_step(step_key, self.num_steps(x.shape[0]))
+        terms = self.estimate(denoiser, x, t, order_key)
+        return terms.nelbo + self.ce_weight * terms.nce, terms

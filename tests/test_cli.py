@@ -1,0 +1,224 @@
+"""The `eqdd` command and benchmarks/compression.py end to end on tiny runs (text trained, images written)."""
+
+import dataclasses
+import gzip
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from eqdd import cli, compression
+from eqdd.train import Checkpointer, StepLosses, TrainState
+from tests.scripts import TINY_RUN, load_script, write_text8
+
+experiment = load_script("experiments/text8_oaardm.py")
+image_experiment = load_script("experiments/cifar10_ardm.py")
+benchmark = load_script("benchmarks/compression.py")
+TINY = [*TINY_RUN, *"--seq-len 16 --batch-size 4 --num-steps 3 --eval-max-chunks 2 --num-samples 0".split()]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, text8_dir) -> tuple[Path, Path]:
+    """A tiny trained run of the text8 experiment, and a copy whose EMA head bias is shifted."""
+    root = tmp_path_factory.mktemp("runs")
+    experiment.main(["--data-dir", str(text8_dir), "--run-dir", str(root / "run"), *TINY])
+    _, state, _ = experiment.load_run(root / "run")
+    other = eqx.tree_at(lambda s: s.ema_model.head.bias, state, state.ema_model.head.bias + 0.5)
+    source, target = Checkpointer(root / "run" / "checkpoints"), Checkpointer(root / "other" / "checkpoints")
+    target.save(int(state.step), other, source.metadata())
+    source.close()
+    target.close()
+    return root / "run", root / "other"
+
+
+@pytest.fixture(scope="module")
+def image_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """An untrained width-8 U-Net run of the image experiment on Fashion-MNIST (28x28x1) with made-up
+    `L_t`, written directly (training would take far longer than the tests of the command), and the
+    same checkpoint labelled as an Upscale run."""
+    root = tmp_path_factory.mktemp("image_runs")
+    config = image_experiment.Config(run_dir=str(root / "oa"), width=8)
+    model, _, num_steps = image_experiment.build(config, (28, 28, 1), jax.random.PRNGKey(0))
+    state = TrainState.create(model, config.optimizer(), jax.random.PRNGKey(0), num_steps)
+    losses = StepLosses(jnp.linspace(6.0, 1.0, num_steps), jnp.ones(num_steps, bool))
+    state = eqx.tree_at(lambda s: s.step_losses, state, losses)
+    for name, label in (("oa", "oa"), ("upscale", "upscale")):
+        checkpointer = Checkpointer(root / name / "checkpoints")
+        checkpointer.save(1, state, {"config": {**dataclasses.asdict(config), "model": label}})
+        checkpointer.close()
+    return root / "oa", root / "upscale"
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def eqdd(command: str, source: Path, target: Path, run: Path, *options) -> None:
+    cli.main(
+        [command, str(source), str(target), "--checkpoint", str(run), "--no-progress", *map(str, options)]
+    )
+
+
+def fails(capsys, *args) -> str:
+    """Run the command, expect it to exit with a message (status 1), and return the message."""
+    with pytest.raises(SystemExit) as exit:
+        eqdd(*args)
+    assert isinstance(exit.value.code, str)  # sys.exit(message): status 1
+    return exit.value.code + capsys.readouterr().err
+
+
+def test_compress_then_decompress_restores_the_file(runs, tmp_path, capsys):
+    inputs = {
+        "text": (b"the cat sat on a mat and the dog ran " * 7)[:250],
+        "empty": b"",
+        "one": b"q",
+    }
+    for name, text in inputs.items():
+        (tmp_path / name).write_bytes(text)
+        options = ("--budget", 4, "--verify") if name == "text" else ()  # else the default 50, cut to D = 16
+        eqdd("compress", tmp_path / name, tmp_path / f"{name}.z", runs[0], *options)
+        eqdd("decompress", tmp_path / f"{name}.z", tmp_path / f"{name}.out", runs[0])
+        assert (tmp_path / f"{name}.out").read_bytes() == text
+    assert "text: 250 characters ->" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_errors_exit_with_a_message_and_write_nothing(runs, tmp_path, capsys):
+    (tmp_path / "in.txt").write_bytes(b"a cat sat on the mat " * 3)
+    eqdd("compress", tmp_path / "in.txt", tmp_path / "z", runs[0], "--budget", 3)
+    blob = (tmp_path / "z").read_bytes()
+    (tmp_path / "bad.txt").write_bytes(b"a cat\nsat")
+    (tmp_path / "truncated.z").write_bytes(blob[:-3])
+    (tmp_path / "damaged.z").write_bytes(blob[:-3] + bytes([blob[-3] ^ 1]) + blob[-2:])
+    out = tmp_path / "out"
+    cases = [
+        (("compress", "bad.txt", runs[0]), r"outside the text8 alphabet .* b'\\n' at offset 5"),
+        (("decompress", "z", runs[1]), "compressed with another model"),
+        (("decompress", "truncated.z", runs[0]), "truncated"),
+        (("decompress", "damaged.z", runs[0]), "damaged"),
+        (("decompress", "in.txt", runs[0]), "not an eqdd compressed file"),
+        (("decompress", "z", tmp_path / "nowhere"), "holds no checkpoint"),
+        (("compress", "in.txt", runs[0], "--budget", 17), r"--budget must be in 1\.\.16"),
+        (("decompress", "missing.z", runs[0]), "No such file"),
+    ]
+    for (command, name, run, *options), message in cases:
+        text = fails(capsys, command, tmp_path / name, out, run, *options)
+        assert re.search(message, text), (message, text)
+        assert not out.exists(), name
+    assert not (tmp_path / "nowhere").exists()
+    out.write_bytes(b"kept")  # a failed run leaves an existing OUT as it was
+    fails(capsys, "decompress", tmp_path / "z", out, runs[1])
+    assert out.read_bytes() == b"kept" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_console_script_is_installed():
+    script = Path(sys.executable).parent / "eqdd"
+    result = subprocess.run([script, "compress", "--help"], capture_output=True, text=True, check=True)
+    assert "--checkpoint RUN_DIR" in result.stdout and "--budget" in result.stdout
+
+
+def test_benchmark_compares_with_the_exact_code_length_and_the_baselines(runs, tmp_path, capsys):
+    write_text8(tmp_path, seed=2, length=30_000)
+    options = (
+        f"--num-chars 330 --budget 4 --orders 2 --order-chunks 2 --batch-size 8 --out-dir {tmp_path / 'out'}"
+    )
+    results = benchmark.main(
+        ["--checkpoint", str(runs[0]), "--data-dir", str(tmp_path), "--no-progress", *options.split()]
+    )
+    out = capsys.readouterr().out
+    assert "exact code length" in out and "xz -9" in out and "overhead" in out
+    assert results["num_chars"] == 320 and len(results["policy"]) == 4  # whole chunks of 16
+    codec, exact = results["rows"][:2]
+    assert 0 < 8 * codec["bytes"] - exact["bpc"] * 320 < 8 * (results["header_bytes"] + 12)
+    assert {r["method"] for r in results["rows"]} >= {"gzip -9", "bzip2 -9", "xz -9", "zstd -19"}
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["order_seed"] == results["order_seed"]
+
+
+def test_an_image_is_compressed_and_decompressed_to_a_png_of_the_same_pixels(image_runs, tmp_path, capsys):
+    pixels = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    (tmp_path / "in.png").write_bytes(png(pixels))
+    eqdd(
+        "compress",
+        tmp_path / "in.png",
+        tmp_path / "z",
+        image_runs[0],
+        "--budget",
+        3,
+        "--orders",
+        2,
+        "--verify",
+    )
+    err = capsys.readouterr().err
+    assert "in.png: 28x28x1 image ->" in err and "bits per dimension" in err
+    eqdd("decompress", tmp_path / "z", tmp_path / "out.png", image_runs[0])
+    with Image.open(tmp_path / "out.png") as restored:
+        assert restored.format == "PNG" and restored.mode == "L"
+        np.testing.assert_array_equal(np.asarray(restored), pixels)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    (tmp_path / "in.png").write_bytes(png(rng.integers(0, 256, (28, 28), dtype=np.uint8)))
+    (tmp_path / "colour.png").write_bytes(png(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)))
+    (tmp_path / "in.txt").write_bytes(b"a cat sat on the mat")
+    eqdd("compress", tmp_path / "in.png", tmp_path / "image.z", image_runs[0], "--budget", 2, "--orders", 1)
+    eqdd("compress", tmp_path / "in.txt", tmp_path / "text.z", runs[0], "--budget", 2, "--orders", 1)
+    blob = (tmp_path / "image.z").read_bytes()
+    (tmp_path / "truncated.z").write_bytes(blob[:-3])
+    (tmp_path / "damaged.z").write_bytes(blob[:-3] + bytes([blob[-3] ^ 1]) + blob[-2:])
+    model = cli.load_model(image_runs[0])
+    pair = np.zeros((2, 28, 28, 1), np.uint8)
+    (tmp_path / "pair.z").write_bytes(compression.compress_images(pair, model, 2))
+    out = tmp_path / "out"
+    cases = [
+        (("compress", "colour.png", image_runs[0]), "the image is 28x28x3, but the run codes 28x28x1 images"),
+        (("compress", "in.txt", image_runs[0]), "not an image file Pillow can read"),
+        (("compress", "in.png", runs[0]), r"outside the text8 alphabet .* at offset 0"),
+        (("compress", "in.png", image_runs[1]), "an upscale run; the codec codes with OA-ARDMs only"),
+        (
+            ("decompress", "text.z", image_runs[0]),
+            "holds text, but the checkpoint is an image model of 28x28x1",
+        ),
+        (("decompress", "image.z", runs[0]), "holds 1 image of 28x28x1, but the checkpoint is a text model"),
+        (("decompress", "truncated.z", image_runs[0]), "truncated"),
+        (("decompress", "damaged.z", image_runs[0]), "damaged"),
+        (("decompress", "pair.z", image_runs[0]), "holds 2 images and `eqdd decompress` writes one PNG"),
+    ]
+    for (command, name, run, *options), message in cases:
+        text = fails(capsys, command, tmp_path / name, out, run, *options)
+        assert re.search(message, text), (message, text)
+        assert not out.exists(), name
+
+
+def test_benchmark_compares_images_with_the_exact_code_length_and_png(image_runs, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    for name, count in (("train-images-idx3-ubyte.gz", 4), ("t10k-images-idx3-ubyte.gz", 3)):
+        pictures = (rng.random((count, 28, 28)) < 0.3) * rng.integers(100, 256, (count, 28, 28))
+        header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in pictures.shape)
+        (tmp_path / name).write_bytes(gzip.compress(header + pictures.astype(np.uint8).tobytes()))
+    options = (
+        f"--num-images 3 --budget 2 --orders 2 --order-chunks 2 --batch-size 2 --out-dir {tmp_path / 'out'}"
+    )
+    results = benchmark.main(
+        ["--checkpoint", str(image_runs[0]), "--data-dir", str(tmp_path), "--no-progress", *options.split()]
+    )
+    out = capsys.readouterr().out
+    assert "bits/dim" in out and "PNG -9 optimize, one file per image" in out and "2.73" in out
+    assert (
+        results["num_images"] == 3 and results["image_shape"] == [28, 28, 1] and len(results["policy"]) == 2
+    )
+    codec, exact = results["rows"][:2]
+    assert 0 < 8 * codec["bytes"] - exact["bpd"] * 3 * 784 < 8 * (results["header_bytes"] + 12)
+    assert {r["method"] for r in results["rows"]} >= {"PNG -9 optimize, images stacked in one", "xz -9"}

@@ -1,0 +1,165 @@
+"""The compression codec: exact tables, exact round trips, code length = -log2 p, documented errors."""
+
+import dataclasses
+import zlib
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from eqdd import compression
+from eqdd.compression import ans, codec, container
+from eqdd.data import text8
+from eqdd.denoisers import Transformer
+
+D = 16
+BUDGET = 5
+ALPHABET = text8.ALPHABET.encode()
+
+
+def tiny_model(seed: int) -> compression.CodecModel:
+    """An untrained tiny transformer whose head is scaled up, so its conditionals are far from uniform."""
+    network = Transformer(
+        text8.NUM_CLASSES + 1, text8.NUM_CLASSES, 16, 1, 2, 32, key=jax.random.PRNGKey(seed)
+    )
+    network = eqx.tree_at(lambda m: m.head.weight, network, 4 * network.head.weight)
+    losses = np.linspace(3.0, 1.0, D)
+    return compression.CodecModel.create(network, D, text8.ABSORBING, losses, {"test": seed})
+
+
+MODEL = tiny_model(0)
+
+
+def random_text(length: int, seed: int) -> bytes:
+    return bytes(np.random.default_rng(seed).choice(np.frombuffer(ALPHABET, np.uint8), length))
+
+
+@pytest.fixture(scope="module")
+def blob() -> bytes:
+    return compression.compress(random_text(100, 0), MODEL, BUDGET, order_seed=2, batch_size=4)
+
+
+@settings(max_examples=20)
+@given(st.lists(st.floats(0.0, 1.0, width=32), min_size=2, max_size=40), st.integers(0, 2**31))
+def test_tables_give_every_symbol_mass_and_sum_exactly(weights, seed):
+    weights = np.asarray(weights, np.float32)
+    rng = np.random.default_rng(seed)
+    probabilities = np.stack([weights, rng.dirichlet(np.full(weights.size, 0.02)).astype(np.float32)])
+    probabilities[0] = (
+        (probabilities[0] / probabilities[0].sum()) if probabilities[0].sum() else 1 / weights.size
+    )
+    counts = compression.quantize(probabilities.astype(np.float32))
+    assert (counts >= 1).all() and (counts.sum(-1) == 2**compression.PRECISION).all()
+    assert np.abs(counts / 2**compression.PRECISION - probabilities).max() < 1e-5
+    np.testing.assert_array_equal(counts, compression.quantize(probabilities.astype(np.float32)))
+
+
+def test_tables_refuse_what_is_not_a_distribution():
+    for bad in ([0.5, np.nan], [1.5, -0.5], [0.2, 0.2]):
+        with pytest.raises(ValueError):
+            compression.quantize(np.array(bad, np.float32))
+
+
+def test_the_coder_codes_with_our_tables_bit_for_bit():
+    """constriction must rebuild our tables exactly: a table off by one unit at a count of 1-4 would cost
+    0.3 to 1 bit per symbol, thousands of bits over these symbols."""
+    rng = np.random.default_rng(0)
+    counts = compression.quantize(rng.dirichlet(np.full(28, 0.03), 5000).astype(np.float32))
+    rare = np.argsort(counts, -1, kind="stable")[:, :4]  # symbols of counts 1, 2, ... (the smallest)
+    symbols = rare[np.arange(5000), rng.integers(0, 4, 5000)]
+    coder = ans.new_coder()
+    ans.push(coder, symbols, counts)
+    assert abs(coder.num_bits() - ans.ideal_bits(symbols, counts)) <= 64
+    decoder = ans.new_coder(coder.get_compressed())
+    np.testing.assert_array_equal(ans.pop(decoder, counts), symbols)
+    assert decoder.is_empty()
+
+
+@settings(max_examples=12)
+@given(st.integers(0, 150), st.integers(0, 2**31), st.sampled_from([1, 4]))
+@example(0, 0, 4)
+@example(1, 0, 4)
+@example(D, 0, 4)
+@example(150, 0, 4)
+def test_round_trip_is_exact_for_any_length(length, seed, batch_size):
+    text = random_text(length, seed)
+    blob = compression.compress(text, MODEL, BUDGET, order_seed=seed % 3, batch_size=batch_size)
+    assert compression.decompress(blob, MODEL) == text
+
+
+def test_code_length_is_minus_log2_of_the_model_probability():
+    text = random_text(12 * D, 1)
+    chunks = compression.encode_text(text).reshape(-1, D).astype(np.int32)
+    sigma = compression.order_from_seed(1, D)
+    policy, _ = MODEL.plan(BUDGET)
+    words, _ = compression.encode(MODEL.denoiser, chunks.reshape(-1), sigma, policy, text8.ABSORBING, 4)
+    exact_bits = (
+        float(compression.code_lengths(MODEL.denoiser, chunks, sigma, policy, text8.ABSORBING).sum()) * D
+    )
+    assert exact_bits > 1000
+    assert abs(32 * words.size - exact_bits) <= 8 * 12  # the ANS state and the last word: a few bytes
+
+
+def test_choose_order_takes_the_best_candidate():
+    chunks = compression.encode_text(random_text(4 * D, 2)).reshape(-1, D).astype(np.int32)
+    policy, _ = MODEL.plan(BUDGET)
+    seed, bits = compression.choose_order(MODEL.denoiser, chunks, policy, text8.ABSORBING, 3)
+    assert len(bits) == 3 and bits[seed] == min(bits)
+    assert sorted(compression.order_from_seed(seed, D)) == list(range(D))
+
+
+def test_out_of_alphabet_input_is_refused_naming_the_first_bad_byte():
+    with pytest.raises(compression.AlphabetError, match=r"b'W' at offset 6"):
+        compression.compress(b"hello World", MODEL, BUDGET)
+
+
+def test_a_wrong_model_is_detected(blob):
+    with pytest.raises(compression.ModelMismatchError, match="another model"):
+        compression.decompress(blob, tiny_model(1))
+
+
+@pytest.mark.parametrize("keep", [0, 5, 20, 70, -1])
+def test_a_truncated_file_is_detected(blob, keep):
+    error = compression.FormatError if keep == 0 else compression.TruncatedFileError
+    with pytest.raises(error):
+        compression.decompress(blob[:keep], MODEL)
+
+
+def test_damage_is_detected(blob):
+    header, words = container.unpack(blob)
+    payload_start = len(blob) - 4 * words.size
+    for position in (10, 40, payload_start - 1, payload_start, len(blob) - 1):
+        damaged = bytearray(blob)
+        damaged[position] ^= 0x10
+        with pytest.raises(compression.CorruptedFileError, match="damaged"):
+            compression.decompress(bytes(damaged), MODEL)
+    with pytest.raises(compression.CorruptedFileError, match="follow the payload"):
+        compression.decompress(blob + b"\0", MODEL)
+    with pytest.raises(compression.FormatError, match="not an eqdd"):
+        compression.decompress(b"PK\x03\x04" + blob[4:], MODEL)
+    with pytest.raises(compression.FormatError, match="version 3"):
+        compression.decompress(blob[:8] + b"\x03" + blob[9:], MODEL)
+    with pytest.raises(compression.FormatError, match="version 1 .*before image support"):
+        compression.decompress(blob[:8] + b"\x01" + blob[9:], MODEL)
+
+
+@pytest.mark.parametrize("field", ["first_table_crc", "order_crc", "policy_crc", "data_crc"])
+def test_other_network_outputs_are_detected(blob, field):
+    """What a different jax, device or dtype would cause: the encoder's outputs are not reproduced."""
+    header, words = container.unpack(blob)
+    header = dataclasses.replace(header, **{field: (getattr(header, field) + 1) % 2**32})
+    with pytest.raises(compression.DeterminismError, match="does not reproduce the network outputs"):
+        compression.decompress(container.pack(header, words), MODEL)
+
+
+def test_header_holds_what_decoding_needs(blob):
+    header, words = container.unpack(blob)
+    assert header.kind == "text" and header.image_shape is None and header.num_images == 0
+    assert header.num_symbols == 100 and header.data_crc == zlib.crc32(random_text(100, 0))
+    assert header.fingerprint == MODEL.fingerprint and header.order_seed == 2 and header.batch_size == 4
+    assert header.budget == BUDGET and header.policy_crc == codec.checksum(MODEL.plan(BUDGET)[0])
+    assert "jax" in header.environment and words.size
+    assert len(blob) == 72 + 1 + len(header.environment) + 4 + 4 * words.size
