@@ -45,14 +45,17 @@ def saved_config(run_dir: str | os.PathLike) -> dict:
         CompressionError: when `run_dir` holds no checkpoint.
     """
     checkpoints = Path(run_dir) / "checkpoints"
-    checkpointer = Checkpointer(checkpoints) if checkpoints.is_dir() else None
-    if checkpointer is None or checkpointer.latest_step() is None:
+    config = None
+    if checkpoints.is_dir():
+        checkpointer = Checkpointer(checkpoints)
+        if checkpointer.latest_step() is not None:
+            config = checkpointer.metadata()["config"]
+        checkpointer.close()
+    if config is None:
         raise compression.CompressionError(
             f"{run_dir} holds no checkpoint; give the run directory of experiments/text8_oaardm.py "
             "or experiments/cifar10_ardm.py"
         )
-    config = checkpointer.metadata()["config"]
-    checkpointer.close()
     return config
 
 
@@ -110,13 +113,13 @@ def _experiment(kind: str):
 
 def _restore_image_run(run_dir: str | os.PathLike, config: dict):
     """The config, newest state and objective of an OA run of the image experiment, and its image shape."""
+    shape = run_image_shape(config)
     experiment = _experiment("images")
     config = dataclasses.replace(experiment.Config(**config), run_dir=str(run_dir))
-    shape = run_image_shape(dataclasses.asdict(config))
     model, objective, num_steps = experiment.build(config, shape, jax.random.PRNGKey(0))
     try:
         state = session.restore_state(config, model, num_steps)
-    except ValueError as error:
+    except ValueError:
         raise compression.CompressionError(
             f"the checkpoint in {run_dir} does not fit {describe_shape(shape)} images, the size of its "
             f"dataset {config.dataset}"

@@ -14,7 +14,7 @@ import io
 
 import numpy as np
 from jaxtyping import UInt8
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from eqdd._typing import typecheck
 from eqdd.compression import message
@@ -98,7 +98,8 @@ def read_image(data: bytes) -> UInt8[np.ndarray, "H W C"]:
 
     Greyscale images give one channel, greyscale with alpha two, RGB three and RGBA four; a 1-bit
     image gives the values 0 and 255, a palette image its colours (RGB, or RGBA when the palette
-    has transparency). A lossy format (JPEG) gives its decoded pixels.
+    has transparency). A lossy format (JPEG) gives its decoded pixels. Only pixels are kept: metadata
+    (colour profiles, text, a transparent-colour key) is not.
 
     Raises:
         ImageFileError: for data Pillow cannot read, several frames, or a mode that is not 8 bits
@@ -115,6 +116,8 @@ def read_image(data: bytes) -> UInt8[np.ndarray, "H W C"]:
                 )
             mode = _MODES[image.mode] or ("RGBA" if image.has_transparency_data else "RGB")
             pixels = np.asarray(image.convert(mode))
+    except UnidentifiedImageError:
+        raise ImageFileError("not an image file Pillow can read") from None
     except (OSError, Image.DecompressionBombError) as error:
         raise ImageFileError(f"not an image file Pillow can read ({error})") from None
     return pixels[..., None] if pixels.ndim == 2 else pixels

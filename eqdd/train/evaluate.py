@@ -40,6 +40,16 @@ class BoundReport:
         }
 
 
+def stratified_steps(key: jax.Array, count: int, num_steps: int) -> np.ndarray:
+    """One pass's steps for `count` chunks: `t_i = floor((π(i) + u)·T / count)` with a random
+    permutation `π` and a uniform `u` in `[0, 1)`. Each `t_i` is uniform on `0..T-1`, and the sorted
+    steps fall one into each of `count` equal strata of `[0, T)` (systematic sampling)."""
+    offset_key, permutation_key = jax.random.split(key)
+    offset = float(jax.random.uniform(offset_key))
+    ranks = np.asarray(jax.random.permutation(permutation_key, count))
+    return np.minimum(((ranks + offset) * num_steps / count).astype(np.int64), num_steps - 1)
+
+
 def evaluate_bound(
     estimate: Callable,
     model: eqx.Module,
@@ -53,9 +63,9 @@ def evaluate_bound(
 ) -> BoundReport:
     """Average a per-example bound estimator over a split, with stratified steps.
 
-    In pass `p`, chunk `i` is scored at step `t = (i + offset_p) mod num_steps` with a uniformly
-    random `offset_p`: every chunk's `t` is marginally uniform, so the mean is unbiased, and the
-    steps are spread evenly, so every `L_t` gets the same number of samples.
+    Each pass scores every chunk once, at steps from [`stratified_steps`][]: every chunk's `t` is
+    marginally uniform, so the mean is unbiased, and each pass spreads its steps evenly over
+    `0..num_steps-1`, whether there are more chunks than steps or fewer.
 
     Arguments:
         estimate: `estimate(model, x, t, key) -> terms` for one chunk, with `terms.nelbo` (bits per
@@ -88,9 +98,9 @@ def evaluate_bound(
     step_counts = np.zeros(num_steps)
     with progress_bar(passes * padded // batch_size, "evaluating", "batch", progress) as bar:
         for p in range(passes):
-            key, offset_key, pass_key = jax.random.split(key, 3)
-            offset = int(jax.random.randint(offset_key, (), 0, num_steps))
-            steps = (np.arange(padded) + offset) % num_steps
+            key, steps_key, pass_key = jax.random.split(key, 3)
+            steps = np.zeros(padded, np.int64)
+            steps[:count] = stratified_steps(steps_key, count, num_steps)
             keys = jax.random.split(pass_key, padded)
             for start in range(0, padded, batch_size):
                 batch = slice(start, start + batch_size)
