@@ -1,5 +1,7 @@
 """benchmarks/ggm_vs_oaardm.py end to end on two tiny trained runs."""
 
+import math
+
 from tests.scripts import TINY_RUN, load_script, write_text8
 
 benchmark = load_script("benchmarks/ggm_vs_oaardm.py")
@@ -41,7 +43,9 @@ def test_benchmark_compares_both_models_at_equal_calls(tmp_path, capsys):
     for row in (oa, g):
         assert row["bound_bpc"] > 0 and row["bound_stderr"] > 0 and len(row["samples"]) == 3
     for row in results["rows"]:
-        assert row["judge_bpc"] > 0 and 0 <= row["unigram_entropy"] <= 5 and 0 <= row["known_words"] <= 1
+        assert row["judge_bpc"] > 0 and 0 <= row["unigram_entropy"] <= 5
+        # NaN when a short sample has no inner word (its first and last words may be cut)
+        assert math.isnan(row["known_words"]) or 0 <= row["known_words"] <= 1
     # the synthetic corpus has nine words: the test split's words are all known
     assert data["known_words"] == 1.0
     assert (tmp_path / "out" / "samples_ggm.txt").read_text().count("\n") == 3

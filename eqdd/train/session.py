@@ -234,8 +234,10 @@ def restore_state(config: TrainingConfig, model: eqx.Module, num_diffusion_steps
     """The newest state of the run in `config.run_dir`, shaped like a fresh state around `model`."""
     checkpointer = Checkpointer(Path(config.run_dir) / "checkpoints")
     template = TrainState.create(model, config.optimizer(), jax.random.PRNGKey(0), num_diffusion_steps)
-    state, _ = checkpointer.restore(template)
-    checkpointer.close()
+    try:
+        state, _ = checkpointer.restore(template)
+    finally:
+        checkpointer.close()
     return state
 
 
