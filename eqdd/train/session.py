@@ -273,7 +273,7 @@ def write_outputs(
         (run_dir / name).write_text("".join(line + "\n" for line in lines))
     plot_training(run_dir / "metrics.jsonl", test_step_losses, run_dir / "training.png")
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {run_dir}/results.json, {', '.join(texts)}, training.png, metrics.jsonl")
+    print(f"wrote {run_dir}/{', '.join(['results.json', *texts, 'training.png', 'metrics.jsonl'])}")
 
 
 def _interrupt(signum, frame):
