@@ -1,4 +1,4 @@
-"""The `eqdd` command and benchmarks/compression.py end to end on tiny runs (text trained, images written)."""
+"""The `eqdd` command and benchmarks/compression_rates.py end to end on tiny runs."""
 
 import dataclasses
 import gzip
@@ -22,7 +22,7 @@ from tests.scripts import TINY_RUN, load_script, write_text8
 
 experiment = load_script("experiments/text8_oaardm.py")
 image_experiment = load_script("experiments/cifar10_ardm.py")
-benchmark = load_script("benchmarks/compression.py")
+benchmark = load_script("benchmarks/compression_rates.py")
 TINY = [*TINY_RUN, *"--seq-len 16 --batch-size 4 --num-steps 3 --eval-max-chunks 2 --num-samples 0".split()]
 
 

@@ -1,8 +1,8 @@
 """Lossless compression with the OA-ARDM codec: text8 next to gzip, bzip2, xz and zstd; images next to PNG.
 
-    python benchmarks/compression.py --checkpoint runs/text8_oaardm       # the first 50,000 test characters
-    python benchmarks/compression.py --num-chars 575000                     # the whole test split of the head
-    python benchmarks/compression.py --checkpoint runs/cifar10_ardm        # 50 test images of the run's data
+    python benchmarks/compression_rates.py --checkpoint runs/text8_oaardm  # the first 50,000 test characters
+    python benchmarks/compression_rates.py --num-chars 575000          # the whole test split of the head
+    python benchmarks/compression_rates.py --checkpoint runs/cifar10_ardm   # 50 test images of the run's data
 
 The checkpoint's kind (a text8 run or an image run, read from its saved config) picks the mode.
 
@@ -33,14 +33,9 @@ import json
 import lzma
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
-
-# Run as a script, this file's folder comes first on sys.path, and its name shadows the standard
-# library's `compression` package (Python 3.14), which jax tries to import: drop the folder first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
 
