@@ -1,15 +1,18 @@
-"""Shared by the benchmark scripts: import an experiment script of the repository as a module."""
+"""Shared by the benchmark scripts: train a run with an experiment script when a benchmark needs one."""
 
-import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_experiment(name: str):
-    """The module `experiments/{name}.py` (experiments are scripts, not a package)."""
-    path = ROOT / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_experiment(name: str, argv: list[str]) -> None:
+    """Run `python experiments/{name}.py ARGV` in a child process (exactly what a user would run).
+
+    Raises:
+        SystemExit: when the experiment fails (its own message is on stderr above).
+    """
+    result = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), *argv])
+    if result.returncode:
+        raise SystemExit(f"experiments/{name}.py {' '.join(argv)} failed with status {result.returncode}")

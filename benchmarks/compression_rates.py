@@ -1,8 +1,9 @@
-"""Lossless compression with the OA-ARDM codec: text8 next to gzip, bzip2, xz and zstd; images next to PNG.
+"""Lossless compression with the ARDM codec: text8 next to gzip, bzip2, xz and zstd; images next to PNG.
 
     python benchmarks/compression_rates.py --checkpoint runs/text8_oaardm  # the first 50,000 test characters
     python benchmarks/compression_rates.py --num-chars 575000          # the whole test split of the head
     python benchmarks/compression_rates.py --checkpoint runs/cifar10_ardm   # 50 test images of the run's data
+    python benchmarks/compression_rates.py --checkpoint runs/cifar10_upscale4  # the same, an Upscale ARDM
 
 The checkpoint's kind (a text8 run or an image run, read from its saved config) picks the mode.
 
@@ -10,14 +11,16 @@ Text: on the first --num-chars characters of the test split (rounded down to who
 codec of `eqdd compress` (`eqdd.compression.compress`) with the DP policy of --budget network calls per
 chunk, planned on the run's training L_t, and the best of --orders orders scored on --order-chunks
 training chunks (the paper's protocol, reference §5). It reports the achieved bits per character
-(the whole file, header included) next to the model's exact code length -log2 p(x | order, policy)
-computed independently (`eqdd.objectives.oa_ardm_policy_log_likelihood`), the DP's planned cost, and
+(the whole file, header included) next to the model's exact code length -log2 p(x | orders, policy)
+computed independently (`eqdd.objectives.oa_ardm_policy_log_likelihood`, or
+`upscale_policy_log_likelihood` for an Upscale ARDM), the DP's planned cost, and
 gzip -9, bzip2 -9, xz -9 (Python's zlib, bz2 and lzma) and zstd -19 (the `zstandard` package, else
 the `zstd` command) on the same bytes; speeds in characters per second, after compilation (the
 compiling warm-up is timed separately).
 
 Images: the same on the first --num-images test images of the run's dataset (one file, one image per
-chunk, `eqdd.compression.compress_images`), orders scored on --order-chunks training images (4 by
+chunk, `eqdd.compression.compress_images`), with an OA-ARDM or an Upscale ARDM (--budget calls per
+stage), orders scored on --order-chunks training images (4 by
 default: the exact code length runs the U-Net inside `lax.scan`, about 6 times slower per call on a
 CPU than the codec's separate calls), in bits per dimension and sub-pixels (dimensions) per second;
 next to PNG (Pillow, optimize, zlib level 9), one file per image and the images stacked into one
@@ -88,7 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         "--num-images", type=int, default=50, help="images: test images to compress (default: %(default)s)"
     )
     parser.add_argument(
-        "--budget", type=int, default=DEFAULT_BUDGET, help="network calls per chunk (default: %(default)s)"
+        "--budget",
+        type=int,
+        default=DEFAULT_BUDGET,
+        help="network calls per chunk (image), and per stage of an Upscale ARDM (default: %(default)s)",
     )
     parser.add_argument("--orders", type=int, default=5, help="candidate orders (default: %(default)s)")
     parser.add_argument(
@@ -200,30 +206,27 @@ def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, code
     length = model.num_positions
     policy, planned = model.plan(args.budget)
     (seed, candidates), order_seconds = _timed(
-        compression.choose_order, model.denoiser, train_chunks, policy, model.absorbing_token, args.orders
+        compression.choose_order, model, train_chunks, policy, args.orders
     )
     scores = ", ".join(f"{b:.4f}" for b in candidates)
     print(f"order: seed {seed} of {args.orders} (training {unit.bits} {scores})")
     codec_compress, codec_decompress = codec(seed)
     _, warm_up_seconds = _timed(lambda: codec_decompress(codec_compress(warm_up)))
     per = "chunk" if unit == TEXT else "image"
-    row, blob = _row(
-        f"eqdd OA-ARDM codec, {args.budget} calls/{per}", data, codec_compress, codec_decompress, unit
+    kind, calls = (
+        ("OA-ARDM", f"{args.budget}")
+        if model.num_stages == 1
+        else ("Upscale ARDM", f"{model.num_stages}x{args.budget}")
     )
-    exact_bits = float(
-        compression.code_lengths(
-            model.denoiser, chunks, compression.order_from_seed(seed, length), policy, model.absorbing_token
-        )
-        .astype(np.float64)
-        .sum()
-        * length
-    )
-    exact = {"method": "exact code length -log2 p(x | order, policy)", unit.bits: exact_bits / len(data)}
+    row, blob = _row(f"eqdd {kind} codec, {calls} calls/{per}", data, codec_compress, codec_decompress, unit)
+    exact_bits = float(model.scheme(seed, policy).code_lengths(chunks).astype(np.float64).sum() * length)
+    exact = {"method": "exact code length -log2 p(x | orders, policy)", unit.bits: exact_bits / len(data)}
     plan = {"method": "DP planned cost (training L_t)", unit.bits: planned}
     figures = {
         "num_positions": length,
         "budget": args.budget,
-        "policy": [int(b) for b in policy],
+        "num_stages": model.num_stages,
+        "policy": policy.tolist() if model.num_stages > 1 else [int(b) for b in policy[0]],
         "batch_size": args.batch_size,
         "order_seed": seed,
         "order_chunks": len(train_chunks),

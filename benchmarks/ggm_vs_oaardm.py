@@ -28,14 +28,13 @@ import numpy as np
 from eqdd.data import text8
 from eqdd.data.ngram import NGramModel
 from eqdd.policy import naive_policy
+from eqdd.runs import text8 as text8_runs
+from eqdd.runs import text8_ggm, text8_oaardm
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _scripts import ROOT, load_experiment  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "experiments"))
-import _text8  # noqa: E402
+from _scripts import run_experiment  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,14 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _trained(experiment, run: str, args) -> None:
+def _trained(name: str, config_class: type, run: str, args) -> None:
     """Train `run` with the experiment's CPU default when it holds no checkpoint yet."""
     try:
-        session.saved_config(run, experiment.Config)
+        session.saved_config(run, config_class)
     except FileNotFoundError:
         print(f"{run} holds no checkpoint: training it with the CPU default", flush=True)
         data = ["--data-dir", args.data_dir] if args.data_dir else []
-        experiment.main(["--run-dir", run, *data, *([] if args.progress else ["--no-progress"])])
+        run_experiment(name, ["--run-dir", run, *data, *([] if args.progress else ["--no-progress"])])
 
 
 def sample_quality(samples: np.ndarray, judge: NGramModel, vocabulary: set[str]) -> dict:
@@ -83,13 +82,12 @@ def sample_quality(samples: np.ndarray, judge: NGramModel, vocabulary: set[str])
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
-    oaardm, ggm = load_experiment("text8_oaardm"), load_experiment("text8_ggm")
-    _trained(oaardm, args.oaardm, args)
-    _trained(ggm, args.ggm, args)
+    _trained("text8_oaardm", text8_oaardm.Config, args.oaardm, args)
+    _trained("text8_ggm", text8_ggm.Config, args.ggm, args)
     splits = text8.load(args.data_dir)
     print(splits.describe(), flush=True)
-    oa_config, oa_state, oa_objective = oaardm.load_run(args.oaardm)
-    ggm_config, ggm_state, ggm_objective = ggm.load_run(args.ggm, splits.train)
+    oa_config, oa_state, oa_objective = text8_oaardm.load_run(args.oaardm)
+    ggm_config, ggm_state, ggm_objective = text8_ggm.load_run(args.ggm, splits.train)
     process = ggm_objective.process
     for name, config in (("OA-ARDM", oa_config), ("GGM", ggm_config)):
         print(
@@ -116,10 +114,12 @@ def main(argv=None) -> dict:
         ("GGM", ggm_config, ggm_state, ggm_objective, process.num_steps),
     ):
         config = dataclasses.replace(config, **evaluation)
-        report, _ = _text8.evaluate(config, objective.estimate, state.ema_model, splits, num_steps, eval_key)
+        report, _ = text8_runs.evaluate(
+            config, objective.estimate, state.ema_model, splits, num_steps, eval_key
+        )
         begin = time.perf_counter()
         if name == "GGM":
-            samples = ggm.sample(config, state.ema_model, process, ggm_key, args.num_samples)
+            samples = text8_ggm.sample(config, state.ema_model, process, ggm_key, args.num_samples)
             sample_calls = process.num_steps
         else:
             policy = jnp.asarray(naive_policy(config.seq_len, calls))
@@ -140,7 +140,7 @@ def main(argv=None) -> dict:
                 "samples": [text8.decode(s) for s in samples],
             }
         )
-    test = _text8.test_chunks(oa_config, splits)[: args.num_samples]
+    test = text8_runs.test_chunks(oa_config, splits)[: args.num_samples]
     rows.append({"model": "test data", **sample_quality(test, judge, vocabulary)})
 
     print(f"\ntext8 (test split), samples of {oa_config.seq_len} characters, {args.num_samples} per model")

@@ -26,11 +26,12 @@ import numpy as np
 
 from eqdd import policy as policies
 from eqdd.data import pipeline, text8
+from eqdd.runs import text8_oaardm
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import evaluate_bound, paired_difference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _scripts import load_experiment  # noqa: E402
+from _scripts import run_experiment  # noqa: E402
 
 PAPER = {"full 250 steps": 1.43, "20 DP steps": 1.51}  # text8 test bpc, standard split (Table 1)
 
@@ -141,15 +142,14 @@ def plot(rows, full_bpd, out_path: Path, title: str) -> None:
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
-    experiment = load_experiment("text8_oaardm")
     run_dir = Path(args.checkpoint)
     try:
-        config, state, objective = experiment.load_run(run_dir)
+        config, state, objective = text8_oaardm.load_run(run_dir)
     except FileNotFoundError:
         print(f"no checkpoint in {run_dir}: training experiments/text8_oaardm.py's CPU default there first")
         train_argv = ["--run-dir", str(run_dir), "--num-samples", "0", "--eval-max-chunks", "1"]
-        experiment.main(train_argv + (["--data-dir", args.data_dir] if args.data_dir else []))
-        config, state, objective = experiment.load_run(run_dir)
+        run_experiment("text8_oaardm", train_argv + (["--data-dir", args.data_dir] if args.data_dir else []))
+        config, state, objective = text8_oaardm.load_run(run_dir)
     num_positions = config.seq_len
     splits = text8.load(args.data_dir or config.data_dir)
     print(splits.describe())

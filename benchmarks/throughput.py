@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -32,11 +31,9 @@ import numpy as np
 from eqdd.data import text8
 from eqdd.denoisers.attention import BACKENDS, dot_product_attention
 from eqdd.policy import naive_policy
+from eqdd.runs import text8_oaardm
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import TrainState, data_mesh, make_train_step, replicate
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _scripts import load_experiment  # noqa: E402
 
 # Dense bf16 peak FLOP/s by device kind (vendor data sheets); other devices get no fraction.
 BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100-SXM4-80GB": 312e12}
@@ -121,11 +118,11 @@ def _peak_fraction(flops_per_second: float) -> str:
     return f"{100 * flops_per_second / peak:5.1f}%" if peak else "    -"
 
 
-def time_training(experiment, preset: str, batch_size: int | None, backend: str, args) -> dict:
-    config = experiment.Config(**{**experiment.PRESETS[preset], "attention": backend})
+def time_training(preset: str, batch_size: int | None, backend: str, args) -> dict:
+    config = text8_oaardm.Config(**{**text8_oaardm.PRESETS[preset], "attention": backend})
     if batch_size:
         config = dataclasses.replace(config, batch_size=batch_size)
-    model, objective = experiment.build(config, jax.random.PRNGKey(0))
+    model, objective = text8_oaardm.build(config, jax.random.PRNGKey(0))
     optimizer = config.optimizer()
     mesh = data_mesh()
     state = replicate(TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len), mesh)
@@ -210,7 +207,6 @@ def main(argv=None) -> dict:
             f"error: --backends must include xla (the baseline of the ratios) and only "
             f"{', '.join(BACKENDS)}; got {args.backends}"
         )
-    experiment = load_experiment("text8_oaardm")
     device = jax.devices()[0]
     print(
         f"device: {device.device_kind} ({jax.default_backend()}, {len(jax.devices())} devices), "
@@ -221,7 +217,7 @@ def main(argv=None) -> dict:
     for preset in args.presets.split(","):
         batch = args.paper_batch if preset == "paper" else None
         for backend in backends:
-            training.append(time_training(experiment, preset, batch, backend, args))
+            training.append(time_training(preset, batch, backend, args))
             print(f"  timed {preset}/{backend}", flush=True)
     for row in training:
         xla = next(r for r in training if r["preset"] == row["preset"] and r["backend"] == "xla")

@@ -1,10 +1,10 @@
-"""The `eqdd` command: lossless compression of text and images with a trained OA-ARDM.
+"""The `eqdd` command: lossless compression of text and images with a trained OA-ARDM or Upscale ARDM.
 
     eqdd compress IN OUT --checkpoint RUN_DIR [--budget K]
     eqdd decompress IN OUT --checkpoint RUN_DIR
 
-RUN_DIR is a run of `experiments/text8_oaardm.py` or an OA-ARDM run of `experiments/cifar10_ardm.py`
-(its EMA parameters are used); which one is read from its saved config. For a text run, IN must be
+RUN_DIR is a run of `experiments/text8_oaardm.py` or of `experiments/cifar10_ardm.py` (OA or Upscale;
+its EMA parameters are used); which one is read from its saved config. For a text run, IN must be
 plain text in the text8 alphabet (lowercase a-z and space); for an image run, IN is an image file
 (PNG or any format Pillow reads) of the run's size and channels, and decompress writes a PNG. OUT is
 written only once everything has succeeded (decompression: after every check), through a temporary
@@ -13,14 +13,11 @@ file renamed into place. Errors end the command with status 1 and a message; not
 
 import argparse
 import dataclasses
-import functools
-import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from eqdd import compression
@@ -28,13 +25,10 @@ from eqdd import policy as policies
 from eqdd.compression import container
 from eqdd.compression.model import describe_shape
 from eqdd.data import images, pipeline
-from eqdd.train import Checkpointer, session
+from eqdd.runs import images as image_runs
+from eqdd.runs import text8_oaardm
+from eqdd.train import Checkpointer
 
-# Checkpoints are read with the experiments' own code; experiments are scripts of the repository.
-_EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-_SCRIPTS = {"text": "text8_oaardm.py", "images": "cifar10_ardm.py"}
-# The image shape of a run is not saved with it: the datasets' fixed sizes, else read from the folder.
-DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 DEFAULT_BUDGET = 50  # the paper's compression default (reference §4.5)
 
 
@@ -64,72 +58,32 @@ def run_kind(config: dict) -> str:
     image experiment (`dataset`).
 
     Raises:
-        CompressionError: for any other run, or an Upscale ARDM run (not coded yet).
+        CompressionError: for any other run.
     """
     if "seq_len" in config:
         return "text"
     if "dataset" not in config:
         raise compression.CompressionError("the checkpoint is neither a text8 run nor an image run")
-    if config.get("model") != "oa":
-        raise compression.CompressionError(
-            f"the checkpoint is an {config.get('model')} run; the codec codes with OA-ARDMs only"
-        )
     return "images"
 
 
 def run_image_shape(config: dict) -> tuple[int, int, int]:
-    """`(H, W, C)` of an image run: its dataset's fixed size, or for an image folder the size of the
-    folder's images (read once; the run must name the folder, or `$EQDD_DATA_DIR` must hold it).
+    """`(H, W, C)` of an image run ([`eqdd.runs.images.image_shape`][]).
 
     Raises:
-        CompressionError: when the image folder cannot be read.
+        CompressionError: when the run's image folder cannot be read.
     """
-    if config["dataset"] in DATASET_SHAPES:
-        return DATASET_SHAPES[config["dataset"]]
-    return _image_folder_shape(config["data_dir"])
-
-
-@functools.cache
-def _image_folder_shape(data_dir: str | None) -> tuple[int, int, int]:
     try:
-        return images.load_image_folder(data_dir).image_shape
+        return image_runs.image_shape(image_runs.Config(**config))
     except images.ImageDataError as error:
         raise compression.CompressionError(
             f"the run was trained on an image folder, whose image size is read from the folder: {error}"
         ) from None
 
 
-def _experiment(kind: str):
-    path = _EXPERIMENTS / _SCRIPTS[kind]
-    if not path.is_file():
-        raise compression.CompressionError(
-            f"reading a checkpoint needs {path}: install eqdd from a clone (`pip install -e .`)"
-        )
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    experiment = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(experiment)
-    return experiment
-
-
-def _restore_image_run(run_dir: str | os.PathLike, config: dict):
-    """The config, newest state and objective of an OA run of the image experiment, and its image shape."""
-    shape = run_image_shape(config)
-    experiment = _experiment("images")
-    config = dataclasses.replace(experiment.Config(**config), run_dir=str(run_dir))
-    model, objective, num_steps = experiment.build(config, shape, jax.random.PRNGKey(0))
-    try:
-        state = session.restore_state(config, model, num_steps)
-    except ValueError:
-        raise compression.CompressionError(
-            f"the checkpoint in {run_dir} does not fit {describe_shape(shape)} images, the size of its "
-            f"dataset {config.dataset}"
-        ) from None
-    return config, state, objective, shape
-
-
 def load_model(run_dir: str | os.PathLike) -> compression.CodecModel:
-    """The codec's view of a run of `experiments/text8_oaardm.py` or an OA run of
-    `experiments/cifar10_ardm.py`: EMA network, `D`, `L_t`, fingerprint, and the image shape.
+    """The codec's view of a run of `experiments/text8_oaardm.py` or `experiments/cifar10_ardm.py`: EMA
+    network, objective, `D`, `L_t`, fingerprint, and the image shape.
 
     `L_t` of steps never observed in training (barely trained runs) is the largest observed value
     ([`eqdd.policy.fill_unseen`][]). The fingerprint covers the parameters and every setting that may
@@ -137,20 +91,27 @@ def load_model(run_dir: str | os.PathLike) -> compression.CodecModel:
     backend or the evaluation options).
 
     Raises:
-        CompressionError: when `run_dir` holds no checkpoint of either experiment, or the experiment
-            script is not there.
+        CompressionError: when `run_dir` holds no checkpoint of either experiment, or the checkpoint does
+            not fit the image size of its dataset.
     """
     config = saved_config(run_dir)
-    kind = run_kind(config)
-    if kind == "text":
-        config, state, objective = _experiment("text").load_run(run_dir)
-        shape = None
+    if run_kind(config) == "text":
+        config, state, objective = text8_oaardm.load_run(run_dir)
+        shape, num_positions = None, config.seq_len
     else:
-        config, state, objective, shape = _restore_image_run(run_dir, config)
+        shape = run_image_shape(config)
+        try:
+            config, state, objective, shape = image_runs.load_run(run_dir)
+        except ValueError:
+            raise compression.CompressionError(
+                f"the checkpoint in {run_dir} does not fit {describe_shape(shape)} images, the size of its "
+                f"dataset {config['dataset']}"
+            ) from None
+        num_positions = int(np.prod(shape))
     description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
     losses = policies.fill_unseen(np.asarray(state.step_losses.values), np.asarray(state.step_losses.seen))
     return compression.CodecModel.create(
-        state.ema_model, losses.size, objective.absorbing_token, losses, description, shape
+        state.ema_model, objective, num_positions, losses, description, shape
     )
 
 
@@ -177,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     compress.add_argument(
         "--budget",
         type=int,
-        help=f"network calls per chunk of D characters, or per image (default: {DEFAULT_BUDGET}, at most D)",
+        help=f"network calls per chunk of D characters or per image, and per stage of an Upscale ARDM "
+        f"(default: {DEFAULT_BUDGET}, at most D)",
     )
     compress.add_argument(
         "--orders", type=int, default=5, help="candidate orders to choose from (default: %(default)s)"
@@ -198,13 +160,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file next to `path`, then rename it to `path`."""
+    """Write `data` to a temporary file next to `path`, then rename it to `path`; the file gets the mode
+    a newly created file gets (0666 less the umask), not the temporary file's 0600."""
     with tempfile.NamedTemporaryFile(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
     ) as f:
         temporary = Path(f.name)
     try:
         temporary.write_bytes(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        temporary.chmod(0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -245,7 +211,7 @@ def _compress(args, data: bytes) -> bytes:
     seed = 0
     if args.orders > 1 and len(chunks):
         policy, _ = model.plan(budget)
-        seed, _ = compression.choose_order(model.denoiser, chunks, policy, model.absorbing_token, args.orders)
+        seed, _ = compression.choose_order(model, chunks, policy, args.orders)
     if image is None:
         blob = compression.compress(data, model, budget, seed, args.batch_size, args.progress)
         what, unit = f"{len(data):,} characters", "character"
@@ -256,9 +222,10 @@ def _compress(args, data: bytes) -> bytes:
         restored = _decode(blob, model, args.progress)
         if not (restored == data if image is None else np.array_equal(restored, image)):
             raise compression.DeterminismError("the compressed file does not decompress to the input")
+    stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
     print(
         f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(tokens.size, 1):.4f} bits per "
-        f"{unit}; budget {budget}, order {seed})",
+        f"{unit}; budget {budget}{stages}, order {seed})",
         file=sys.stderr,
     )
     return blob

@@ -13,7 +13,6 @@ to --run-dir: checkpoints (a run there is resumed), metrics.jsonl, training.png,
 samples.png (a grid) and generation.png (the stages of one sample's generation).
 """
 
-import dataclasses
 import functools
 import time
 
@@ -22,137 +21,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eqdd import policy as policies
-from eqdd.config import non_negative, option, parse_config, positive
+from eqdd.config import parse_config
 from eqdd.data import images, pipeline
-from eqdd.denoisers.unet import UNet
-from eqdd.objectives import OAARDMObjective, UpscaleObjective
-from eqdd.processes import UpscaleTransitions, absorbing, upscale
+from eqdd.processes import absorbing, upscale
+from eqdd.runs.images import PRESETS, Config, build, plan_policies
 from eqdd.samplers import sample_oa_ardm, sample_upscale_stages
-from eqdd.train import TrainState, session
-
-
-def _budgets(value: str) -> str | None:
-    try:
-        ok = all(int(b) > 0 for b in value.split(",")) if value else True
-    except ValueError:
-        ok = False
-    return None if ok else f"must be comma-separated positive integers, got {value!r}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(session.TrainingConfig):
-    run_dir: str = option("runs/cifar10_ardm", "output directory; a run already there is resumed")
-    dataset: str = option("fashion_mnist", "image set", choices=images.DATASETS)
-    data_dir: str | None = option(
-        None, "directory with the dataset's files; else $EQDD_DATA_DIR, system folders, the cache"
-    )
-    model: str = option("oa", "oa: order-agnostic ARDM; upscale: Upscale ARDM", choices=("oa", "upscale"))
-    branch_factor: int = option(4, "upscale: digits in base b, S = ceil(log_b 256) stages", positive)
-    upscale_variant: str = option(
-        "zero",
-        "upscale: coarse values as data values (zero) or as new classes (augmented)",
-        choices=upscale.VARIANTS,
-    )
-    parametrization: str = option(
-        "data",
-        "upscale: K logits pushed to each stage (data) or b logits per digit (direct)",
-        choices=upscale.PARAMETRIZATIONS,
-    )
-    width: int = option(32, "U-Net channels (a multiple of 4)", positive)
-    num_res_blocks: int = option(1, "U-Net ResBlocks on the way down (one more on the way up)", positive)
-    augment: bool = option(False, "random flips and 90-degree rotations (the paper's best model)")
-    batch_size: int = option(16, "training images per step", positive)
-    num_steps: int = option(1500, "optimiser steps in total (resuming continues up to this)", positive)
-    learning_rate: float = option(2e-3, "peak learning rate after warm-up", positive)
-    ce_weight: float = option(1e-3, "weight of the auxiliary un-reweighted cross-entropy", non_negative)
-    eval_max_chunks: int = option(500, "evaluate on the first N test images only (0: all)", non_negative)
-    budgets: str = option("25,100", "network-call budgets (per stage) for DP-policy bounds", _budgets)
-    num_samples: int = option(16, "images to sample (a square grid)", non_negative)
-    sample_budget: int = option(
-        100, "network calls per stage when sampling, with the DP policy (0: one call per step)", non_negative
-    )
-
-    RESUMABLE = session.TrainingConfig.RESUMABLE | {"data_dir", "budgets", "sample_budget"}
-
-    def cross_checks(self) -> list[str]:
-        problems = super().cross_checks()
-        if self.width % 4:
-            problems.append(f"--width must be a multiple of 4, got {self.width}")
-        if self.branch_factor < 2:
-            problems.append(f"--branch-factor must be at least 2, got {self.branch_factor}")
-        return problems
-
-
-PRESETS = {
-    "cpu": {},
-    # The paper's CIFAR-10 model and optimiser (§7.2): 32 ResBlocks of 256 channels, Adam 1e-4 without
-    # warm-up, clipping at 100, EMA 0.9999, batch 128, 3000 epochs, flips and rotations.
-    "paper": dict(
-        dataset="cifar10",
-        width=256,
-        num_res_blocks=32,
-        batch_size=128,
-        num_steps=1_200_000,
-        learning_rate=1e-4,
-        warmup_steps=0,
-        clip_norm=100.0,
-        adam_b2=0.999,
-        weight_decay=0.0,
-        ema_decay=0.9999,
-        augment=True,
-        log_every=100,
-        checkpoint_every=5000,
-        eval_passes=4,
-        eval_max_chunks=0,
-        budgets="50,100",
-        num_samples=64,
-    ),
-}
-
-
-def transitions(config: Config) -> UpscaleTransitions:
-    return UpscaleTransitions(images.NUM_CLASSES, config.branch_factor, config.upscale_variant)
-
-
-def build(config: Config, image_shape: tuple[int, int, int], key: jax.Array):
-    """The U-Net and objective a config describes, and the number of steps `t` (D, or S·D)."""
-    num_variables = int(np.prod(image_shape))
-    if config.model == "oa":
-        objective = OAARDMObjective(images.NUM_CLASSES, config.ce_weight)
-        inputs, outputs, stages, num_steps = images.NUM_CLASSES + 1, images.NUM_CLASSES, 1, num_variables
-    else:
-        objective = UpscaleObjective(transitions(config), config.parametrization, config.ce_weight)
-        process = objective.transitions
-        inputs, outputs = process.num_input_classes, process.num_outputs(config.parametrization)
-        stages, num_steps = process.num_stages, objective.num_steps(num_variables)
-    model = UNet(
-        image_shape,
-        inputs,
-        outputs,
-        config.width,
-        config.num_res_blocks,
-        num_steps,
-        stages,
-        config.attention,
-        key=key,
-    )
-    return model, objective, num_steps
-
-
-def plan_policies(
-    config: Config, state: TrainState, num_stages: int, budgets: list[int]
-) -> dict[int, np.ndarray]:
-    """DP policies for each budget (per stage), planned on the tracked `L_t` sorted per stage as in the
-    paper; `(K,)` boundaries for OA models, `(S, K)` for Upscale models."""
-    losses = policies.fill_unseen(np.asarray(state.step_losses.values), np.asarray(state.step_losses.seen))
-    num_variables = losses.size // num_stages
-    budgets = sorted({min(b, num_variables) for b in budgets})
-    planned = policies.optimal_stage_policies(losses, num_stages, budgets)
-    return {
-        budget: boundaries[0] if config.model == "oa" else boundaries
-        for budget, (boundaries, _) in zip(budgets, planned, strict=True)
-    }
+from eqdd.train import session
 
 
 def draw(config: Config, model, objective, key, num_variables: int, policy: np.ndarray | None) -> np.ndarray:
@@ -244,7 +118,10 @@ def main(argv=None) -> dict:
     sample_seconds = time.perf_counter() - begin
     final = drawn if config.model == "oa" else drawn[:, -1]
     samples = final.reshape(-1, *splits.image_shape).astype(np.uint8)
-    print(f"sampled {len(samples)} images with {calls} network calls in {sample_seconds:.1f} s", flush=True)
+    if len(samples):
+        print(f"sampled {len(samples)} images with {calls} network calls in {sample_seconds:.1f} s", flush=True)
+    else:
+        calls = 0  # nothing was drawn
 
     seconds = {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds}
     results = session.results(

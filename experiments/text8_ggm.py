@@ -11,143 +11,18 @@ training.png, results.json, samples.txt and infill.txt (test chunks with only th
 model's completion of the middle).
 """
 
-import dataclasses
-import sys
 import time
-from pathlib import Path
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _text8  # noqa: E402
-
-from eqdd.config import non_negative, option, parse_config, positive  # noqa: E402
-from eqdd.data import text8  # noqa: E402
-from eqdd.objectives import GGMObjective  # noqa: E402
-from eqdd.processes import GlauberProcess, unigram_law  # noqa: E402
-from eqdd.processes.glauber import KERNELS, SCHEDULES  # noqa: E402
-from eqdd.samplers import sample_ggm  # noqa: E402
-from eqdd.train import TrainState, session  # noqa: E402
-
-
-def _open_fraction(value) -> str | None:
-    return None if 0.0 < value < 1.0 else f"must be in (0, 1), got {value}"
-
-
-def _closed_fraction(value) -> str | None:
-    return None if 0.0 <= value <= 1.0 else f"must be in [0, 1], got {value}"
-
-
-def _top_p(value) -> str | None:
-    return None if 0.0 < value <= 1.0 else f"must be in (0, 1], got {value}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(_text8.Text8Config):
-    run_dir: str = option("runs/text8_ggm", "output directory; a run already there is resumed")
-    batch_size: int = option(8, "training sequences per step (each scored at --timesteps steps)", positive)
-    timesteps: int = option(4, "steps t drawn per sequence per batch (the paper: 32)", positive)
-    kernel: str = option("flip", "forward kernel: flip (the paper's) or replace", choices=KERNELS)
-    kappa: float = option(
-        0.0625, "Π(φ), the chance a visit keeps the token (the paper: 0.5 with 4 sweeps)", _open_fraction
-    )
-    num_sweeps: int = option(1, "visits of every position; T = sweeps x seq-len network calls", positive)
-    schedule: str = option("round_robin", "order of the visits", choices=SCHEDULES)
-    noise_law: str = option(
-        "unigram", "vocabulary part of Π: the training unigram law or uniform", choices=("unigram", "uniform")
-    )
-    closed_form: bool = option(True, "average the loss over the noise draw in closed form")
-    temperature: float = option(1.0, "sampling temperature", positive)
-    temperature_fraction: float = option(
-        1.0, "share of the denoising steps (the first ones) the temperature applies to", _closed_fraction
-    )
-    top_p: float = option(1.0, "top-p mass kept at every sampling step", _top_p)
-    infill_keep: int = option(50, "characters kept at each end of a test chunk for infilling", non_negative)
-    num_infills: int = option(4, "test chunks to infill", non_negative)
-
-    def cross_checks(self) -> list[str]:
-        problems = super().cross_checks()
-        if 2 * self.infill_keep >= self.seq_len and self.num_infills:
-            problems.append(
-                f"--infill-keep ({self.infill_keep}) leaves nothing to infill in chunks of --seq-len "
-                f"({self.seq_len}); use less than half"
-            )
-        return problems
-
-
-PRESETS = {
-    "cpu": {},
-    # The GGM paper's text setup (24 x 1024, 16 heads; AdamW 1e-4, b2 0.999, no weight decay, EMA
-    # 0.9999, warm-up 8000; batch 64 x 32 steps; Π(φ) = 0.5, 4 sweeps). Its cosine decay is not
-    # implemented: the rate stays at 1e-4 after warm-up.
-    "paper": dict(
-        width=1024,
-        depth=24,
-        num_heads=16,
-        mlp_width=4096,
-        batch_size=64,
-        timesteps=32,
-        num_steps=2_000_000,
-        learning_rate=1e-4,
-        warmup_steps=8000,
-        clip_norm=1.0,
-        adam_b2=0.999,
-        weight_decay=0.0,
-        ema_decay=0.9999,
-        kappa=0.5,
-        num_sweeps=4,
-        log_every=100,
-        checkpoint_every=5000,
-        eval_passes=4,
-        eval_batch_size=100,
-        num_samples=8,
-    ),
-}
-
-
-def build(config: Config, train_tokens: np.ndarray, key: jax.Array) -> tuple[eqx.Module, GGMObjective]:
-    """The network and objective a config describes; the noise law comes from the training split."""
-    if config.noise_law == "unigram":
-        law = unigram_law(np.bincount(train_tokens, minlength=text8.NUM_CLASSES))
-    else:
-        law = np.ones(text8.NUM_CLASSES)
-    process = GlauberProcess(
-        law, config.seq_len, config.num_sweeps, config.kappa, config.schedule, config.kernel
-    )
-    model = _text8.transformer(config, process.num_input_classes, process.num_classes, True, key)
-    return model, GGMObjective(process, config.timesteps, config.closed_form)
-
-
-def load_run(run_dir: str | Path, train_tokens: np.ndarray) -> tuple[Config, TrainState, GGMObjective]:
-    """The config, newest state and objective of a run of this experiment (for benchmarks and tools).
-
-    Raises:
-        FileNotFoundError: when `run_dir` holds no checkpoint.
-    """
-    config = dataclasses.replace(session.saved_config(run_dir, Config), run_dir=str(run_dir))
-    model, objective = build(config, train_tokens, jax.random.PRNGKey(0))
-    return config, session.restore_state(config, model, objective.process.num_steps), objective
-
-
-def sample(config: Config, model, process: GlauberProcess, key, num_samples: int, known=None, tokens=None):
-    """`num_samples` sequences from the heat-bath sampler with the config's temperature and top-p."""
-    if not num_samples:
-        return np.zeros((0, config.seq_len), np.int32)
-    draw = eqx.filter_jit(sample_ggm)(
-        model,
-        process,
-        key,
-        num_samples,
-        temperature=config.temperature,
-        temperature_fraction=config.temperature_fraction,
-        top_p=config.top_p,
-        known=known,
-        known_tokens=tokens,
-    )
-    return np.asarray(draw)
+from eqdd.config import parse_config
+from eqdd.data import text8
+from eqdd.processes import GlauberProcess
+from eqdd.runs import text8 as text8_runs
+from eqdd.runs.text8_ggm import PRESETS, Config, build, sample
+from eqdd.train import session
 
 
 def infill(
@@ -175,7 +50,7 @@ def infill(
 def main(argv=None) -> dict:
     config = parse_config(Config, argv, PRESETS, "cpu", __doc__.split("\n\n")[0])
     run_dir = session.start(config)
-    splits = _text8.load(config)
+    splits = text8_runs.load(config)
     model_key, train_key, eval_key, sample_key, infill_key = jax.random.split(
         jax.random.PRNGKey(config.seed), 5
     )
@@ -189,9 +64,9 @@ def main(argv=None) -> dict:
     )
 
     state, train_seconds = session.train(
-        config, model, objective, process.num_steps, _text8.training_batches(config, splits), train_key
+        config, model, objective, process.num_steps, text8_runs.training_batches(config, splits), train_key
     )
-    report, eval_seconds = _text8.evaluate(
+    report, eval_seconds = text8_runs.evaluate(
         config, objective.estimate, state.ema_model, splits, process.num_steps, eval_key
     )
 
@@ -203,7 +78,7 @@ def main(argv=None) -> dict:
     for i, t in enumerate(texts):
         print(f"sample {i}: {t}")
     infills, matched = infill(
-        config, state.ema_model, process, _text8.test_chunks(config, splits), infill_key
+        config, state.ema_model, process, text8_runs.test_chunks(config, splits), infill_key
     )
     print("\n".join(infills))
     if infills:

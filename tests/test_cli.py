@@ -4,6 +4,7 @@ import dataclasses
 import gzip
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,11 +18,12 @@ import pytest
 from PIL import Image
 
 from eqdd import cli, compression
+from eqdd.runs import images as image_runs_module
+from eqdd.runs import text8_oaardm
 from eqdd.train import Checkpointer, StepLosses, TrainState
 from tests.scripts import TINY_RUN, load_script, write_text8
 
 experiment = load_script("experiments/text8_oaardm.py")
-image_experiment = load_script("experiments/cifar10_ardm.py")
 benchmark = load_script("benchmarks/compression_rates.py")
 TINY = [*TINY_RUN, *"--seq-len 16 --batch-size 4 --num-steps 3 --eval-max-chunks 2 --num-samples 0".split()]
 
@@ -31,7 +33,7 @@ def runs(tmp_path_factory, text8_dir) -> tuple[Path, Path]:
     """A tiny trained run of the text8 experiment, and a copy whose EMA head bias is shifted."""
     root = tmp_path_factory.mktemp("runs")
     experiment.main(["--data-dir", str(text8_dir), "--run-dir", str(root / "run"), *TINY])
-    _, state, _ = experiment.load_run(root / "run")
+    _, state, _ = text8_oaardm.load_run(root / "run")
     other = eqx.tree_at(lambda s: s.ema_model.head.bias, state, state.ema_model.head.bias + 0.5)
     source, target = Checkpointer(root / "run" / "checkpoints"), Checkpointer(root / "other" / "checkpoints")
     target.save(int(state.step), other, source.metadata())
@@ -42,19 +44,18 @@ def runs(tmp_path_factory, text8_dir) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def image_runs(tmp_path_factory) -> tuple[Path, Path]:
-    """An untrained width-8 U-Net run of the image experiment on Fashion-MNIST (28x28x1) with made-up
-    `L_t`, written directly (training would take far longer than the tests of the command), and the
-    same checkpoint labelled as an Upscale run."""
+    """Untrained width-8 U-Net runs of the image experiment on Fashion-MNIST (28x28x1) with made-up `L_t`,
+    an OA-ARDM and an Upscale ARDM (b = 16, S = 2), written directly (training would take far longer
+    than the tests of the command)."""
     root = tmp_path_factory.mktemp("image_runs")
-    config = image_experiment.Config(run_dir=str(root / "oa"), width=8)
-    model, _, num_steps = image_experiment.build(config, (28, 28, 1), jax.random.PRNGKey(0))
-    state = TrainState.create(model, config.optimizer(), jax.random.PRNGKey(0), num_steps)
-    losses = StepLosses(jnp.linspace(6.0, 1.0, num_steps), jnp.ones(num_steps, bool))
-    state = eqx.tree_at(lambda s: s.step_losses, state, losses)
-    labels = {"oa": {}, "upscale": {"model": "upscale"}}
-    for name, label in labels.items():
+    for name, options in (("oa", {}), ("upscale", {"model": "upscale", "branch_factor": 16})):
+        config = image_runs_module.Config(run_dir=str(root / name), width=8, **options)
+        model, _, num_steps = image_runs_module.build(config, (28, 28, 1), jax.random.PRNGKey(0))
+        state = TrainState.create(model, config.optimizer(), jax.random.PRNGKey(0), num_steps)
+        losses = StepLosses(jnp.linspace(6.0, 1.0, num_steps), jnp.ones(num_steps, bool))
+        state = eqx.tree_at(lambda s: s.step_losses, state, losses)
         checkpointer = Checkpointer(root / name / "checkpoints")
-        checkpointer.save(1, state, {"config": {**dataclasses.asdict(config), **label}})
+        checkpointer.save(1, state, {"config": dataclasses.asdict(config)})
         checkpointer.close()
     return root / "oa", root / "upscale"
 
@@ -146,14 +147,17 @@ def test_benchmark_compares_with_the_exact_code_length_and_the_baselines(runs, t
     assert json.loads((tmp_path / "out" / "results.json").read_text())["order_seed"] == results["order_seed"]
 
 
-def test_an_image_is_compressed_and_decompressed_to_a_png_of_the_same_pixels(image_runs, tmp_path, capsys):
+@pytest.mark.parametrize("run", [0, 1], ids=["oa", "upscale"])
+def test_an_image_is_compressed_and_decompressed_to_a_png_of_the_same_pixels(
+    image_runs, run, tmp_path, capsys
+):
     pixels = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
     (tmp_path / "in.png").write_bytes(png(pixels))
     eqdd(
         "compress",
         tmp_path / "in.png",
         tmp_path / "z",
-        image_runs[0],
+        image_runs[run],
         "--budget",
         3,
         "--orders",
@@ -162,11 +166,16 @@ def test_an_image_is_compressed_and_decompressed_to_a_png_of_the_same_pixels(ima
     )
     err = capsys.readouterr().err
     assert "in.png: 28x28x1 image ->" in err and "bits per dimension" in err
-    eqdd("decompress", tmp_path / "z", tmp_path / "out.png", image_runs[0])
+    assert ("budget 3 per stage x 2 stages" in err) == (run == 1)
+    eqdd("decompress", tmp_path / "z", tmp_path / "out.png", image_runs[run])
     with Image.open(tmp_path / "out.png") as restored:
         assert restored.format == "PNG" and restored.mode == "L"
         np.testing.assert_array_equal(np.asarray(restored), pixels)
     assert not list(tmp_path.glob(".*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in ("z", "out.png"):  # the mode of a newly created file, not the temporary file's 0600
+        assert (tmp_path / written).stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tmp_path, capsys):
@@ -187,7 +196,7 @@ def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tm
         (("compress", "colour.png", image_runs[0]), "the image is 28x28x3, but the run codes 28x28x1 images"),
         (("compress", "in.txt", image_runs[0]), "not an image file Pillow can read"),
         (("compress", "in.png", runs[0]), r"outside the text8 alphabet .* at offset 0"),
-        (("compress", "in.png", image_runs[1]), "an upscale run; the codec codes with OA-ARDMs only"),
+        (("decompress", "image.z", image_runs[1]), "compressed with another model"),
         (
             ("decompress", "text.z", image_runs[0]),
             "holds text, but the checkpoint is an image model of 28x28x1",
@@ -203,7 +212,8 @@ def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tm
         assert not out.exists(), name
 
 
-def test_benchmark_compares_images_with_the_exact_code_length_and_png(image_runs, tmp_path, capsys):
+@pytest.mark.parametrize("run", [0, 1], ids=["oa", "upscale"])
+def test_benchmark_compares_images_with_the_exact_code_length_and_png(image_runs, run, tmp_path, capsys):
     rng = np.random.default_rng(3)
     for name, count in (("train-images-idx3-ubyte.gz", 4), ("t10k-images-idx3-ubyte.gz", 3)):
         pictures = (rng.random((count, 28, 28)) < 0.3) * rng.integers(100, 256, (count, 28, 28))
@@ -213,13 +223,13 @@ def test_benchmark_compares_images_with_the_exact_code_length_and_png(image_runs
         f"--num-images 3 --budget 2 --orders 2 --order-chunks 2 --batch-size 2 --out-dir {tmp_path / 'out'}"
     )
     results = benchmark.main(
-        ["--checkpoint", str(image_runs[0]), "--data-dir", str(tmp_path), "--no-progress", *options.split()]
+        ["--checkpoint", str(image_runs[run]), "--data-dir", str(tmp_path), "--no-progress", *options.split()]
     )
     out = capsys.readouterr().out
     assert "bits/dim" in out and "PNG -9 optimize, one file per image" in out and "2.73" in out
-    assert (
-        results["num_images"] == 3 and results["image_shape"] == [28, 28, 1] and len(results["policy"]) == 2
-    )
+    assert results["num_images"] == 3 and results["image_shape"] == [28, 28, 1]
+    assert np.shape(results["policy"]) == ((2,) if run == 0 else (2, 2))  # 2 calls (per stage)
+    assert ("eqdd Upscale ARDM codec, 2x2 calls/image" in out) == (run == 1)
     codec, exact = results["rows"][:2]
     assert 0 < 8 * codec["bytes"] - exact["bpd"] * 3 * 784 < 8 * (results["header_bytes"] + 12)
     assert {r["method"] for r in results["rows"]} >= {"PNG -9 optimize, images stacked in one", "xz -9"}

@@ -14,6 +14,7 @@ from eqdd import compression
 from eqdd.compression import ans, codec, container
 from eqdd.data import text8
 from eqdd.denoisers import Transformer
+from eqdd.objectives import OAARDMObjective
 
 D = 16
 BUDGET = 5
@@ -27,7 +28,7 @@ def tiny_model(seed: int) -> compression.CodecModel:
     )
     network = eqx.tree_at(lambda m: m.head.weight, network, 4 * network.head.weight)
     losses = np.linspace(3.0, 1.0, D)
-    return compression.CodecModel.create(network, D, text8.ABSORBING, losses, {"test": seed})
+    return compression.CodecModel.create(network, OAARDMObjective(text8.ABSORBING), D, losses, {"test": seed})
 
 
 MODEL = tiny_model(0)
@@ -93,22 +94,27 @@ def test_round_trip_is_exact_for_any_length(length, seed, batch_size):
 def test_code_length_is_minus_log2_of_the_model_probability():
     text = random_text(12 * D, 1)
     chunks = compression.encode_text(text).reshape(-1, D).astype(np.int32)
-    sigma = compression.order_from_seed(1, D)
-    policy, _ = MODEL.plan(BUDGET)
-    words, _ = compression.encode(MODEL.denoiser, chunks.reshape(-1), sigma, policy, text8.ABSORBING, 4)
-    exact_bits = (
-        float(compression.code_lengths(MODEL.denoiser, chunks, sigma, policy, text8.ABSORBING).sum()) * D
-    )
+    scheme = MODEL.scheme(1, MODEL.plan(BUDGET)[0])
+    words, _ = compression.encode(scheme, chunks.reshape(-1), 4)
+    exact_bits = float(scheme.code_lengths(chunks).sum()) * D
     assert exact_bits > 1000
     assert abs(32 * words.size - exact_bits) <= 8 * 12  # the ANS state and the last word: a few bytes
+
+
+def test_tokens_the_model_cannot_code_are_refused():
+    scheme = MODEL.scheme(0, MODEL.plan(BUDGET)[0])
+    for bad in (text8.ABSORBING, -1, 40):
+        with pytest.raises(ValueError, match="data classes of the model"):
+            compression.encode(scheme, np.array([1, 2, bad, 3]), 4)
 
 
 def test_choose_order_takes_the_best_candidate():
     chunks = compression.encode_text(random_text(4 * D, 2)).reshape(-1, D).astype(np.int32)
     policy, _ = MODEL.plan(BUDGET)
-    seed, bits = compression.choose_order(MODEL.denoiser, chunks, policy, text8.ABSORBING, 3)
+    seed, bits = compression.choose_order(MODEL, chunks, policy, 3)
     assert len(bits) == 3 and bits[seed] == min(bits)
-    assert sorted(compression.order_from_seed(seed, D)) == list(range(D))
+    assert bits == [float(MODEL.scheme(s, policy).code_lengths(chunks).mean()) for s in range(3)]
+    assert sorted(compression.orders_from_seed(seed, 1, D)[0]) == list(range(D))
 
 
 def test_out_of_alphabet_input_is_refused_naming_the_first_bad_byte():

@@ -1,4 +1,5 @@
-"""The codec on images: exact round trips, code length = -log2 p, kinds, shapes, damage, image files."""
+"""The codec on images, with OA-ARDMs and Upscale ARDMs: exact round trips, code length = -log2 p, kinds,
+shapes, damage, image files."""
 
 import dataclasses
 import io
@@ -16,6 +17,8 @@ from eqdd import compression
 from eqdd.compression import container
 from eqdd.data import images
 from eqdd.denoisers.unet import UNet
+from eqdd.objectives import OAARDMObjective, UpscaleObjective
+from eqdd.processes import UpscaleTransitions
 from tests.test_compression import MODEL as TEXT_MODEL
 from tests.test_compression import random_text
 
@@ -29,7 +32,36 @@ def tiny_image_model(seed: int, shape: tuple[int, int, int] = SHAPE) -> compress
     network = UNet(shape, images.NUM_CLASSES + 1, images.NUM_CLASSES, 8, 1, D, key=jax.random.PRNGKey(seed))
     network = eqx.tree_at(lambda m: m.out_conv.weight, network, 4 * network.out_conv.weight)
     return compression.CodecModel.create(
-        network, D, images.NUM_CLASSES, np.linspace(8.0, 2.0, D), {"test": seed}, image_shape=shape
+        network,
+        OAARDMObjective(images.NUM_CLASSES),
+        D,
+        np.linspace(8.0, 2.0, D),
+        {"test": seed},
+        image_shape=shape,
+    )
+
+
+def tiny_upscale_model(branch_factor: int, variant: str, parametrization: str) -> compression.CodecModel:
+    """An untrained Upscale ARDM U-Net (`S = log_b 256` stages), output layer scaled up likewise."""
+    objective = UpscaleObjective(
+        UpscaleTransitions(images.NUM_CLASSES, branch_factor, variant), parametrization
+    )
+    process = objective.transitions
+    num_steps = process.num_stages * D
+    network = UNet(
+        SHAPE,
+        process.num_input_classes,
+        process.num_outputs(parametrization),
+        8,
+        1,
+        num_steps,
+        process.num_stages,
+        key=jax.random.PRNGKey(branch_factor),
+    )
+    network = eqx.tree_at(lambda m: m.out_conv.weight, network, 4 * network.out_conv.weight)
+    losses = np.random.default_rng(branch_factor).uniform(0.5, 2.0, num_steps)
+    return compression.CodecModel.create(
+        network, objective, D, losses, {"test": "upscale"}, image_shape=SHAPE
     )
 
 
@@ -60,16 +92,68 @@ def test_round_trip_is_exact_for_one_image_and_several(count, seed, batch_size):
 def test_code_length_is_minus_log2_of_the_model_probability():
     pictures = random_images(10, 1)
     blob = compression.compress_images(pictures, MODEL, BUDGET, order_seed=2, batch_size=4)
-    sigma = compression.order_from_seed(2, D)
-    policy, _ = MODEL.plan(BUDGET)
+    scheme = MODEL.scheme(2, MODEL.plan(BUDGET)[0])
     chunks = pictures.reshape(10, D).astype(np.int32)
-    exact_bits = float(
-        compression.code_lengths(MODEL.denoiser, chunks, sigma, policy, images.NUM_CLASSES).sum()
-    )
-    exact_bits *= D
+    exact = scheme.code_lengths(chunks) * D
+    np.testing.assert_allclose(replayed_bits(scheme, chunks), exact, rtol=1e-5)
+    exact_bits = float(exact.sum())
     assert exact_bits > 1000
     payload_bits = 32 * container.unpack(blob)[1].size
     assert abs(payload_bits - exact_bits) <= 8 * 12  # the ANS state and the last word: a few bytes
+
+
+def replayed_bits(scheme: compression.Scheme, chunks: np.ndarray) -> np.ndarray:
+    """`-log2` of the probabilities the codec's calls give the data, per chunk (float, unquantised)."""
+    state, bits = scheme.start(chunks.shape[0]), np.zeros(chunks.shape[0])
+    for call in scheme.calls:
+        probabilities = scheme.probabilities(state, call).astype(np.float64)
+        symbols = scheme.symbols(chunks, call)
+        chosen = np.take_along_axis(probabilities, symbols[..., None], axis=-1)[..., 0]
+        bits -= np.where(call.positions, np.log2(chosen), 0.0).sum(axis=1)
+        coded = np.broadcast_to(call.positions, chunks.shape)
+        scheme.write(state, call, coded, symbols[coded])
+    np.testing.assert_array_equal(scheme.tokens(state), chunks)
+    return bits
+
+
+# b = 4: S = 4 stages of 4 digits (the paper's CIFAR-10 model); b = 16: S = 2, new classes, direct logits;
+# b = 3: S = 6 (3^6 = 729 > 256), so some parents have fewer than 3 children.
+UPSCALE = [(4, "zero", "data"), (16, "augmented", "direct"), (3, "zero", "data")]
+
+
+@pytest.mark.parametrize("setting", UPSCALE, ids=str)
+def test_upscale_round_trip_is_exact_and_its_length_is_minus_log2_p(setting):
+    model = tiny_upscale_model(*setting)
+    stages = model.num_stages
+    pictures = random_images(5, 3)
+    for count, seed, batch_size, budget in ((5, 1, 2, 3), (1, 0, 4, D), (0, 2, 4, 1)):
+        blob = compression.compress_images(
+            pictures[:count], model, budget, order_seed=seed, batch_size=batch_size
+        )
+        np.testing.assert_array_equal(compression.decompress_images(blob, model), pictures[:count])
+    policy, _ = model.plan(3)
+    assert policy.shape == (stages, 3)
+    scheme = model.scheme(1, policy)
+    assert scheme.orders.shape == (stages, D) and len(scheme.calls) == 3 * stages
+    chunks = pictures.reshape(5, D).astype(np.int32)
+    exact = scheme.code_lengths(chunks) * D
+    # the codec's calls give the data the probabilities of the objectives' independent code length
+    np.testing.assert_allclose(replayed_bits(scheme, chunks), exact, rtol=1e-5)
+    exact_bits = float(exact.sum())
+    words, _ = compression.encode(scheme, pictures.reshape(-1), 2)
+    assert exact_bits > 1000
+    assert abs(32 * words.size - exact_bits) <= 8 * 12
+
+
+def test_upscale_files_name_their_model():
+    model = tiny_upscale_model(4, "zero", "data")
+    blob = compression.compress_images(random_images(2, 0), model, BUDGET)
+    with pytest.raises(compression.ModelMismatchError, match="another model"):
+        compression.decompress_images(blob, tiny_upscale_model(4, "zero", "direct"))
+    with pytest.raises(compression.ModelMismatchError, match="another model"):
+        compression.decompress_images(blob, MODEL)
+    with pytest.raises(ValueError, match="S·D = 4·24"):
+        compression.CodecModel.create(model.denoiser, model.objective, D, np.ones(D), {}, image_shape=SHAPE)
 
 
 def test_header_holds_the_kind_and_the_image_shape(blob):
@@ -91,7 +175,9 @@ def test_images_of_another_shape_are_refused_naming_both_shapes():
     ):
         compression.compress_images(random_images(2, 0, (4, 3, 1)), MODEL, BUDGET)
     with pytest.raises(ValueError, match="does not hold D = 24"):
-        compression.CodecModel.create(MODEL.denoiser, D, 256, np.ones(D), {}, image_shape=(5, 5, 1))
+        compression.CodecModel.create(
+            MODEL.denoiser, MODEL.objective, D, np.ones(D), {}, image_shape=(5, 5, 1)
+        )
 
 
 def test_data_and_models_of_the_wrong_kind_are_refused(blob):

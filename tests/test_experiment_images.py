@@ -51,6 +51,12 @@ def test_main_trains_evaluates_and_draws_pictures(image_dir, tmp_path, capsys, m
         assert grid.size[0] > 10 and stages_picture.size[0] > grid.size[0] // 2
     for name in ("metrics.jsonl", "training.png", "results.json", "config.json"):
         assert (run / name).is_file()
+    if stages == 1:  # resumed (already trained) without samples: no sampling calls are reported
+        again = experiment.main(
+            ["--data-dir", str(image_dir), "--run-dir", str(run), *model_flags, *TINY, "--num-samples", "0"]
+        )
+        assert again["steps"] == 3 and again["sample_calls"] == 0
+        assert "sampled" not in capsys.readouterr().out
 
 
 def test_bad_values_are_refused_with_the_flag_to_change():

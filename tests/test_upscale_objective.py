@@ -13,7 +13,13 @@ from jaxtyping import TypeCheckError
 from scipy import stats
 
 from eqdd import policy as policies
-from eqdd.objectives import UpscaleObjective, upscale_estimate, upscale_inputs, upscale_policy_estimate
+from eqdd.objectives import (
+    UpscaleObjective,
+    upscale_estimate,
+    upscale_inputs,
+    upscale_policy_estimate,
+    upscale_policy_log_likelihood,
+)
 from eqdd.processes import UpscaleTransitions, upscale
 from eqdd.samplers import sample_upscale, sample_upscale_stages
 from eqdd.train import TrainState, evaluate_bound, make_train_step
@@ -102,6 +108,45 @@ def test_one_stage_at_a_time_is_an_oa_ardm_of_that_stage():
         )
         np.testing.assert_allclose(
             per_stage[:, stage], -num_stages * np.log2(conditional) / num_positions, atol=1e-9
+        )
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=str)
+def test_fixed_order_code_length_is_exact_and_normalised(problem):
+    # The code an entropy coder achieves: with one call per step it is -log2 p(x) for every choice of
+    # orders (the conditionals are exact); with fewer calls it is still a normalised model of x (the
+    # code lengths satisfy Kraft's equality) and costs more than the entropy on average.
+    num_positions, num_classes, _, _, parametrization = problem
+    states = all_states(num_positions, num_classes)
+    rng = np.random.default_rng(num_positions * num_classes)
+    with jax.enable_x64(True):
+        law, transitions, denoiser = _problem(*problem, seed=7)
+        num_stages = transitions.num_stages
+        sigmas = jnp.asarray(np.stack([rng.permutation(num_positions) for _ in range(num_stages)]), jnp.int32)
+
+        @jax.jit
+        def code_lengths(policy):
+            return jax.vmap(
+                lambda x: upscale_policy_log_likelihood(
+                    denoiser, transitions, x, sigmas, policy, parametrization
+                )
+            )(jnp.asarray(states))
+
+        full = np.asarray(code_lengths(jnp.tile(jnp.arange(num_positions, dtype=jnp.int32), (num_stages, 1))))
+        one_call = np.asarray(code_lengths(jnp.zeros((num_stages, 1), jnp.int32)))
+    assert full.dtype == np.float64
+    np.testing.assert_allclose(full * num_positions, -np.log2(law), atol=1e-9)
+    assert np.exp2(-one_call * num_positions).sum() == pytest.approx(1.0, abs=1e-9)
+    entropy = -(law * np.log2(law)).sum()
+    assert (law * one_call).sum() * num_positions > entropy + 1e-6
+    with pytest.raises(ValueError, match="one order and one policy row per stage"):
+        upscale_policy_log_likelihood(
+            denoiser,
+            transitions,
+            jnp.asarray(states[0]),
+            sigmas[:1],
+            jnp.zeros((1, 1), jnp.int32),
+            parametrization,
         )
 
 

@@ -1,10 +1,12 @@
-"""Lossless compression of text and images with OA-ARDMs (reference §5): an rANS codec over the model's
-exact likelihood.
+"""Lossless compression of text and images with OA-ARDMs and Upscale ARDMs (reference §5): an rANS codec
+over the model's exact likelihood under fixed orders and a fixed policy.
 
 - [`tables`][eqdd.compression.tables]: integer probability tables, identical on every machine;
 - [`ans`][eqdd.compression.ans]: the entropy coder (constriction's ANS stack, fed those tables);
-- [`codec`][eqdd.compression.codec]: code token streams with a fixed order and policy, one network
-  call per segment; choose the order; the exact code length;
+- [`schemes`][eqdd.compression.schemes]: a model with fixed orders and policy as an exact
+  autoregressive model (its network calls, the symbols they code, the exact code length);
+- [`codec`][eqdd.compression.codec]: code token streams with a scheme, one network call per segment;
+  choose the orders;
 - [`model`][eqdd.compression.model]: a trained model as the codec sees it, with its fingerprint;
 - [`container`][eqdd.compression.container]: the file format (header with checksums, then the words);
 - [`message`][eqdd.compression.message]: a token stream into a file and back, with every check (what
@@ -18,7 +20,7 @@ versions and the same kind of CPU (the codec always runs the network on the CPU,
 mismatch is detected and raised as a [`DeterminismError`][eqdd.compression.DeterminismError].
 """
 
-from eqdd.compression.codec import choose_order, code_lengths, decode, encode, order_from_seed
+from eqdd.compression.codec import choose_order, decode, encode
 from eqdd.compression.errors import (
     AlphabetError,
     CompressionError,
@@ -32,6 +34,7 @@ from eqdd.compression.errors import (
 )
 from eqdd.compression.images import compress_images, decompress_images, read_image, to_png
 from eqdd.compression.model import CodecModel
+from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
 from eqdd.compression.tables import PRECISION, quantize
 from eqdd.compression.text import compress, decompress, encode_text
 
@@ -45,10 +48,12 @@ __all__ = [
     "FormatError",
     "ImageFileError",
     "ModelMismatchError",
+    "OAScheme",
+    "Scheme",
     "ShapeError",
     "TruncatedFileError",
+    "UpscaleScheme",
     "choose_order",
-    "code_lengths",
     "compress",
     "compress_images",
     "decode",
@@ -56,7 +61,7 @@ __all__ = [
     "decompress_images",
     "encode",
     "encode_text",
-    "order_from_seed",
+    "orders_from_seed",
     "quantize",
     "read_image",
     "to_png",

@@ -10,10 +10,10 @@ Layout (little-endian; `E` the length of the environment text):
 | 8 | num_symbols | symbols coded: characters, or sub-pixels `N·H·W·C` of `N` images |
 | 4 | data_crc | CRC32 of the original bytes (for images, the uint8 pixels `(N, H, W, C)`, row-major) |
 | 16 | fingerprint | the model's ([`eqdd.compression.model.fingerprint`][]) |
-| 4 | order_seed | `sigma` is [`eqdd.compression.codec.order_from_seed`][] of it |
-| 4 | order_crc | CRC32 of `sigma` (int32), to catch a jax that draws another permutation |
-| 2 | budget | `K`, network calls per chunk: the policy is the model's optimal one for `K` |
-| 4 | policy_crc | CRC32 of the policy (int64), to catch a planner that plans another |
+| 4 | order_seed | the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it |
+| 4 | order_crc | CRC32 of the `(S, D)` orders (int32), to catch a jax that draws other permutations |
+| 2 | budget | `K`, network calls per chunk and stage: the policy is the model's optimal one for `K` |
+| 4 | policy_crc | CRC32 of the `(S, K)` policy (int64), to catch a planner that plans another |
 | 4 | first_table_crc | CRC32 of the first network call's quantised table |
 | 2 | batch_size | chunks (images) per network call |
 | 3 x 2 | image_shape | `H`, `W`, `C` of every image; zeros for text |

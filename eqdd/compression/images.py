@@ -1,4 +1,5 @@
-"""Compress and decompress 8-bit images with an image OA-ARDM, and read and write image files losslessly.
+"""Compress and decompress 8-bit images with an image ARDM (OA or Upscale), and read and write image files
+losslessly.
 
 An image model codes images of one shape `(H, W, C)` as `D = H·W·C` sub-pixels in row-major
 `(H, W, C)` order, 256 classes each: every image is one chunk of the codec. A batch of `N` images is
@@ -39,8 +40,9 @@ def compress_images(
     Arguments:
         images: `(N, H, W, C)` uint8, of the model's image shape.
         model: an image model ([`eqdd.compression.CodecModel`][] with an `image_shape`).
-        budget: network calls per image, in `1..D`; the policy is the optimal one for the model's `L_t`.
-        order_seed: the order is [`eqdd.compression.codec.order_from_seed`][] of it (pick one with
+        budget: network calls per image (and stage), in `1..D`; the policy is the optimal one for the
+            model's `L_t`.
+        order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it (pick one with
             [`eqdd.compression.choose_order`][]).
         batch_size: images per network call.
         show_progress: show a progress bar.

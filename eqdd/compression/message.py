@@ -1,6 +1,6 @@
 """What compressing text and compressing images share: a stream of tokens into the file format and back.
 
-[`compress`][eqdd.compression.message.compress] plans the policy, draws the order, codes the tokens
+[`compress`][eqdd.compression.message.compress] plans the policy, draws the orders, codes the tokens
 with [`eqdd.compression.codec.encode`][] and packs the header;
 [`decompress`][eqdd.compression.message.decompress] checks the file, its kind and its model before
 decoding, and the original's checksum after. The modules of each kind
@@ -54,8 +54,9 @@ def compress(
         data: the original bytes; their CRC32 goes into the header.
         kind: `"text"` or `"images"`; must be the model's.
         model: the model ([`eqdd.compression.CodecModel`][]).
-        budget: network calls per chunk, in `1..D`; the policy is the optimal one for the model's `L_t`.
-        order_seed: the order is [`eqdd.compression.codec.order_from_seed`][] of it.
+        budget: network calls per chunk (and stage), in `1..D`; the policy is the optimal one for the
+            model's `L_t`.
+        order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it.
         batch_size: chunks per network call.
         show_progress: show a progress bar.
 
@@ -73,17 +74,15 @@ def compress(
             f"the batch size must be in 1..65535 and the seed in 0..2^32-1, got {batch_size}, {order_seed}"
         )
     policy, _ = model.plan(budget)
-    sigma = codec.order_from_seed(order_seed, model.num_positions)
-    words, first_table = codec.encode(
-        model.denoiser, tokens, sigma, policy, model.absorbing_token, batch_size, show_progress, _UNITS[kind]
-    )
+    scheme = model.scheme(order_seed, policy)
+    words, first_table = codec.encode(scheme, tokens, batch_size, show_progress, _UNITS[kind])
     header = container.Header(
         kind=kind,
         num_symbols=tokens.shape[0],
         data_crc=zlib.crc32(data),
         fingerprint=model.fingerprint,
         order_seed=order_seed,
-        order_crc=codec.checksum(sigma),
+        order_crc=codec.checksum(scheme.orders),
         budget=budget,
         policy_crc=codec.checksum(policy),
         first_table_crc=first_table,
@@ -134,19 +133,16 @@ def decompress(
             "compressed with"
         )
     try:
-        sigma = codec.order_from_seed(header.order_seed, model.num_positions)
-        if codec.checksum(sigma) != header.order_crc:
-            raise DeterminismError("jax draws another order from the file's seed")
         policy, _ = model.plan(header.budget)
         if codec.checksum(policy) != header.policy_crc:
             raise DeterminismError("the planner finds another policy for the file's budget")
+        scheme = model.scheme(header.order_seed, policy)
+        if codec.checksum(scheme.orders) != header.order_crc:
+            raise DeterminismError("jax draws other orders from the file's seed")
         tokens = codec.decode(
-            model.denoiser,
+            scheme,
             words,
             header.num_symbols,
-            sigma,
-            policy,
-            model.absorbing_token,
             header.batch_size,
             header.first_table_crc,
             show_progress,

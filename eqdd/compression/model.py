@@ -1,5 +1,5 @@
-"""A trained OA-ARDM as the codec uses it: the network on the CPU, its `L_t`, its fingerprint and what it
-codes (text, or images of one shape)."""
+"""A trained ARDM (OA or Upscale) as the codec uses it: the network on the CPU, its objective, its `L_t`,
+its fingerprint and what it codes (text, or images of one shape)."""
 
 import dataclasses
 import hashlib
@@ -14,8 +14,22 @@ import jax
 import numpy as np
 
 from eqdd import policy as policies
+from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
+from eqdd.objectives import OAARDMObjective, UpscaleObjective
 
 FINGERPRINT_BYTES = 16
+
+
+def describe_objective(objective: OAARDMObjective | UpscaleObjective) -> dict[str, Any]:
+    """What of the objective defines the model's likelihood (for the fingerprint): the absorbing token of
+    an OA-ARDM; the classes, branch factor, variant and parametrisation of an Upscale ARDM."""
+    if isinstance(objective, OAARDMObjective):
+        return {"absorbing_token": objective.absorbing_token}
+    transitions = objective.transitions
+    return {
+        "upscale": [transitions.num_classes, transitions.branch_factor, transitions.variant],
+        "parametrization": objective.parametrization,
+    }
 
 
 def fingerprint(denoiser: eqx.Module, step_losses: np.ndarray, description: dict[str, Any]) -> bytes:
@@ -51,20 +65,22 @@ def describe_shape(shape: tuple[int, ...]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class CodecModel:
-    """A trained OA-ARDM ready for the codec; build it with `CodecModel.create`.
+    """A trained OA-ARDM or Upscale ARDM ready for the codec; build it with `CodecModel.create`.
 
     Attributes:
-        denoiser: the network, `(x: int[D], t) -> logits[D, K]`, with its parameters on the CPU.
+        denoiser: the network (an OA-ARDM's `(x, t) -> logits`, an Upscale ARDM's
+            `(tokens, t, revealed, stage) -> output`), with its parameters on the CPU.
+        objective: the objective it was trained with ([`eqdd.objectives.OAARDMObjective`][] or
+            [`eqdd.objectives.UpscaleObjective`][]): what defines its likelihood.
         num_positions: the chunk length `D` (for images, the sub-pixels of one image).
-        absorbing_token: the mask token.
-        step_losses: the `L_t` tracked in training, which policies are planned on.
+        step_losses: the `S·D` values of `L_t` tracked in training, which policies are planned on.
         fingerprint: see [`eqdd.compression.model.fingerprint`][].
         image_shape: `(H, W, C)` for an image model (`D = H·W·C`, row-major); `None` for a text model.
     """
 
     denoiser: eqx.Module
+    objective: OAARDMObjective | UpscaleObjective
     num_positions: int
-    absorbing_token: int
     step_losses: np.ndarray
     fingerprint: bytes
     image_shape: tuple[int, int, int] | None = None
@@ -73,8 +89,8 @@ class CodecModel:
     def create(
         cls,
         denoiser: eqx.Module,
+        objective: OAARDMObjective | UpscaleObjective,
         num_positions: int,
-        absorbing_token: int,
         step_losses: np.ndarray,
         description: dict[str, Any],
         image_shape: tuple[int, int, int] | None = None,
@@ -83,29 +99,34 @@ class CodecModel:
 
         Arguments:
             denoiser: the network.
+            objective: the objective it was trained with.
             num_positions: the chunk length `D`.
-            absorbing_token: the mask token.
-            step_losses: `L_t` for planning, `D` values.
+            step_losses: `L_t` for planning, `S·D` values (`S = 1` for an OA-ARDM).
             description: the settings that define the network (part of the fingerprint, with the
-                parameters, `L_t`, `D`, the absorbing token and the image shape).
+                parameters, `L_t`, `D`, the objective's process and the image shape).
             image_shape: `(H, W, C)` with `H·W·C = D` for an image model; `None` (text) by default.
 
         Raises:
-            ValueError: when the image shape does not hold `D` sub-pixels.
+            ValueError: when the image shape does not hold `D` sub-pixels, or `L_t` has not `S·D` values.
         """
         if image_shape is not None:
             image_shape = tuple(int(n) for n in image_shape)
             if len(image_shape) != 3 or math.prod(image_shape) != num_positions:
                 raise ValueError(f"image shape {image_shape} does not hold D = {num_positions} sub-pixels")
-        cpu_denoiser = jax.device_put(denoiser, jax.devices("cpu")[0])
         losses = np.asarray(step_losses, np.float64)
-        described = {**description, "num_positions": num_positions, "absorbing_token": absorbing_token}
+        num_stages = 1 if isinstance(objective, OAARDMObjective) else objective.transitions.num_stages
+        if losses.shape != (num_stages * num_positions,):
+            raise ValueError(
+                f"L_t must have S·D = {num_stages}·{num_positions} values, got shape {losses.shape}"
+            )
+        cpu_denoiser = jax.device_put(denoiser, jax.devices("cpu")[0])
+        described = {**description, **describe_objective(objective), "num_positions": num_positions}
         if image_shape is not None:
             described["image_shape"] = list(image_shape)
         return cls(
             cpu_denoiser,
+            objective,
             num_positions,
-            absorbing_token,
             losses,
             fingerprint(cpu_denoiser, losses, described),
             image_shape,
@@ -116,6 +137,11 @@ class CodecModel:
         """What the model codes: `"text"` (the text8 alphabet) or `"images"` (8-bit, of `image_shape`)."""
         return "text" if self.image_shape is None else "images"
 
+    @property
+    def num_stages(self) -> int:
+        """`S`: 1 for an OA-ARDM, the number of upscaling stages for an Upscale ARDM."""
+        return self.step_losses.size // self.num_positions
+
     def describe(self) -> str:
         """`a text model` or `an image model of 28x28x1 images`, for messages."""
         if self.image_shape is None:
@@ -123,12 +149,23 @@ class CodecModel:
         return f"an image model of {describe_shape(self.image_shape)} images"
 
     def plan(self, budget: int) -> tuple[np.ndarray, float]:
-        """The optimal policy with `budget` network calls per chunk, planned on the sorted `L_t` (§4).
+        """The optimal policy with `budget` network calls per chunk and stage, planned on each stage's
+        sorted `L_t` (§4; [`eqdd.policy.optimal_stage_policies`][]).
 
         Returns:
-            The left boundaries and the planned cost in bits per character.
+            The `(S, P)` left boundaries and the planned cost in bits per symbol.
 
         Raises:
             ValueError: when `budget` is not in `1..D`.
         """
-        return policies.optimal_policy(policies.monotone_step_losses(self.step_losses), budget)
+        return policies.optimal_stage_policies(self.step_losses, self.num_stages, [budget])[0]
+
+    def scheme(self, order_seed: int, policy: np.ndarray) -> Scheme:
+        """The model with the orders of `order_seed` ([`eqdd.compression.schemes.orders_from_seed`][]) and
+        `policy` `(S, P)`, as the codec drives it."""
+        orders = orders_from_seed(order_seed, self.num_stages, self.num_positions)
+        if isinstance(self.objective, OAARDMObjective):
+            return OAScheme(self.denoiser, orders, policy, self.objective.absorbing_token)
+        return UpscaleScheme(
+            self.denoiser, self.objective.transitions, self.objective.parametrization, orders, policy
+        )

@@ -41,7 +41,7 @@ def compress(
         model: a text model ([`eqdd.compression.CodecModel`][]).
         budget: network calls per chunk of `D` characters, in `1..D`; the policy is the optimal one
             for the model's `L_t`.
-        order_seed: the order is [`eqdd.compression.codec.order_from_seed`][] of it (pick one with
+        order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it (pick one with
             [`eqdd.compression.choose_order`][]).
         batch_size: chunks per network call.
         show_progress: show a progress bar.

@@ -1,6 +1,7 @@
 """Objectives: per-example losses and ELBO estimators, one module per model family."""
 
 from eqdd.objectives.ardm import (
+    AbstractARDMObjective,
     OAARDMObjective,
     OATerms,
     oa_ardm_estimate,
@@ -25,10 +26,12 @@ from eqdd.objectives.upscale import (
     upscale_estimate,
     upscale_inputs,
     upscale_policy_estimate,
+    upscale_policy_log_likelihood,
     upscale_terms,
 )
 
 __all__ = [
+    "AbstractARDMObjective",
     "GGMObjective",
     "GGMTerms",
     "OAARDMObjective",
@@ -49,5 +52,6 @@ __all__ = [
     "upscale_estimate",
     "upscale_inputs",
     "upscale_policy_estimate",
+    "upscale_policy_log_likelihood",
     "upscale_terms",
 ]

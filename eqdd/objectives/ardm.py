@@ -11,7 +11,9 @@ the corrupted sequence scores all `D - t` masked positions (`sigma >= t`). With
 - `nce = -S / (D·ln 2)` is the un-reweighted masked cross-entropy, the small auxiliary term.
 """
 
+import abc
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -153,75 +155,111 @@ def oa_ardm_policy_log_likelihood(
     return -total / (num_positions * math.log(2.0))
 
 
-class OAARDMObjective(eqx.Module):
-    """The OA-ARDM training loss: `nelbo + ce_weight · nce` with `t` and `sigma` drawn per example.
+class AbstractARDMObjective(eqx.Module):
+    """What the OA-ARDM and Upscale ARDM objectives share: per example a uniform order `sigma` and a
+    uniform step `t` in `0..num_steps(D)-1`, and the loss `nelbo + ce_weight · nce`.
 
-    Called on one example; the training step `vmap`s it over the batch.
+    Called on one example; the training step `vmap`s it over the batch. A concrete objective gives the
+    number of steps and the two estimators at a fixed order ([`terms`][], [`policy_terms`][]).
     """
 
-    absorbing_token: int = eqx.field(static=True)
-    ce_weight: float = eqx.field(static=True, default=0.0)
+    ce_weight: eqx.AbstractVar[float]
+
+    @abc.abstractmethod
+    def num_steps(self, num_positions: int) -> int:
+        """The number of steps `t` (and of `L_t` values) for sequences of `num_positions`."""
+
+    @abc.abstractmethod
+    def terms(
+        self, denoiser: Callable, x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""]
+    ) -> OATerms:
+        """The [`eqdd.objectives.OATerms`][] at the order `sigma` and the step `t`."""
+
+    @abc.abstractmethod
+    def policy_terms(
+        self,
+        denoiser: Callable,
+        x: Int[Array, " D"],
+        sigma: Int[Array, " D"],
+        policy: Int[Array, "*S P"],
+        segment: Int[Array, ""],
+    ) -> OATerms:
+        """The policy-cost estimate at the order `sigma` and the segment index `segment`."""
 
     @typecheck
     def estimate(
-        self, denoiser: Denoiser, x: Int[Array, " D"], t: Int[Array, ""], key: PRNGKeyArray
+        self, denoiser: Callable, x: Int[Array, " D"], t: Int[Array, ""], key: PRNGKeyArray
     ) -> OATerms:
         """The estimates at a given step `t`, with a random order.
 
-        **Arguments:**
+        Arguments:
+            denoiser: the network.
+            x: one clean sequence.
+            t: the step, in `0..num_steps(D)-1`.
+            key: a PRNG key for `sigma`.
 
-        - `denoiser`: the network.
-        - `x`: one clean sequence.
-        - `t`: the step, in `0..D-1`.
-        - `key`: a PRNG key for `sigma`.
-
-        **Returns:**
-
-        The [`eqdd.objectives.OATerms`][].
+        Returns:
+            The [`eqdd.objectives.OATerms`][].
         """
-        sigma = absorbing.sample_order(key, x.shape[0])
-        return oa_ardm_estimate(denoiser, x, sigma, t, self.absorbing_token)
+        return self.terms(denoiser, x, absorbing.sample_order(key, x.shape[0]), t)
 
     @typecheck
     def policy_estimate(
         self,
-        denoiser: Denoiser,
+        denoiser: Callable,
         x: Int[Array, " D"],
         segment: Int[Array, ""],
         key: PRNGKeyArray,
-        policy: Int[Array, " P"],
+        policy: Int[Array, "*S P"],
     ) -> OATerms:
-        """The policy-cost estimate at a given segment, with a random order.
+        """The policy-cost estimate at a given segment index, with a random order.
 
-        **Arguments:**
+        Evaluate it with `eqdd.train.evaluate_bound(functools.partial(objective.policy_estimate,
+        policy=policy), ..., num_steps=policy.size)`.
 
-        - `denoiser`: the network.
-        - `x`: one clean sequence.
-        - `segment`: the segment index, in `0..P-1`.
-        - `key`: a PRNG key for `sigma`.
-        - `policy`: the left boundaries.
+        Arguments:
+            denoiser: the network.
+            x: one clean sequence.
+            segment: the segment index, in `0..policy.size-1`.
+            key: a PRNG key for `sigma`.
+            policy: the left boundaries (`(P,)` for an OA-ARDM, `(S, P)` for an Upscale ARDM).
 
-        **Returns:**
-
-        See [`eqdd.objectives.oa_ardm_policy_estimate`][].
+        Returns:
+            [`eqdd.objectives.OATerms`][] whose `nelbo` is the policy estimate (see
+            [`eqdd.objectives.oa_ardm_policy_estimate`][], [`eqdd.objectives.upscale_policy_estimate`][]).
         """
-        sigma = absorbing.sample_order(key, x.shape[0])
-        return oa_ardm_policy_estimate(denoiser, x, sigma, policy, segment, self.absorbing_token)
+        return self.policy_terms(denoiser, x, absorbing.sample_order(key, x.shape[0]), policy, segment)
 
     @typecheck
     def __call__(
-        self, denoiser: Denoiser, x: Int[Array, " D"], key: PRNGKeyArray
+        self, denoiser: Callable, x: Int[Array, " D"], key: PRNGKeyArray
     ) -> tuple[Float[Array, ""], OATerms]:
-        """**Arguments:**
+        """Arguments:
+            denoiser: the network.
+            x: one clean sequence.
+            key: a PRNG key for `t` and `sigma`.
 
-        - `denoiser`: the network.
-        - `x`: one clean sequence.
-        - `key`: a PRNG key for `t` and `sigma`.
-
-        **Returns:**
-
-        The loss to minimise and the [`eqdd.objectives.OATerms`][] behind it.
+        Returns:
+            The loss to minimise and the [`eqdd.objectives.OATerms`][] behind it.
         """
         order_key, step_key = jax.random.split(key)
-        terms = self.estimate(denoiser, x, absorbing.sample_step(step_key, x.shape[0]), order_key)
+        t = absorbing.sample_step(step_key, self.num_steps(x.shape[0]))
+        terms = self.estimate(denoiser, x, t, order_key)
         return terms.nelbo + self.ce_weight * terms.nce, terms
+
+
+class OAARDMObjective(AbstractARDMObjective):
+    """The OA-ARDM training loss ([`AbstractARDMObjective`][]): `D` steps, [`oa_ardm_estimate`][] and
+    [`oa_ardm_policy_estimate`][] with the absorbing token."""
+
+    absorbing_token: int = eqx.field(static=True)
+    ce_weight: float = eqx.field(static=True, default=0.0)
+
+    def num_steps(self, num_positions: int) -> int:
+        return num_positions
+
+    def terms(self, denoiser, x, sigma, t) -> OATerms:
+        return oa_ardm_estimate(denoiser, x, sigma, t, self.absorbing_token)
+
+    def policy_terms(self, denoiser, x, sigma, policy, segment) -> OATerms:
+        return oa_ardm_policy_estimate(denoiser, x, sigma, policy, segment, self.absorbing_token)

@@ -21,10 +21,10 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int
 
 from eqdd._typing import UpscaleDenoiser, typecheck
-from eqdd.objectives.ardm import OATerms
+from eqdd.objectives.ardm import AbstractARDMObjective, OATerms
 from eqdd.processes import absorbing, upscale
 from eqdd.processes.upscale import UpscaleTransitions
 
@@ -55,6 +55,15 @@ def upscale_inputs(
     return tokens, revealed, stage
 
 
+def _digit_log_likelihoods(transitions, output, x, stage, parametrization) -> Float[Array, " D"]:
+    """`log p(x^(s+1)_k | ·)` in nats at every position: the log-probability of the digit of `x_k` that
+    stage `s` reveals, given its level-`s` parent."""
+    parent = upscale.level_values(transitions, x, stage)
+    log_probs = upscale.stage_log_probs(transitions, output, parent, stage, parametrization)
+    digit = upscale.stage_digit(transitions, x, stage)
+    return jnp.take_along_axis(log_probs, digit[:, None], axis=-1)[:, 0]
+
+
 @typecheck
 def upscale_terms(
     transitions: UpscaleTransitions,
@@ -79,10 +88,7 @@ def upscale_terms(
     """
     num_positions, num_stages = x.shape[0], transitions.num_stages
     stage, t_in = t // num_positions, t % num_positions
-    parent = upscale.level_values(transitions, x, stage)
-    log_probs = upscale.stage_log_probs(transitions, output, parent, stage, parametrization)
-    digit = upscale.stage_digit(transitions, x, stage)
-    log_p = jnp.take_along_axis(log_probs, digit[:, None], axis=-1)[:, 0]
+    log_p = _digit_log_likelihoods(transitions, output, x, stage, parametrization)
     masked_sum = jnp.sum(jnp.where(sigma >= t_in, log_p, 0.0))
     nelbo = -num_stages * masked_sum / ((num_positions - t_in) * math.log(2.0))
     nce = -masked_sum / (num_positions * math.log(2.0))
@@ -160,12 +166,64 @@ def upscale_policy_estimate(
     return terms._replace(nelbo=terms.step_loss * weight)
 
 
-class UpscaleObjective(eqx.Module):
-    """The Upscale ARDM training loss: `nelbo + ce_weight · nce` with `t` and `sigma` drawn per example.
+@typecheck
+def upscale_policy_log_likelihood(
+    denoiser: UpscaleDenoiser,
+    transitions: UpscaleTransitions,
+    x: Int[Array, " D"],
+    sigmas: Int[Array, "S D"],
+    policy: Int[Array, "S P"],
+    parametrization: str,
+) -> Float[Array, ""]:
+    """The exact code length of `x` under fixed orders and policies, `-log2 p(x | sigmas, policy) / D`.
 
-    Called on one example, like [`eqdd.objectives.OAARDMObjective`][]; the training step `vmap`s it over
-    the batch. Track `L_t` over [`num_steps`][] steps.
+    Stage `s` is an OA-ARDM with the order `sigmas[s]` and the left boundaries `policy[s]`: its segment
+    `j` makes one network call at `t_in = b_j` (input `x^(s+1)` where `sigma < b_j`, `x^(s)` elsewhere)
+    and pays for the digits of the positions with `b_j <= sigma < b_{j+1}`. The stages multiply, so
+    this is the rate an entropy coder achieves (reference §3.5, §5); with every row `0..D-1` it is
+    `-log2 p(x) / D` of the model with those orders.
+
+    Arguments:
+        denoiser: the network.
+        transitions: the maps.
+        x: the clean sequence.
+        sigmas: `(S, D)`, one order per stage.
+        policy: `(S, P)` left boundaries, one row per stage.
+        parametrization: `"data"` or `"direct"`.
+
+    Returns:
+        Bits per dimension.
     """
+    num_positions, num_stages = x.shape[0], transitions.num_stages
+    if sigmas.shape[0] != num_stages or policy.shape[0] != num_stages:
+        raise ValueError(
+            f"one order and one policy row per stage are needed ({num_stages}), got {sigmas.shape[0]} "
+            f"and {policy.shape[0]}"
+        )
+
+    def add_stage(total, stage_inputs):
+        stage, sigma, stage_policy = stage_inputs
+
+        def add_segment(total, segment):
+            left, right = segment
+            t = stage * num_positions + left
+            tokens, revealed, _ = upscale_inputs(transitions, x, sigma, t)
+            log_p = _digit_log_likelihoods(
+                transitions, denoiser(tokens, t, revealed, stage), x, stage, parametrization
+            )
+            return total + jnp.sum(jnp.where((sigma >= left) & (sigma < right), log_p, 0.0)), None
+
+        return jax.lax.scan(add_segment, total, absorbing.segments(stage_policy, num_positions))
+
+    stages = (jnp.arange(num_stages, dtype=jnp.int32), sigmas, policy)
+    total, _ = jax.lax.scan(add_stage, jnp.zeros(()), stages)
+    return -total / (num_positions * math.log(2.0))
+
+
+class UpscaleObjective(AbstractARDMObjective):
+    """The Upscale ARDM training loss ([`eqdd.objectives.AbstractARDMObjective`][]): `S·D` global steps,
+    [`upscale_estimate`][] and [`upscale_policy_estimate`][] (policies of shape `(S, P)`). Track `L_t` over
+    [`num_steps`][] steps."""
 
     transitions: UpscaleTransitions
     parametrization: str = eqx.field(static=True, default="data")
@@ -178,72 +236,10 @@ class UpscaleObjective(eqx.Module):
         """`S·D`, the number of global steps (and of `L_t` values)."""
         return self.transitions.num_stages * num_positions
 
-    @typecheck
-    def estimate(
-        self, denoiser: UpscaleDenoiser, x: Int[Array, " D"], t: Int[Array, ""], key: PRNGKeyArray
-    ) -> OATerms:
-        """The estimates at a given global step `t`, with a random order.
-
-        **Arguments:**
-
-        - `denoiser`: the network.
-        - `x`: one clean sequence.
-        - `t`: the global step, in `0..S·D-1`.
-        - `key`: a PRNG key for `sigma`.
-
-        **Returns:**
-
-        The [`eqdd.objectives.OATerms`][].
-        """
-        sigma = absorbing.sample_order(key, x.shape[0])
+    def terms(self, denoiser, x, sigma, t) -> OATerms:
         return upscale_estimate(denoiser, self.transitions, x, sigma, t, self.parametrization)
 
-    @typecheck
-    def policy_estimate(
-        self,
-        denoiser: UpscaleDenoiser,
-        x: Int[Array, " D"],
-        segment: Int[Array, ""],
-        key: PRNGKeyArray,
-        policy: Int[Array, "S P"],
-    ) -> OATerms:
-        """The policy-cost estimate at a given (stage, segment) index, with a random order.
-
-        Evaluate it with `eqdd.train.evaluate_bound(functools.partial(objective.policy_estimate,
-        policy=policy), ..., num_steps=S·P)`.
-
-        **Arguments:**
-
-        - `denoiser`: the network.
-        - `x`: one clean sequence.
-        - `segment`: the index `u = s·P + j`, in `0..S·P-1`.
-        - `key`: a PRNG key for `sigma`.
-        - `policy`: `(S, P)` left boundaries, one row per stage.
-
-        **Returns:**
-
-        See [`eqdd.objectives.upscale_policy_estimate`][].
-        """
-        sigma = absorbing.sample_order(key, x.shape[0])
+    def policy_terms(self, denoiser, x, sigma, policy, segment) -> OATerms:
         return upscale_policy_estimate(
             denoiser, self.transitions, x, sigma, policy, segment, self.parametrization
         )
-
-    @typecheck
-    def __call__(
-        self, denoiser: UpscaleDenoiser, x: Int[Array, " D"], key: PRNGKeyArray
-    ) -> tuple[Float[Array, ""], OATerms]:
-        """**Arguments:**
-
-        - `denoiser`: the network.
-        - `x`: one clean sequence.
-        - `key`: a PRNG key for `t` and `sigma`.
-
-        **Returns:**
-
-        The loss to minimise and the [`eqdd.objectives.OATerms`][] behind it.
-        """
-        order_key, step_key = jax.random.split(key)
-        t = absorbing.sample_step(step_key, self.num_steps(x.shape[0]))
-        terms = self.estimate(denoiser, x, t, order_key)
-        return terms.nelbo + self.ce_weight * terms.nce, terms

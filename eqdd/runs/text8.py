@@ -1,6 +1,6 @@
-"""What the text8 experiments share: the data and transformer options, the data, and the evaluation.
+"""What the text8 runs share: the data and transformer options, the data, and the evaluation.
 
-Not an experiment itself; `text8_oaardm.py` and `text8_ggm.py` import it.
+[`eqdd.runs.text8_oaardm`][] and [`eqdd.runs.text8_ggm`][] build on it.
 """
 
 import dataclasses
