@@ -173,14 +173,14 @@ def baselines(data: bytes, unit: Unit = TEXT) -> list[dict]:
 def table(rows: list[dict], unit: Unit = TEXT) -> str:
     name = unit.name
     lines = [
-        f"{'method':>44} | {'bits/' + name:>9} |     bytes | {f'compress {name}/s':>15} | "
+        f"{'method':>46} | {'bits/' + name:>9} |     bytes | {f'compress {name}/s':>15} | "
         f"{f'decompress {name}/s':>17}",
-        "-" * 106,
+        "-" * 108,
     ]
     for r in rows:
         if r.get("missing"):
             lines.append(
-                f"{r['method']:>44} | {'missing: neither the zstandard package nor the zstd command':>57}"
+                f"{r['method']:>46} | {'missing: neither the zstandard package nor the zstd command':>57}"
             )
             continue
         speeds = (
@@ -189,7 +189,7 @@ def table(rows: list[dict], unit: Unit = TEXT) -> str:
             else f"{'-':>15} | {'-':>17}"
         )
         size = f"{r['bytes']:>9,}" if "bytes" in r else f"{'-':>9}"
-        lines.append(f"{r['method']:>44} | {r[unit.bits]:>9.4f} | {size} | {speeds}")
+        lines.append(f"{r['method']:>46} | {r[unit.bits]:>9.4f} | {size} | {speeds}")
     return "\n".join(lines)
 
 

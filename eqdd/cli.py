@@ -12,7 +12,6 @@ file renamed into place. Errors end the command with status 1 and a message; not
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -21,15 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from eqdd import compression
-from eqdd import policy as policies
 from eqdd.compression import container
 from eqdd.compression.model import describe_shape
 from eqdd.data import images, pipeline
+from eqdd.runs import codec, text8_oaardm
 from eqdd.runs import images as image_runs
-from eqdd.runs import text8_oaardm
+from eqdd.runs.codec import DEFAULT_BUDGET
 from eqdd.train import Checkpointer
 
-DEFAULT_BUDGET = 50  # the paper's compression default (reference §4.5)
+DEFAULT_ORDERS = 5  # candidate orders scored on the input when the run chose none
 
 
 def saved_config(run_dir: str | os.PathLike) -> dict:
@@ -82,13 +81,8 @@ def run_image_shape(config: dict) -> tuple[int, int, int]:
 
 
 def load_model(run_dir: str | os.PathLike) -> compression.CodecModel:
-    """The codec's view of a run of `experiments/text8_oaardm.py` or `experiments/cifar10_ardm.py`: EMA
-    network, objective, `D`, `L_t`, fingerprint, and the image shape.
-
-    `L_t` of steps never observed in training (barely trained runs) is the largest observed value
-    ([`eqdd.policy.fill_unseen`][]). The fingerprint covers the parameters and every setting that may
-    not change when a run is resumed (so not the run directory, the data directory, the attention
-    backend or the evaluation options).
+    """The codec's view of a run of `experiments/text8_oaardm.py` or `experiments/cifar10_ardm.py`
+    ([`eqdd.runs.codec.codec_model`][]).
 
     Raises:
         CompressionError: when `run_dir` holds no checkpoint of either experiment, or the checkpoint does
@@ -97,22 +91,16 @@ def load_model(run_dir: str | os.PathLike) -> compression.CodecModel:
     config = saved_config(run_dir)
     if run_kind(config) == "text":
         config, state, objective = text8_oaardm.load_run(run_dir)
-        shape, num_positions = None, config.seq_len
-    else:
-        shape = run_image_shape(config)
-        try:
-            config, state, objective, shape = image_runs.load_run(run_dir)
-        except ValueError:
-            raise compression.CompressionError(
-                f"the checkpoint in {run_dir} does not fit {describe_shape(shape)} images, the size of its "
-                f"dataset {config['dataset']}"
-            ) from None
-        num_positions = int(np.prod(shape))
-    description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
-    losses = policies.fill_unseen(np.asarray(state.step_losses.values), np.asarray(state.step_losses.seen))
-    return compression.CodecModel.create(
-        state.ema_model, objective, num_positions, losses, description, shape
-    )
+        return codec.codec_model(config, state, objective, config.seq_len)
+    shape = run_image_shape(config)
+    try:
+        config, state, objective, shape = image_runs.load_run(run_dir)
+    except ValueError:
+        raise compression.CompressionError(
+            f"the checkpoint in {run_dir} does not fit {describe_shape(shape)} images, the size of its "
+            f"dataset {config['dataset']}"
+        ) from None
+    return codec.codec_model(config, state, objective, int(np.prod(shape)), shape)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,7 +130,10 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_BUDGET}, at most D)",
     )
     compress.add_argument(
-        "--orders", type=int, default=5, help="candidate orders to choose from (default: %(default)s)"
+        "--orders",
+        type=int,
+        help="score N seeded orders on the input and take the best (default: the order the run chose on "
+        f"its training data, else {DEFAULT_ORDERS} on the input)",
     )
     compress.add_argument(
         "--order-chunks",
@@ -203,15 +194,23 @@ def _compress(args, data: bytes) -> bytes:
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
         raise compression.CompressionError(f"--budget must be in 1..{model.num_positions}, got {budget}")
-    if args.orders < 1 or args.order_chunks < 0 or not 1 <= args.batch_size < 1 << 16:
+    if (
+        (args.orders is not None and args.orders < 1)
+        or args.order_chunks < 0
+        or not 1 <= args.batch_size < 1 << 16
+    ):
         raise compression.CompressionError(
             "--orders must be >= 1, --order-chunks >= 0, --batch-size in 1..65535"
         )
-    chunks = pipeline.eval_chunks(tokens, model.num_positions)[: args.order_chunks]
-    seed = 0
-    if args.orders > 1 and len(chunks):
-        policy, _ = model.plan(budget)
-        seed, _ = compression.choose_order(model, chunks, policy, args.orders)
+    seed = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
+    chosen = "chosen by the run on training data"
+    if seed is None:
+        orders = DEFAULT_ORDERS if args.orders is None else args.orders
+        chunks = pipeline.eval_chunks(tokens, model.num_positions)[: args.order_chunks]
+        seed, chosen = 0, "seed 0"
+        if orders > 1 and len(chunks):
+            seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders)
+            chosen = f"best of {orders} on the input"
     if image is None:
         blob = compression.compress(data, model, budget, seed, args.batch_size, args.progress)
         what, unit = f"{len(data):,} characters", "character"
@@ -225,7 +224,7 @@ def _compress(args, data: bytes) -> bytes:
     stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
     print(
         f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(tokens.size, 1):.4f} bits per "
-        f"{unit}; budget {budget}{stages}, order {seed})",
+        f"{unit}; budget {budget}{stages}, order {seed}: {chosen})",
         file=sys.stderr,
     )
     return blob

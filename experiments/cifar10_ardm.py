@@ -24,6 +24,7 @@ import numpy as np
 from eqdd.config import parse_config
 from eqdd.data import images, pipeline
 from eqdd.processes import absorbing, upscale
+from eqdd.runs import codec
 from eqdd.runs.images import PRESETS, Config, build, plan_policies
 from eqdd.samplers import sample_oa_ardm, sample_upscale_stages
 from eqdd.train import session
@@ -119,13 +120,25 @@ def main(argv=None) -> dict:
     final = drawn if config.model == "oa" else drawn[:, -1]
     samples = final.reshape(-1, *splits.image_shape).astype(np.uint8)
     if len(samples):
-        print(f"sampled {len(samples)} images with {calls} network calls in {sample_seconds:.1f} s", flush=True)
+        print(
+            f"sampled {len(samples)} images with {calls} network calls in {sample_seconds:.1f} s", flush=True
+        )
     else:
         calls = 0  # nothing was drawn
 
+    train_chunks = splits.train[:4].reshape(-1, num_variables).astype(np.int32)
+    codec_order = codec.choose_run_order(config, state, objective, train_chunks, splits.image_shape)
+
     seconds = {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds}
     results = session.results(
-        config, splits.describe(), report, state, seconds, budgets=budgets, sample_calls=calls
+        config,
+        splits.describe(),
+        report,
+        state,
+        seconds,
+        budgets=budgets,
+        sample_calls=calls,
+        codec_order=codec_order,
     )
     session.write_outputs(run_dir, results, {}, report.step_losses)
     if session.writes_files() and len(samples):

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 
 from eqdd.config import parse_config
-from eqdd.data import text8
+from eqdd.data import pipeline, text8
+from eqdd.runs import codec
 from eqdd.runs import text8 as text8_runs
 from eqdd.runs.text8_oaardm import PRESETS, Config, build
 from eqdd.samplers import sample_oa_ardm
@@ -52,8 +53,11 @@ def main(argv=None) -> dict:
     for i, t in enumerate(texts):
         print(f"sample {i}: {t}")
 
+    train_chunks = pipeline.eval_chunks(splits.train[: 16 * config.seq_len], config.seq_len)
+    codec_order = codec.choose_run_order(config, state, objective, train_chunks)
+
     seconds = {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds}
-    results = session.results(config, splits.describe(), report, state, seconds)
+    results = session.results(config, splits.describe(), report, state, seconds, codec_order=codec_order)
     session.write_outputs(run_dir, results, {"samples.txt": texts}, report.step_losses)
     return results
 

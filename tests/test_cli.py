@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,27 @@ def test_compress_then_decompress_restores_the_file(runs, tmp_path, capsys):
         assert (tmp_path / f"{name}.out").read_bytes() == text
     assert "text: 250 characters ->" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_order_the_run_chose_on_training_data_is_used_unless_orders_are_asked(runs, tmp_path, capsys):
+    chosen = json.loads((runs[0] / "results.json").read_text())["codec_order"]
+    bits = chosen["candidate_bits"]
+    assert chosen["num_chunks"] == 16 and len(bits) == 5 and bits[chosen["seed"]] == min(bits)
+    assert chosen["fingerprint"] == cli.load_model(runs[0]).fingerprint.hex()
+    (tmp_path / "in.txt").write_bytes(b"the dog ran on the mat " * 4)
+    eqdd("compress", tmp_path / "in.txt", tmp_path / "a.z", runs[0])
+    assert f"order {chosen['seed']}: chosen by the run on training data" in capsys.readouterr().err
+    eqdd("compress", tmp_path / "in.txt", tmp_path / "b.z", runs[0], "--orders", 3)
+    assert "best of 3 on the input" in capsys.readouterr().err
+    # a choice made for other parameters (a run trained further since) is not used
+    other = tmp_path / "other"
+    shutil.copytree(runs[1], other)
+    shutil.copy(runs[0] / "results.json", other / "results.json")
+    eqdd("compress", tmp_path / "in.txt", tmp_path / "c.z", other)
+    assert "best of 5 on the input" in capsys.readouterr().err
+    for name in ("a.z", "b.z"):
+        eqdd("decompress", tmp_path / name, tmp_path / f"{name}.txt", runs[0])
+        assert (tmp_path / f"{name}.txt").read_bytes() == (tmp_path / "in.txt").read_bytes()
 
 
 def test_errors_exit_with_a_message_and_write_nothing(runs, tmp_path, capsys):

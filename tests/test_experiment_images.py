@@ -47,6 +47,10 @@ def test_main_trains_evaluates_and_draws_pictures(image_dir, tmp_path, capsys, m
     assert len(results["train_step_losses"]) == stages * 30
     assert [b["calls"] for b in results["budgets"].values()] == [3 * stages]
     assert results["sample_calls"] == min(100, 30) * stages
+    chosen = results["codec_order"]  # the order `eqdd compress` uses, chosen on 4 training images
+    assert chosen["num_chunks"] == 4 and chosen["candidate_bits"][chosen["seed"]] == min(
+        chosen["candidate_bits"]
+    )
     with Image.open(run / "samples.png") as grid, Image.open(run / "generation.png") as stages_picture:
         assert grid.size[0] > 10 and stages_picture.size[0] > grid.size[0] // 2
     for name in ("metrics.jsonl", "training.png", "results.json", "config.json"):

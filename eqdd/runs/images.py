@@ -61,7 +61,11 @@ class Config(session.TrainingConfig):
         100, "network calls per stage when sampling, with the DP policy (0: one call per step)", non_negative
     )
 
-    RESUMABLE = session.TrainingConfig.RESUMABLE | {"data_dir", "budgets", "sample_budget"}
+    codec_orders: int = option(
+        5, "orders scored on 4 training images for `eqdd compress`, the best kept (0: none)", non_negative
+    )
+
+    RESUMABLE = session.TrainingConfig.RESUMABLE | {"data_dir", "budgets", "sample_budget", "codec_orders"}
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()

@@ -19,6 +19,11 @@ class Config(text8_runs.Text8Config):
     run_dir: str = option("runs/text8_oaardm", "output directory; a run already there is resumed")
     time_conditioning: bool = option(False, "feed the step t to the network (the paper's text8 net does not)")
     ce_weight: float = option(1e-4, "weight of the auxiliary un-reweighted cross-entropy", non_negative)
+    codec_orders: int = option(
+        5, "orders scored on 16 training chunks for `eqdd compress`, the best kept (0: none)", non_negative
+    )
+
+    RESUMABLE = text8_runs.Text8Config.RESUMABLE | {"codec_orders"}
 
 
 PRESETS = {"cpu": {}, "paper": text8_runs.PAPER}
