@@ -169,3 +169,15 @@ def test_header_holds_what_decoding_needs(blob):
     assert header.budget == BUDGET and header.policy_crc == codec.checksum(MODEL.plan(BUDGET)[0])
     assert "jax" in header.environment and words.size
     assert len(blob) == 72 + 1 + len(header.environment) + 4 + 4 * words.size
+
+
+def test_schemes_refuse_orders_and_policies_that_do_not_fit():
+    policy = MODEL.plan(BUDGET)[0]
+    orders = compression.orders_from_seed(0, 1, D)
+    with pytest.raises(ValueError, match="one stage, got 2 orders"):
+        compression.OAScheme(MODEL.denoiser, np.concatenate([orders, orders]), policy, text8.ABSORBING)
+    with pytest.raises(ValueError, match="permutation of 0..D-1"):
+        compression.OAScheme(MODEL.denoiser, np.zeros((1, D), np.int32), policy, text8.ABSORBING)
+    with pytest.raises(ValueError, match="one order and one policy row per stage"):
+        compression.OAScheme(MODEL.denoiser, orders, policy[0], text8.ABSORBING)
+    assert [call.ends_stage for call in MODEL.scheme(0, policy).calls] == [False] * (BUDGET - 1) + [True]
