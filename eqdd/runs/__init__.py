@@ -5,5 +5,6 @@ the benchmarks and the `eqdd` command load runs through them, so neither needs t
 - [`text8`][eqdd.runs.text8]: what the text8 runs share (data and transformer options, evaluation);
 - [`text8_oaardm`][eqdd.runs.text8_oaardm]: the OA-ARDM on text8;
 - [`text8_ggm`][eqdd.runs.text8_ggm]: the Glauber Generative Model on text8;
-- [`images`][eqdd.runs.images]: an OA-ARDM or Upscale ARDM on images.
+- [`images`][eqdd.runs.images]: an OA-ARDM or Upscale ARDM on images;
+- [`codec`][eqdd.runs.codec]: a run as `eqdd compress` sees it, and the order it chose for it.
 """
