@@ -22,7 +22,10 @@ def test_benchmark_compares_both_models_at_equal_calls(tmp_path, capsys):
         "--num-samples",
         "0",
     ]
-    oaardm.main([*common, "--run-dir", str(tmp_path / "oa"), "--batch-size", "8", "--eval-max-chunks", "4"])
+    oaardm.main(
+        [*common, "--run-dir", str(tmp_path / "oa"), "--batch-size", "8", "--eval-max-chunks", "4"]
+        + ["--codec-orders", "0"]
+    )
     ggm.main(
         [*common, "--run-dir", str(tmp_path / "ggm"), "--batch-size", "4", "--timesteps", "2"]
         + ["--eval-max-chunks", "4", "--num-infills", "0"]

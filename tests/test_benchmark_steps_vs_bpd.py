@@ -24,6 +24,7 @@ def test_benchmark_runs_on_a_trained_checkpoint(tmp_path, capsys):
     tiny = [
         *TINY_RUN,
         *"--seq-len 16 --batch-size 8 --num-steps 20 --eval-max-chunks 4 --num-samples 0".split(),
+        *"--codec-orders 0".split(),
     ]
     experiment.main(["--data-dir", str(tmp_path), "--run-dir", str(run), *tiny])
     results = benchmark.main(
