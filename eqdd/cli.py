@@ -22,11 +22,12 @@ import numpy as np
 from eqdd import compression
 from eqdd.compression import container
 from eqdd.compression.model import describe_shape
+from eqdd.config import ConfigError
 from eqdd.data import images, pipeline
 from eqdd.runs import codec, text8_oaardm
 from eqdd.runs import images as image_runs
 from eqdd.runs.codec import DEFAULT_BUDGET
-from eqdd.train import Checkpointer
+from eqdd.train import Checkpointer, session
 
 DEFAULT_ORDERS = 5  # candidate orders scored on the input when the run chose none
 
@@ -66,14 +67,16 @@ def run_kind(config: dict) -> str:
     return "images"
 
 
-def run_image_shape(config: dict) -> tuple[int, int, int]:
-    """`(H, W, C)` of an image run ([`eqdd.runs.images.image_shape`][]).
+def run_image_shape(config: dict, run_dir: str | os.PathLike) -> tuple[int, int, int]:
+    """`(H, W, C)` of the image run in `run_dir`, whose saved config is `config`
+    ([`eqdd.runs.images.image_shape`][]).
 
     Raises:
         CompressionError: when the run's image folder cannot be read.
+        ConfigError: when the config has settings this version does not know.
     """
     try:
-        return image_runs.image_shape(image_runs.Config(**config))
+        return image_runs.image_shape(session.config_from_saved(config, image_runs.Config, run_dir))
     except images.ImageDataError as error:
         raise compression.CompressionError(
             f"the run was trained on an image folder, whose image size is read from the folder: {error}"
@@ -87,14 +90,17 @@ def load_model(run_dir: str | os.PathLike) -> compression.CodecModel:
     Raises:
         CompressionError: when `run_dir` holds no checkpoint of either experiment, or the checkpoint does
             not fit the image size of its dataset.
+        ConfigError: when the run has settings this version of eqdd does not know.
     """
     config = saved_config(run_dir)
     if run_kind(config) == "text":
         config, state, objective = text8_oaardm.load_run(run_dir)
         return codec.codec_model(config, state, objective, config.seq_len)
-    shape = run_image_shape(config)
+    shape = run_image_shape(config, run_dir)
     try:
         config, state, objective, shape = image_runs.load_run(run_dir)
+    except ConfigError:
+        raise
     except ValueError:
         raise compression.CompressionError(
             f"the checkpoint in {run_dir} does not fit {describe_shape(shape)} images, the size of its "
@@ -167,12 +173,13 @@ def _write_atomically(path: Path, data: bytes) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _read_input(data: bytes, config: dict) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_input(data: bytes, run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     """The input's tokens, and for an image run its pixels; refused before the model is loaded."""
+    config = saved_config(run_dir)
     if run_kind(config) == "text":
         return compression.encode_text(data), None
     image = compression.read_image(data)
-    shape = run_image_shape(config)
+    shape = run_image_shape(config, run_dir)
     if image.shape != shape:
         raise compression.ShapeError(
             f"the image is {describe_shape(image.shape)}, but the run codes {describe_shape(shape)} images "
@@ -189,7 +196,7 @@ def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> 
 
 
 def _compress(args, data: bytes) -> bytes:
-    tokens, image = _read_input(data, saved_config(args.checkpoint))
+    tokens, image = _read_input(data, args.checkpoint)
     model = load_model(args.checkpoint)
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
@@ -249,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         data = args.input.read_bytes()
         result = (_compress if args.command == "compress" else _decompress)(args, data)
         _write_atomically(args.output, result)
-    except compression.CompressionError as error:
+    except (compression.CompressionError, ConfigError) as error:
         sys.exit(f"eqdd {args.command}: error: {args.input}: {error}")
     except OSError as error:
         sys.exit(f"eqdd {args.command}: error: {error}")

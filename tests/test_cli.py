@@ -31,16 +31,21 @@ TINY = [*TINY_RUN, *"--seq-len 16 --batch-size 4 --num-steps 3 --eval-max-chunks
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, text8_dir) -> tuple[Path, Path]:
-    """A tiny trained run of the text8 experiment, and a copy whose EMA head bias is shifted."""
+    """A tiny trained run of the text8 experiment, a copy whose EMA head bias is shifted, and a copy whose
+    config has a setting this version does not know (as a newer eqdd would write)."""
     root = tmp_path_factory.mktemp("runs")
     experiment.main(["--data-dir", str(text8_dir), "--run-dir", str(root / "run"), *TINY])
     _, state, _ = text8_oaardm.load_run(root / "run")
     other = eqx.tree_at(lambda s: s.ema_model.head.bias, state, state.ema_model.head.bias + 0.5)
-    source, target = Checkpointer(root / "run" / "checkpoints"), Checkpointer(root / "other" / "checkpoints")
-    target.save(int(state.step), other, source.metadata())
+    source = Checkpointer(root / "run" / "checkpoints")
+    metadata = source.metadata()
     source.close()
-    target.close()
-    return root / "run", root / "other"
+    newer = {**metadata, "config": {**metadata["config"], "future_option": 1}}
+    for name, saved_state, saved_metadata in (("other", other, metadata), ("newer", state, newer)):
+        target = Checkpointer(root / name / "checkpoints")
+        target.save(int(state.step), saved_state, saved_metadata)
+        target.close()
+    return root / "run", root / "other", root / "newer"
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +138,8 @@ def test_errors_exit_with_a_message_and_write_nothing(runs, tmp_path, capsys):
         (("decompress", "damaged.z", runs[0]), "damaged"),
         (("decompress", "in.txt", runs[0]), "not an eqdd compressed file"),
         (("decompress", "z", tmp_path / "nowhere"), "holds no checkpoint"),
+        (("decompress", "z", runs[2]), r"settings this version of eqdd does not know \(future_option\)"),
+        (("compress", "in.txt", runs[2]), r"settings this version of eqdd does not know \(future_option\)"),
         (("compress", "in.txt", runs[0], "--budget", 17), r"--budget must be in 1\.\.16"),
         (("decompress", "missing.z", runs[0]), "No such file"),
     ]

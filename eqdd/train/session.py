@@ -216,18 +216,37 @@ def evaluate(
     return report, seconds
 
 
+def config_from_saved(saved: dict[str, Any], config_class: type, run_dir: str | Path):
+    """`config_class(**saved)`, with a clear error for settings the class does not know.
+
+    Raises:
+        ConfigError: when `saved` has settings `config_class` lacks (a run written by a newer eqdd, or
+            by another experiment).
+    """
+    unknown = sorted(set(saved) - {field.name for field in dataclasses.fields(config_class)})
+    if unknown:
+        raise ConfigError(
+            f"the run in {run_dir} has settings this version of eqdd does not know ({', '.join(unknown)}): "
+            "it was written by a newer eqdd or by another experiment; use the eqdd that wrote it"
+        )
+    return config_class(**saved)
+
+
 def saved_config(run_dir: str | Path, config_class: type):
     """The config a run in `run_dir` was started with.
 
     Raises:
         FileNotFoundError: when `run_dir` holds no checkpoint.
+        ConfigError: see [`config_from_saved`][].
     """
     checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
-    if checkpointer.latest_step() is None:
-        raise FileNotFoundError(f"{run_dir} holds no checkpoint")
-    config = config_class(**checkpointer.metadata()["config"])
-    checkpointer.close()
-    return config
+    try:
+        if checkpointer.latest_step() is None:
+            raise FileNotFoundError(f"{run_dir} holds no checkpoint")
+        saved = checkpointer.metadata()["config"]
+    finally:
+        checkpointer.close()
+    return config_from_saved(saved, config_class, run_dir)
 
 
 def restore_state(config: TrainingConfig, model: eqx.Module, num_diffusion_steps: int) -> TrainState:
