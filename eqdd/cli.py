@@ -27,7 +27,7 @@ from eqdd.data import images, pipeline
 from eqdd.runs import codec, text8_oaardm
 from eqdd.runs import images as image_runs
 from eqdd.runs.codec import DEFAULT_BUDGET
-from eqdd.train import Checkpointer, session
+from eqdd.train import session
 
 DEFAULT_ORDERS = 5  # candidate orders scored on the input when the run chose none
 
@@ -38,19 +38,13 @@ def saved_config(run_dir: str | os.PathLike) -> dict:
     Raises:
         CompressionError: when `run_dir` holds no checkpoint.
     """
-    checkpoints = Path(run_dir) / "checkpoints"
-    config = None
-    if checkpoints.is_dir():
-        checkpointer = Checkpointer(checkpoints)
-        if checkpointer.latest_step() is not None:
-            config = checkpointer.metadata()["config"]
-        checkpointer.close()
-    if config is None:
+    try:
+        return session.saved_settings(run_dir)
+    except FileNotFoundError:
         raise compression.CompressionError(
             f"{run_dir} holds no checkpoint; give the run directory of experiments/text8_oaardm.py "
             "or experiments/cifar10_ardm.py"
-        )
-    return config
+        ) from None
 
 
 def run_kind(config: dict) -> str:

@@ -174,7 +174,7 @@ def load_run(
         ImageDataError: when the run's image folder cannot be read.
         ValueError: when the checkpoint does not fit the run's image shape.
     """
-    config = dataclasses.replace(session.saved_config(run_dir, Config), run_dir=str(run_dir))
+    config = session.saved_config(run_dir, Config)
     shape = image_shape(config)
     model, objective, num_steps = build(config, shape, jax.random.PRNGKey(0))
     return config, session.restore_state(config, model, num_steps), objective, shape

@@ -112,7 +112,7 @@ def load_run(run_dir: str | Path, train_tokens: np.ndarray) -> tuple[Config, Tra
     Raises:
         FileNotFoundError: when `run_dir` holds no checkpoint.
     """
-    config = dataclasses.replace(session.saved_config(run_dir, Config), run_dir=str(run_dir))
+    config = session.saved_config(run_dir, Config)
     model, objective = build(config, train_tokens, jax.random.PRNGKey(0))
     return config, session.restore_state(config, model, objective.process.num_steps), objective
 

@@ -43,6 +43,6 @@ def load_run(run_dir: str | Path) -> tuple[Config, TrainState, OAARDMObjective]:
     Raises:
         FileNotFoundError: when `run_dir` holds no checkpoint.
     """
-    config = dataclasses.replace(session.saved_config(run_dir, Config), run_dir=str(run_dir))
+    config = session.saved_config(run_dir, Config)
     model, objective = build(config, jax.random.PRNGKey(0))
     return config, session.restore_state(config, model, config.seq_len), objective

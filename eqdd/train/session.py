@@ -232,21 +232,34 @@ def config_from_saved(saved: dict[str, Any], config_class: type, run_dir: str | 
     return config_class(**saved)
 
 
+def saved_settings(run_dir: str | Path) -> dict[str, Any]:
+    """The settings a run in `run_dir` was started with, as saved in its newest checkpoint (a dict);
+    nothing is created when there is none.
+
+    Raises:
+        FileNotFoundError: when `run_dir` holds no checkpoint.
+    """
+    checkpoints = Path(run_dir) / "checkpoints"
+    if not checkpoints.is_dir():
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint")
+    checkpointer = Checkpointer(checkpoints)
+    try:
+        if checkpointer.latest_step() is None:
+            raise FileNotFoundError(f"{run_dir} holds no checkpoint")
+        return checkpointer.metadata()["config"]
+    finally:
+        checkpointer.close()
+
+
 def saved_config(run_dir: str | Path, config_class: type):
-    """The config a run in `run_dir` was started with.
+    """The config a run in `run_dir` was started with, its `run_dir` set to where the run is now.
 
     Raises:
         FileNotFoundError: when `run_dir` holds no checkpoint.
         ConfigError: see [`config_from_saved`][].
     """
-    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
-    try:
-        if checkpointer.latest_step() is None:
-            raise FileNotFoundError(f"{run_dir} holds no checkpoint")
-        saved = checkpointer.metadata()["config"]
-    finally:
-        checkpointer.close()
-    return config_from_saved(saved, config_class, run_dir)
+    config = config_from_saved(saved_settings(run_dir), config_class, run_dir)
+    return dataclasses.replace(config, run_dir=str(run_dir))
 
 
 def restore_state(config: TrainingConfig, model: eqx.Module, num_diffusion_steps: int) -> TrainState:
