@@ -196,3 +196,23 @@ def test_policy_estimator_monte_carlo_mean_converges():
     stderr = samples.std() / math.sqrt(len(samples))
     assert abs(samples.mean() - exact_cost) < 4 * stderr
     assert stderr < 0.02 * exact_cost
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    elbo_weight=st.sampled_from([0.0, 0.5, 1.0]),
+    ce_weight=st.sampled_from([0.0, 1e-4, 1.0]),
+)
+def test_training_weights_change_the_loss_only(seed, elbo_weight, ce_weight):
+    # The loss is elbo_weight·nelbo + ce_weight·nce; the terms (and so every bound) stay the exact ones.
+    num_positions, num_classes = 4, 3
+    rng = np.random.default_rng(seed)
+    denoiser = TabularDenoiser(random_law(rng, num_positions, num_classes), num_positions, num_classes)
+    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
+    key = jax.random.PRNGKey(seed)
+    loss, terms = OAARDMObjective(num_classes, ce_weight, elbo_weight)(denoiser, x, key)
+    _, plain = OAARDMObjective(num_classes)(denoiser, x, key)
+    for a, b in zip(terms, plain, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(loss, elbo_weight * terms.nelbo + ce_weight * terms.nce, rtol=1e-6)

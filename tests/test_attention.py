@@ -28,7 +28,7 @@ from eqdd.denoisers.flash_attention import flash_attention
 HEADS, WIDTH = 2, 16
 # 37 pads to one block of 64; 130 pads to three blocks, so the kernels' loops over blocks run.
 LENGTHS = (37, 130)
-CPU_BACKENDS = [b for b in BACKENDS if b != "cudnn"]
+CPU_BACKENDS = [b for b in BACKENDS if b not in ("cudnn", "auto")]
 BF16_STEP = 2.0**-8
 
 
@@ -102,6 +102,18 @@ def test_fully_masked_rows_and_padding():
         assert np.all(np.isfinite(np.asarray(out))), backend
 
 
+def test_without_masks_every_backend_computes_the_unmasked_softmax():
+    # No key mask and no segments take the unmasked path; it equals an all-true mask, and "auto" is
+    # the reference on a CPU.
+    q, k, v, _, _ = _inputs(3, 70, jnp.float32, 0.0, 1)
+    full = dot_product_attention(q, k, v, key_mask=jnp.ones(70, bool), backend="reference")
+    for backend in CPU_BACKENDS:
+        np.testing.assert_allclose(dot_product_attention(q, k, v, backend=backend), full, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(
+        dot_product_attention(q, k, v, backend="auto"), dot_product_attention(q, k, v, backend="reference")
+    )
+
+
 def test_reference_is_the_direct_softmax():
     q, k, v = jax.random.normal(jax.random.PRNGKey(1), (3, 5, 2, 4))
     out = dot_product_attention(q, k, v, backend="reference")
@@ -140,7 +152,7 @@ def test_a_transformer_gives_the_same_logits_with_every_backend():
 
 def test_bad_arguments_are_refused():
     q = jnp.zeros((5, HEADS, WIDTH))
-    with pytest.raises(ValueError, match="unknown attention backend 'flash'; choose one of reference"):
+    with pytest.raises(ValueError, match="unknown attention backend 'flash'; choose one of auto, reference"):
         dot_product_attention(q, q, q, backend="flash")
     with pytest.raises(ValueError, match="unknown attention backend"):
         Transformer(8, 7, 32, 1, 2, 64, attention_backend="flash", key=jax.random.PRNGKey(0))

@@ -1,5 +1,6 @@
 """The main job end to end on a small synthetic text8-format corpus: run, resume, refuse bad input."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -57,9 +58,9 @@ def test_resuming_with_a_different_model_is_refused(text8_dir, tmp_path):
 
 def test_every_attention_backend_trains_the_same_model(text8_dir, tmp_path):
     common = ["--data-dir", str(text8_dir), *TINY, "--num-steps", "3", "--num-samples", "0"]
-    default = experiment.main([*common, "--run-dir", str(tmp_path / "xla")])
-    assert default["config"]["attention"] == "xla"
-    for backend in ("reference", "pallas"):
+    default = experiment.main([*common, "--run-dir", str(tmp_path / "auto")])
+    assert default["config"]["attention"] == "auto"
+    for backend in ("xla", "pallas"):
         other = experiment.main([*common, "--run-dir", str(tmp_path / backend), "--attention", backend])
         assert other["test"]["bpd"] == pytest.approx(default["test"]["bpd"], abs=1e-4), backend
 
@@ -94,8 +95,6 @@ def test_help_documents_every_option():
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout
-    import dataclasses
-
     for field in dataclasses.fields(experiment.Config):
         assert "--" + field.name.replace("_", "-") in out
     assert "--preset" in out and "paper" in out
@@ -136,3 +135,18 @@ def test_a_killed_process_saves_a_checkpoint_and_resumes(text8_dir, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from the checkpoint at step {saved}" in resumed.stdout
     assert json.loads((run / "results.json").read_text())["steps"] == saved + 2
+
+
+def test_a_run_saved_before_the_new_options_loads_with_their_old_values(tmp_path):
+    # A run saved before issue 12 lacks the settings added since; they take the values the run had
+    # implicitly, not the new defaults, and resuming it with those values is allowed.
+    from eqdd.train import session
+
+    current = dataclasses.asdict(experiment.parse_config(experiment.Config, [], experiment.PRESETS, "cpu", ""))
+    old = {k: v for k, v in current.items() if k not in experiment.Config.LEGACY}
+    config = session.config_from_saved(old, experiment.Config, tmp_path)
+    assert {k: getattr(config, k) for k in experiment.Config.LEGACY} == experiment.Config.LEGACY
+    assert config.conv_width == 0 and not config.rotary and config.lr_schedule == "constant"
+    session.check_resumable(old, config)
+    with pytest.raises(ConfigError, match="--conv-width: checkpoint has 0"):
+        session.check_resumable(old, dataclasses.replace(config, conv_width=7))

@@ -14,7 +14,7 @@ from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
 from eqdd.train import Checkpointer, StepLosses, TrainState, fit, make_optimizer, make_train_step
 from eqdd.train.metrics import read_metrics
-from eqdd.train.state import ema_decay_at
+from eqdd.train.state import SCHEDULES, ema_decay_at, learning_rate_schedule
 
 D, K, BATCH = 16, 5, 8
 
@@ -164,3 +164,36 @@ def test_an_interrupted_run_saves_and_resumes_exactly(tmp_path):
         np.testing.assert_array_equal(a, b)
     steps = [r["step"] for r in read_metrics(tmp_path / "killed.jsonl")]
     assert steps == list(range(1, 9))
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_learning_rate_schedules_warm_up_then_decay_to_the_floor(schedule):
+    rate = learning_rate_schedule(2.0, 10, schedule, total_steps=110, floor=0.25)
+    values = np.array([float(rate(step)) for step in (0, 5, 10, 60, 110, 500)])
+    np.testing.assert_allclose(values[:3], [0.0, 1.0, 2.0], rtol=1e-6)
+    middle = {"constant": 2.0, "cosine": 0.25 * 2 + 0.75 * 2 * 0.5, "linear": 1.25}[schedule]
+    end = 2.0 if schedule == "constant" else 0.5
+    np.testing.assert_allclose(values[3:], [middle, end, end], rtol=1e-5)
+    steps = np.arange(10, 111)
+    assert np.all(np.diff([float(rate(s)) for s in steps]) <= 1e-7)  # never rises after the warm-up
+
+
+def test_learning_rate_schedules_refuse_bad_settings():
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        learning_rate_schedule(1.0, 10, "exponential", 100)
+    with pytest.raises(ValueError, match="more steps"):
+        learning_rate_schedule(1.0, 10, "cosine", 10)
+
+
+def test_a_step_with_every_new_option_on_trains():
+    # Convolution, rotary embeddings, a cosine decay and the plain masked cross-entropy together.
+    model = Transformer(K + 1, K, 32, 1, 2, 64, conv_width=3, rotary=True, key=jax.random.PRNGKey(0))
+    optimizer = make_optimizer(3e-3, 5, 1.0, schedule="cosine", total_steps=40, floor=0.1)
+    state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
+    step = make_train_step(OAARDMObjective(K, ce_weight=1.0, elbo_weight=0.0), optimizer, 0.9)
+    batches, history = _corpus_batches(), []
+    for _ in range(40):
+        state, metrics = step(state, next(batches))
+        history.append(float(metrics["nelbo"]))
+        np.testing.assert_allclose(metrics["loss"], metrics["nce"], rtol=1e-6)  # the loss is the masked CE
+    assert np.mean(history[-10:]) < 0.6 * np.mean(history[:5])

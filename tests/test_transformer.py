@@ -3,9 +3,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 
 from eqdd.denoisers import Transformer
+from eqdd.denoisers.transformer import DepthwiseConv, rotary
 
 D, K = 24, 7
 
@@ -50,3 +53,56 @@ def test_bad_inputs_are_refused(model):
         model(jnp.zeros((2, D), jnp.int32), 0)  # a batch: vmap the model instead
     with pytest.raises(ValueError, match="not divisible by num_heads"):
         Transformer(K + 1, K, 30, 1, 4, 64, key=jax.random.PRNGKey(0))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), width=st.sampled_from([1, 3, 7]))
+def test_depthwise_convolution_is_a_zero_padded_correlation_per_channel(seed, width):
+    key_x, key_conv = jax.random.split(jax.random.PRNGKey(seed))
+    h = jax.random.normal(key_x, (D, 5))
+    conv = DepthwiseConv(5, width, key=key_conv)
+    conv = eqx.tree_at(lambda c: c.bias, conv, jnp.arange(5.0))
+    kernel, x = np.asarray(conv.kernel, np.float64), np.asarray(h, np.float64)
+    half = width // 2
+    expected = np.zeros((D, 5))
+    for s in range(D):
+        for j in range(width):
+            if 0 <= s + j - half < D:
+                expected[s] += kernel[:, j] * x[s + j - half]
+    np.testing.assert_allclose(conv(h), expected + np.arange(5.0), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_rotary_scores_depend_on_the_offset_only(seed):
+    # The same query and key at every position: rotated, their scores form a Toeplitz matrix.
+    key_q, key_k = jax.random.split(jax.random.PRNGKey(seed))
+    q = jnp.broadcast_to(jax.random.normal(key_q, (1, 2, 8)), (D, 2, 8))
+    k = jnp.broadcast_to(jax.random.normal(key_k, (1, 2, 8)), (D, 2, 8))
+    rq, rk = rotary(q), rotary(k)
+    scores = np.asarray(jnp.einsum("qhe,khe->hqk", rq, rk))
+    for offset in range(-D + 1, D):
+        diagonal = np.diagonal(scores, offset, axis1=1, axis2=2)
+        np.testing.assert_allclose(diagonal, diagonal[:, :1].repeat(diagonal.shape[1], 1), atol=1e-4)
+    # a rotation: norms are kept, and position 0 is not moved
+    np.testing.assert_allclose(jnp.linalg.norm(rq, axis=-1), jnp.linalg.norm(q, axis=-1), rtol=1e-5)
+    np.testing.assert_allclose(rq[0], q[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("conv_width, use_rotary", [(3, False), (0, True), (5, True)])
+def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary):
+    model = Transformer(K + 1, K, 32, 2, 4, 64, conv_width=conv_width, rotary=use_rotary, key=jax.random.PRNGKey(0))
+    tokens = jnp.arange(D, dtype=jnp.int32) % K
+    apply = eqx.filter_jit(model)
+    base = apply(tokens, jnp.int32(0))
+    assert base.shape == (D, K) and jnp.isfinite(base).all()
+    assert not np.allclose(base[0], apply(tokens.at[-1].set(K), jnp.int32(0))[0])
+    assert not np.allclose(base[-1], apply(tokens.at[0].set(K), jnp.int32(0))[-1])
+    assert (model.blocks[0].conv is not None) == bool(conv_width)
+
+
+def test_local_variants_refuse_bad_shapes():
+    with pytest.raises(ValueError, match="conv_width must be 0 or odd"):
+        Transformer(K + 1, K, 32, 1, 4, 64, conv_width=4, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="even head width"):
+        Transformer(K + 1, K, 36, 1, 4, 64, rotary=True, key=jax.random.PRNGKey(0))

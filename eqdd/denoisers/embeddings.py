@@ -9,6 +9,17 @@ from eqdd._typing import typecheck
 
 
 @typecheck
+def sinusoidal_angles(values: Float[Array, " N"], width: int, max_scale: float = 1e4) -> Float[Array, "N W"]:
+    """`values[n]·ω_i` for the `width/2` geometrically spaced frequencies `ω_i` from 1 down to
+    `1/max_scale`: the angles behind [`sinusoidal_features`][] and rotary embeddings."""
+    if width % 2:
+        raise ValueError(f"sinusoidal features need an even width, got {width}")
+    half = width // 2
+    frequencies = jnp.exp(-math.log(max_scale) * jnp.arange(half) / max(half - 1, 1))
+    return values[:, None] * frequencies[None, :]
+
+
+@typecheck
 def sinusoidal_features(
     values: Float[Array, " N"], width: int, max_scale: float = 1e4
 ) -> Float[Array, "N {width}"]:
@@ -22,9 +33,5 @@ def sinusoidal_features(
     Returns:
         An array of shape `(N, width)`: `width/2` sines then `width/2` cosines.
     """
-    if width % 2:
-        raise ValueError(f"sinusoidal features need an even width, got {width}")
-    half = width // 2
-    frequencies = jnp.exp(-math.log(max_scale) * jnp.arange(half) / max(half - 1, 1))
-    angles = values[:, None] * frequencies[None, :]
+    angles = sinusoidal_angles(values, width, max_scale)
     return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)

@@ -1,4 +1,6 @@
-"""A bidirectional pre-LayerNorm transformer denoiser (the text8 network of the ARDM paper, §7.1)."""
+"""A bidirectional pre-LayerNorm transformer denoiser (the text8 network of the ARDM paper, §7.1),
+with two optional ways to see neighbours from the first step: a residual depthwise convolution before
+each block's attention, and rotary position embeddings in place of absolute position features."""
 
 import math
 
@@ -10,7 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd._typing import typecheck
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND, dot_product_attention
-from eqdd.denoisers.embeddings import sinusoidal_features
+from eqdd.denoisers.embeddings import sinusoidal_angles, sinusoidal_features
 
 
 def _dense(in_size: int, out_size: int, *, use_bias: bool, key: PRNGKeyArray) -> eqx.nn.Linear:
@@ -28,9 +30,49 @@ def _per_position(layer, h: Float[Array, "S C"]) -> Float[Array, "S C2"]:
     return jax.vmap(layer)(h)
 
 
-class Block(eqx.Module):
-    """One pre-LayerNorm block: self-attention (no bias) then a GELU MLP, each residual."""
+class DepthwiseConv(eqx.Module):
+    """A depthwise 1-D convolution along the sequence, zero-padded to keep its length: channel `c` of
+    position `s` mixes channel `c` of positions `s - width//2 .. s + width//2` (`width` is odd)."""
 
+    kernel: Float[Array, "C W"]
+    bias: Float[Array, " C"]
+
+    def __init__(self, channels: int, width: int, *, key: PRNGKeyArray):
+        limit = 1.0 / math.sqrt(width)
+        self.kernel = jax.random.uniform(key, (channels, width), minval=-limit, maxval=limit)
+        self.bias = jnp.zeros(channels)
+
+    def __call__(self, h: Float[Array, "S C"]) -> Float[Array, "S C"]:
+        num_positions = h.shape[0]
+        width = self.kernel.shape[1]
+        padded = jnp.pad(h, ((width // 2, width // 2), (0, 0)))
+        taps = (padded[j : j + num_positions] * self.kernel[:, j] for j in range(width))
+        return sum(taps) + self.bias
+
+
+def rotary(x: Float[Array, "S H E"], max_scale: float = 1e4) -> Float[Array, "S H E"]:
+    """Rotary position embedding: rotate each pair `(x[..., i], x[..., i + E/2])` of position `s` by
+    the angle `s·ω_i`, so that the dot product of a rotated query and key depends on their offset only.
+
+    Arguments:
+        x: queries or keys of one sequence; the head width `E` must be even.
+        max_scale: the longest wavelength, `2π·max_scale`.
+
+    Returns:
+        The rotated array.
+    """
+    num_positions, _, head_width = x.shape
+    angles = sinusoidal_angles(jnp.arange(num_positions, dtype=jnp.float32), head_width, max_scale)
+    cos, sin = jnp.cos(angles)[:, None, :], jnp.sin(angles)[:, None, :]
+    first, second = jnp.split(x, 2, axis=-1)
+    return jnp.concatenate([first * cos - second * sin, first * sin + second * cos], axis=-1).astype(x.dtype)
+
+
+class Block(eqx.Module):
+    """One pre-LayerNorm block: optionally a depthwise convolution, then self-attention (no bias), then
+    a GELU MLP, each residual."""
+
+    conv: DepthwiseConv | None
     attention_norm: eqx.nn.LayerNorm
     qkv: eqx.nn.Linear
     out: eqx.nn.Linear
@@ -39,11 +81,21 @@ class Block(eqx.Module):
     mlp_out: eqx.nn.Linear
     num_heads: int = eqx.field(static=True)
     attention_backend: str = eqx.field(static=True)
+    rotary: bool = eqx.field(static=True)
 
     def __init__(
-        self, width: int, num_heads: int, mlp_width: int, attention_backend: str, *, key: PRNGKeyArray
+        self,
+        width: int,
+        num_heads: int,
+        mlp_width: int,
+        attention_backend: str,
+        conv_width: int = 0,
+        rotary: bool = False,
+        *,
+        key: PRNGKeyArray,
     ):
-        keys = jax.random.split(key, 4)
+        keys = jax.random.split(key, 5)
+        self.conv = DepthwiseConv(width, conv_width, key=keys[4]) if conv_width else None
         self.attention_norm = eqx.nn.LayerNorm(width)
         self.qkv = _dense(width, 3 * width, use_bias=False, key=keys[0])
         self.out = _dense(width, width, use_bias=False, key=keys[1])
@@ -52,10 +104,15 @@ class Block(eqx.Module):
         self.mlp_out = _dense(mlp_width, width, use_bias=True, key=keys[3])
         self.num_heads = num_heads
         self.attention_backend = attention_backend
+        self.rotary = rotary
 
     def __call__(self, h: Float[Array, "S C"]) -> Float[Array, "S C"]:
+        if self.conv is not None:
+            h = h + self.conv(h)
         qkv = _per_position(self.qkv, _per_position(self.attention_norm, h))
         q, k, v = einops.rearrange(qkv, "s (n h e) -> n s h e", n=3, h=self.num_heads)
+        if self.rotary:
+            q, k = rotary(q), rotary(k)
         attended = dot_product_attention(q, k, v, backend=self.attention_backend)
         attended = einops.rearrange(attended, "s h e -> s (h e)")
         h = h + _per_position(self.out, attended)
@@ -67,7 +124,10 @@ class Transformer(eqx.Module):
     """A bidirectional transformer over one sequence of class indices.
 
     Masked (absorbed) positions are simply a token of their own (`num_input_classes - 1` by the
-    library's convention); no mask is passed. Positions get fixed sinusoidal features. With
+    library's convention); no mask is passed. Positions get fixed sinusoidal features added to the
+    input, or, with `rotary`, rotary embeddings of the queries and keys (attention then sees only
+    offsets). With `conv_width`, each block starts with a residual depthwise convolution over that many
+    neighbouring positions, so the network sees its neighbours from the first step. With
     `time_conditioning`, the step `t` is embedded (sinusoidal features of `t·1000/D`, then an MLP)
     and added at every position; without it, `t` is ignored, as in the paper's text8 network.
     """
@@ -77,6 +137,7 @@ class Transformer(eqx.Module):
     blocks: tuple[Block, ...]
     final_norm: eqx.nn.LayerNorm
     head: eqx.nn.Linear
+    rotary: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -88,6 +149,8 @@ class Transformer(eqx.Module):
         mlp_width: int,
         time_conditioning: bool = False,
         attention_backend: str = DEFAULT_BACKEND,
+        conv_width: int = 0,
+        rotary: bool = False,
         *,
         key: PRNGKeyArray,
     ):
@@ -102,10 +165,17 @@ class Transformer(eqx.Module):
         - `time_conditioning`: whether to embed the step `t`.
         - `attention_backend`: one of `eqdd.denoisers.attention.BACKENDS`; it changes the speed, not
           the function, so parameters trained with one backend run with any other.
+        - `conv_width`: the odd width of the depthwise convolution before each block's attention; 0
+          for none (the paper's network).
+        - `rotary`: rotary position embeddings instead of absolute sinusoidal features.
         - `key`: a PRNG key for the initialisation.
         """
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+        if conv_width < 0 or (conv_width and conv_width % 2 == 0):
+            raise ValueError(f"conv_width must be 0 or odd, got {conv_width}")
+        if rotary and (width // num_heads) % 2:
+            raise ValueError(f"rotary embeddings need an even head width, got {width // num_heads}")
         if attention_backend not in BACKENDS:
             raise ValueError(
                 f"unknown attention backend {attention_backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -120,9 +190,12 @@ class Transformer(eqx.Module):
             if time_conditioning
             else None
         )
-        self.blocks = tuple(Block(width, num_heads, mlp_width, attention_backend, key=k) for k in block_keys)
+        self.blocks = tuple(
+            Block(width, num_heads, mlp_width, attention_backend, conv_width, rotary, key=k) for k in block_keys
+        )
         self.final_norm = eqx.nn.LayerNorm(width)
         self.head = _dense(width, num_classes, use_bias=True, key=head_key)
+        self.rotary = rotary
 
     @typecheck
     def __call__(self, tokens: Int[Array, " S"], t: Int[Array, ""] | int) -> Float[Array, "S K"]:
@@ -138,7 +211,8 @@ class Transformer(eqx.Module):
         num_positions = tokens.shape[0]
         width = self.final_norm.shape[0]
         h = jax.vmap(self.token_embedding)(tokens)
-        h = h + sinusoidal_features(jnp.arange(num_positions, dtype=h.dtype), width)
+        if not self.rotary:
+            h = h + sinusoidal_features(jnp.arange(num_positions, dtype=h.dtype), width)
         if self.time_mlp is not None:
             scaled_t = jnp.asarray(t, h.dtype)[None] * (1000.0 / num_positions)
             first, second = self.time_mlp

@@ -157,13 +157,19 @@ def oa_ardm_policy_log_likelihood(
 
 class AbstractARDMObjective(eqx.Module):
     """What the OA-ARDM and Upscale ARDM objectives share: per example a uniform order `sigma` and a
-    uniform step `t` in `0..num_steps(D)-1`, and the loss `nelbo + ce_weight · nce`.
+    uniform step `t` in `0..num_steps(D)-1`, and the loss `elbo_weight · nelbo + ce_weight · nce`.
+
+    `elbo_weight = 1` trains on the ELBO (each step's masked cross-entropy weighted by `1/(D - t)`);
+    `elbo_weight = 0, ce_weight = 1` trains on the plain masked cross-entropy, every masked position
+    weighted alike whatever the mask rate, as masked language models train. The weights change the
+    gradient only: the `terms` (and every reported bound) are the exact estimates either way.
 
     Called on one example; the training step `vmap`s it over the batch. A concrete objective gives the
     number of steps and the two estimators at a fixed order ([`terms`][], [`policy_terms`][]).
     """
 
     ce_weight: eqx.AbstractVar[float]
+    elbo_weight: eqx.AbstractVar[float]
 
     @abc.abstractmethod
     def num_steps(self, num_positions: int) -> int:
@@ -245,7 +251,7 @@ class AbstractARDMObjective(eqx.Module):
         order_key, step_key = jax.random.split(key)
         t = absorbing.sample_step(step_key, self.num_steps(x.shape[0]))
         terms = self.estimate(denoiser, x, t, order_key)
-        return terms.nelbo + self.ce_weight * terms.nce, terms
+        return self.elbo_weight * terms.nelbo + self.ce_weight * terms.nce, terms
 
 
 class OAARDMObjective(AbstractARDMObjective):
@@ -254,6 +260,7 @@ class OAARDMObjective(AbstractARDMObjective):
 
     absorbing_token: int = eqx.field(static=True)
     ce_weight: float = eqx.field(static=True, default=0.0)
+    elbo_weight: float = eqx.field(static=True, default=1.0)
 
     def num_steps(self, num_positions: int) -> int:
         return num_positions

@@ -228,6 +228,7 @@ class UpscaleObjective(AbstractARDMObjective):
     transitions: UpscaleTransitions
     parametrization: str = eqx.field(static=True, default="data")
     ce_weight: float = eqx.field(static=True, default=0.0)
+    elbo_weight: float = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
         upscale.check_parametrization(self.parametrization)

@@ -8,7 +8,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from eqdd.config import option, positive
+from eqdd.config import non_negative, option, positive
 from eqdd.data import pipeline, text8
 from eqdd.denoisers import Transformer
 from eqdd.train import session
@@ -17,6 +17,9 @@ from eqdd.train.session import TrainingConfig
 
 # The paper's text8 network and optimiser (ARDM paper, §7.1).
 PAPER = dict(
+    conv_width=0,
+    rotary=False,
+    lr_schedule="constant",
     width=768,
     depth=12,
     num_heads=12,
@@ -47,13 +50,24 @@ class Text8Config(TrainingConfig):
     depth: int = option(2, "transformer blocks", positive)
     num_heads: int = option(4, "attention heads", positive)
     mlp_width: int = option(512, "hidden width of each MLP", positive)
+    conv_width: int = option(
+        7, "width of a residual depthwise convolution before each block's attention (odd; 0: none)", non_negative
+    )
+    rotary: bool = option(False, "rotary position embeddings instead of absolute sinusoidal features")
 
     RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir"}
+    LEGACY = TrainingConfig.LEGACY | {"conv_width": 0, "rotary": False}
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
         if self.width % self.num_heads:
             problems.append(f"--width ({self.width}) must be divisible by --num-heads ({self.num_heads})")
+        if self.conv_width and self.conv_width % 2 == 0:
+            problems.append(f"--conv-width must be 0 or odd, got {self.conv_width}")
+        if self.rotary and (self.width // self.num_heads) % 2:
+            problems.append(
+                f"--rotary needs an even head width (--width / --num-heads), got {self.width // self.num_heads}"
+            )
         if self.width % 2:
             problems.append(f"--width must be even for the sinusoidal position features, got {self.width}")
         return problems
@@ -72,6 +86,8 @@ def transformer(
         config.mlp_width,
         time_conditioning,
         config.attention,
+        config.conv_width,
+        config.rotary,
         key=key,
     )
 

@@ -66,9 +66,13 @@ class Config(text8_runs.Text8Config):
 PRESETS = {
     "cpu": {},
     # The GGM paper's text setup (24 x 1024, 16 heads; AdamW 1e-4, b2 0.999, no weight decay, EMA
-    # 0.9999, warm-up 8000; batch 64 x 32 steps; Π(φ) = 0.5, 4 sweeps). Its cosine decay is not
-    # implemented: the rate stays at 1e-4 after warm-up.
+    # 0.9999, warm-up 8000 then cosine decay to 1e-6 at 2M steps; batch 64 x 32 steps; Π(φ) = 0.5,
+    # 4 sweeps), with absolute positions and no convolution.
     "paper": dict(
+        conv_width=0,
+        rotary=False,
+        lr_schedule="cosine",
+        lr_floor=0.01,
         width=1024,
         depth=24,
         num_heads=16,

@@ -7,26 +7,58 @@ from pathlib import Path
 import equinox as eqx
 import jax
 
-from eqdd.config import non_negative, option
+from eqdd.config import non_negative, option, positive
 from eqdd.data import text8
 from eqdd.objectives import OAARDMObjective
 from eqdd.runs import text8 as text8_runs
 from eqdd.train import TrainState, session
+from eqdd.train.state import SCHEDULES
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(text8_runs.Text8Config):
     run_dir: str = option("runs/text8_oaardm", "output directory; a run already there is resumed")
     time_conditioning: bool = option(False, "feed the step t to the network (the paper's text8 net does not)")
-    ce_weight: float = option(1e-4, "weight of the auxiliary un-reweighted cross-entropy", non_negative)
+    num_steps: int = option(1300, "optimiser steps in total (resuming continues up to this)", positive)
+    learning_rate: float = option(6e-3, "peak learning rate after warm-up", positive)
+    lr_schedule: str = option(
+        "cosine", "learning rate after the warm-up: constant, or a decay to --lr-floor at --num-steps",
+        choices=SCHEDULES,
+    )
+    ce_weight: float = option(1.0, "training weight of the un-reweighted masked cross-entropy", non_negative)
+    elbo_weight: float = option(
+        1.0, "training weight of the ELBO (the reported bound is the exact ELBO whatever the weights)", non_negative
+    )
     codec_orders: int = option(
         5, "orders scored on 16 training chunks for `eqdd compress`, the best kept (0: none)", non_negative
     )
 
     RESUMABLE = text8_runs.Text8Config.RESUMABLE | {"codec_orders"}
+    LEGACY = text8_runs.Text8Config.LEGACY | {"elbo_weight": 1.0}
+
+    def cross_checks(self) -> list[str]:
+        problems = super().cross_checks()
+        if self.ce_weight == 0 and self.elbo_weight == 0:
+            problems.append("--elbo-weight and --ce-weight are both 0: nothing to train on")
+        return problems
 
 
-PRESETS = {"cpu": {}, "paper": text8_runs.PAPER}
+PRESETS = {
+    "cpu": {},
+    # About an hour on 2 CPU cores: a wider and deeper network for twice the steps.
+    "cpu-long": dict(
+        width=192,
+        depth=3,
+        num_heads=6,
+        mlp_width=768,
+        learning_rate=5e-3,
+        warmup_steps=200,
+        num_steps=2700,
+        log_every=20,
+        checkpoint_every=300,
+    ),
+    "paper": {**text8_runs.PAPER, "ce_weight": 1e-4, "elbo_weight": 1.0},
+}
 
 
 def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
@@ -34,7 +66,7 @@ def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
     model = text8_runs.transformer(
         config, text8.NUM_CLASSES + 1, text8.NUM_CLASSES, config.time_conditioning, key
     )
-    return model, OAARDMObjective(text8.ABSORBING, config.ce_weight)
+    return model, OAARDMObjective(text8.ABSORBING, config.ce_weight, config.elbo_weight)
 
 
 def load_run(run_dir: str | Path) -> tuple[Config, TrainState, OAARDMObjective]:

@@ -25,7 +25,7 @@ from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
 from eqdd.train.loop import fit
 from eqdd.train.metrics import plot_training
-from eqdd.train.state import TrainState, make_optimizer
+from eqdd.train.state import SCHEDULES, TrainState, make_optimizer
 from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
 
 
@@ -41,6 +41,11 @@ class TrainingConfig:
     num_steps: int = option(1200, "optimiser steps in total (resuming continues up to this)", positive)
     learning_rate: float = option(3e-3, "peak learning rate after warm-up", positive)
     warmup_steps: int = option(100, "linear learning-rate warm-up steps", non_negative)
+    lr_schedule: str = option(
+        "constant", "learning rate after the warm-up: constant, or a decay to --lr-floor at --num-steps",
+        choices=SCHEDULES,
+    )
+    lr_floor: float = option(0.1, "final learning rate of a decay, as a fraction of the peak", fraction)
     clip_norm: float = option(1.0, "global gradient-norm clipping threshold", positive)
     adam_b2: float = option(0.99, "Adam second-moment decay", fraction)
     weight_decay: float = option(1e-3, "AdamW decoupled weight decay", non_negative)
@@ -76,7 +81,13 @@ class TrainingConfig:
         }
     )
 
+    # The values that settings added since eqdd 0.1.0 had implicitly in runs saved before they existed
+    # (a run's saved config lacks them); their defaults may differ.
+    LEGACY = {"lr_schedule": "constant"}
+
     def cross_checks(self) -> list[str]:
+        if self.lr_schedule != "constant" and self.num_steps <= self.warmup_steps:
+            return [f"--num-steps ({self.num_steps}) must exceed --warmup-steps ({self.warmup_steps}) for a decay"]
         return []
 
     def optimizer(self) -> optax.GradientTransformation:
@@ -87,6 +98,9 @@ class TrainingConfig:
             self.clip_norm,
             b2=self.adam_b2,
             weight_decay=self.weight_decay,
+            schedule=self.lr_schedule,
+            total_steps=self.num_steps,
+            floor=self.lr_floor,
         )
 
 
@@ -97,6 +111,7 @@ def check_resumable(saved: dict[str, Any], config: TrainingConfig) -> None:
         ConfigError: listing every difference with its flag.
     """
     current = dataclasses.asdict(config)
+    saved = {**config.LEGACY, **saved}
     changed = {
         k: (saved.get(k), v) for k, v in current.items() if k not in config.RESUMABLE and saved.get(k) != v
     }
@@ -217,13 +232,16 @@ def evaluate(
 
 
 def config_from_saved(saved: dict[str, Any], config_class: type, run_dir: str | Path):
-    """`config_class(**saved)`, with a clear error for settings the class does not know.
+    """`config_class(**saved)`, with a clear error for settings the class does not know; settings the
+    saved run lacks take their `config_class.LEGACY` values (what they were before they existed), else
+    their defaults.
 
     Raises:
         ConfigError: when `saved` has settings `config_class` lacks (a run written by a newer eqdd, or
             by another experiment).
     """
     unknown = sorted(set(saved) - {field.name for field in dataclasses.fields(config_class)})
+    saved = {**config_class.LEGACY, **saved}
     if unknown:
         raise ConfigError(
             f"the run in {run_dir} has settings this version of eqdd does not know ({', '.join(unknown)}): "

@@ -77,6 +77,41 @@ class TrainState(eqx.Module):
         )
 
 
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
+
+
+def learning_rate_schedule(
+    learning_rate: float, warmup_steps: int, schedule: str = "constant", total_steps: int = 0, floor: float = 0.0
+) -> optax.Schedule:
+    """A linear warm-up from 0 to `learning_rate`, then constant or decaying to `floor · learning_rate`.
+
+    Arguments:
+        learning_rate: the peak learning rate.
+        warmup_steps: the length of the linear warm-up.
+        schedule: one of `SCHEDULES`: `"constant"` stays at the peak; `"cosine"` and `"linear"` decay
+            from the peak at the end of the warm-up to the floor at `total_steps`, and stay there.
+        total_steps: the step at which a decay ends (ignored by `"constant"`).
+        floor: the final rate as a fraction of the peak.
+
+    Raises:
+        ValueError: for an unknown schedule, or a decay that ends before the warm-up does.
+    """
+    warmup_steps = max(warmup_steps, 1)
+    if schedule == "constant":
+        return optax.schedules.warmup_constant_schedule(0.0, learning_rate, warmup_steps)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if total_steps <= warmup_steps:
+        raise ValueError(f"a {schedule} decay needs more steps ({total_steps}) than the warm-up ({warmup_steps})")
+    warmup = optax.schedules.linear_schedule(0.0, learning_rate, warmup_steps)
+    decay_steps = total_steps - warmup_steps
+    if schedule == "cosine":
+        decay = optax.schedules.cosine_decay_schedule(learning_rate, decay_steps, alpha=floor)
+    else:
+        decay = optax.schedules.linear_schedule(learning_rate, floor * learning_rate, decay_steps)
+    return optax.schedules.join_schedules([warmup, decay], [warmup_steps])
+
+
 def make_optimizer(
     learning_rate: float,
     warmup_steps: int,
@@ -84,20 +119,24 @@ def make_optimizer(
     b1: float = 0.9,
     b2: float = 0.99,
     weight_decay: float = 0.0,
+    schedule: str = "constant",
+    total_steps: int = 0,
+    floor: float = 0.0,
 ) -> optax.GradientTransformation:
-    """AdamW after global-norm clipping, with a linear warm-up to a constant learning rate.
+    """AdamW after global-norm clipping, on the learning rate of [`learning_rate_schedule`][].
 
     Arguments:
-        learning_rate: the peak (and final) learning rate.
+        learning_rate: the peak learning rate.
         warmup_steps: the length of the linear warm-up from 0.
         clip_norm: the global gradient norm above which gradients are rescaled.
         b1, b2: Adam's moment decays.
         weight_decay: decoupled weight decay.
+        schedule, total_steps, floor: the shape after the warm-up (see [`learning_rate_schedule`][]).
     """
-    schedule = optax.schedules.warmup_constant_schedule(0.0, learning_rate, max(warmup_steps, 1))
+    rate = learning_rate_schedule(learning_rate, warmup_steps, schedule, total_steps, floor)
     return optax.chain(
         optax.clip_by_global_norm(clip_norm),
-        optax.adamw(schedule, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay),
+        optax.adamw(rate, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay),
     )
 
 

@@ -1,0 +1,235 @@
+"""Training recipes for the text8 OA-ARDM on the same wall-clock budget: test bound against minutes.
+
+    python benchmarks/text8_recipes.py                              # every recipe, 3 minutes each
+    python benchmarks/text8_recipes.py --minutes 10 --recipes paper-cpu,default
+    python benchmarks/text8_recipes.py --list                       # the recipes and their flags
+
+A recipe is a set of `experiments/text8_oaardm.py` flags. Each one is timed on a few steps first
+(compilation excluded), which fixes its number of steps for the budget (so a decaying learning rate
+ends with the budget); it then trains with that many steps and is evaluated `--points` times on the
+first `--eval-chunks` test chunks (EMA parameters, one stratified pass). Every evaluation uses the same
+key, so two recipes' bounds share chunks, orders and steps, and the difference to the first recipe is
+paired (a far smaller standard error than either bound's). Training minutes exclude evaluation.
+
+Writes `recipes.json`, `recipes.md` (the table) and `recipes.png` (bound against training minutes, a
+line per recipe) to `--out-dir`.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from eqdd.config import parse_config
+from eqdd.runs import text8 as text8_runs
+from eqdd.runs.text8_oaardm import PRESETS, Config, build
+from eqdd.train import TrainState, evaluate_bound, make_train_step, paired_difference
+
+# name -> (what it tests, flags on top of the CPU preset). The first recipe is the reference of the
+# paired differences.
+OLD_DEFAULT = [
+    "--width", "128", "--depth", "2", "--num-heads", "4", "--mlp-width", "512", "--batch-size", "32",
+    "--conv-width", "0", "--no-rotary", "--elbo-weight", "1", "--ce-weight", "1e-4",
+    "--learning-rate", "3e-3", "--warmup-steps", "100", "--lr-schedule", "constant", "--attention", "xla",
+]  # fmt: skip
+LOCAL = ["--conv-width", "7", "--attention", "reference"]
+COSINE = ["--lr-schedule", "cosine", "--lr-floor", "0.1"]
+MLM = ["--elbo-weight", "0", "--ce-weight", "1"]
+MIX = ["--ce-weight", "1"]
+
+# name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
+# paired differences.
+RECIPES: dict[str, tuple[str, list[str]]] = {
+    "old-default": ("the CPU default before issue 12 (the paper's network at 2x128)", []),
+    "reference-attn": ("old default, attention by einsum+softmax (speed only)", ["--attention", "reference"]),
+    "conv7": ("+ a residual depthwise convolution of width 7 before each attention", [*LOCAL]),
+    "rotary": ("old default with rotary embeddings instead (no convolution)", ["--rotary", "--attention", "reference"]),
+    "conv7-rotary": ("conv7 + rotary embeddings", [*LOCAL, "--rotary"]),
+    "conv7-cosine": ("conv7 + cosine decay to 0.1 of the peak", [*LOCAL, *COSINE]),
+    "conv7-cosine-mlm": ("conv7-cosine trained on the plain masked cross-entropy", [*LOCAL, *COSINE, *MLM]),
+    "conv7-cosine-mix": ("conv7-cosine, ELBO + masked cross-entropy (1:1)", [*LOCAL, *COSINE, *MIX]),
+    # Round 2: the optimiser and the shape, on top of conv7-cosine-mix.
+    "mix-lr6e-3": ("conv7-cosine-mix at twice the peak rate", [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3"]),
+    "mix-ema0.98": ("conv7-cosine-mix with EMA decay 0.98 (a shorter lag)", [*LOCAL, *COSINE, *MIX, "--ema-decay", "0.98"]),
+    "mix-depth4": ("conv7-cosine-mix with 4 blocks", [*LOCAL, *COSINE, *MIX, "--depth", "4"]),
+    "mix-batch16": ("conv7-cosine-mix with batches of 16 (twice the steps)", [*LOCAL, *COSINE, *MIX, "--batch-size", "16"]),
+    # Round 3: on top of mix-lr6e-3.
+    "mix-lr1e-2": ("conv7-cosine-mix at peak rate 1e-2", [*LOCAL, *COSINE, *MIX, "--learning-rate", "1e-2"]),
+    "mix-lr6e-3-conv15": ("mix-lr6e-3 with convolutions of width 15", [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--conv-width", "15"]),
+    "mix-lr6e-3-batch16": ("mix-lr6e-3 with batches of 16", [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--batch-size", "16"]),
+}  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--recipes", default="all", help="comma-separated recipe names, or all (default)")
+    parser.add_argument("--minutes", type=float, default=3.0, help="training minutes per recipe (default: 3)")
+    parser.add_argument("--points", type=int, default=4, help="evaluations per recipe (default: 4)")
+    parser.add_argument("--eval-chunks", type=int, default=1000, help="test chunks per evaluation (default: 1000)")
+    parser.add_argument("--data-dir", default=None, help="text8 directory (else $EQDD_DATA_DIR, else the cache)")
+    parser.add_argument("--out-dir", default="runs/text8_recipes", help="output directory (default: %(default)s)")
+    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
+    return parser
+
+
+def _config(flags: list[str], num_steps: int, run_dir: str) -> Config:
+    return parse_config(
+        Config,
+        [*flags, "--num-steps", str(num_steps), "--no-progress", "--run-dir", run_dir],
+        PRESETS,
+        "cpu",
+        "",
+    )
+
+
+def _steps_per_second(
+    flags: list[str], splits, run_dir: str, warm_steps: int = 5, timed_steps: int = 25
+) -> float:
+    """Steps per second of a recipe after compilation and a few warm-up steps (on a throwaway state)."""
+    config = _config(flags, 10_000, run_dir)
+    model, objective = build(config, jax.random.PRNGKey(config.seed))
+    optimizer = config.optimizer()
+    state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len)
+    step = make_train_step(objective, optimizer, config.ema_decay)
+    batches = text8_runs.training_batches(config, splits)
+    for _ in range(warm_steps):
+        state, metrics = step(state, next(batches))
+        float(metrics["loss"])
+    begin = time.perf_counter()
+    for _ in range(timed_steps):
+        state, metrics = step(state, next(batches))
+        float(metrics["loss"])
+    return timed_steps / (time.perf_counter() - begin)
+
+
+def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, run_dir: str) -> dict:
+    """Train one recipe for the budget and evaluate it at `args.points` evenly spaced steps."""
+    num_steps = max(args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir)))
+    config = _config(flags, num_steps, run_dir)
+    model, objective = build(config, jax.random.PRNGKey(config.seed))
+    optimizer = config.optimizer()
+    state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.seq_len)
+    step = make_train_step(objective, optimizer, config.ema_decay)
+    batches = text8_runs.training_batches(config, splits)
+    marks = {round(num_steps * (i + 1) / args.points) for i in range(args.points)}
+    points, reports, seconds, tokens = [], [], 0.0, 0
+    for index in range(1, num_steps + 1):
+        batch = next(batches)
+        begin = time.perf_counter()
+        state, metrics = step(state, batch)
+        loss = float(metrics["loss"])
+        if index > 1:  # the first step compiles
+            seconds += time.perf_counter() - begin
+            tokens += batch.size
+        if index in marks:
+            report = evaluate_bound(
+                objective.estimate,
+                state.ema_model,
+                chunks,
+                config.seq_len,
+                passes=1,
+                batch_size=100,
+                key=jax.random.PRNGKey(1234),
+                progress=False,
+            )
+            reports.append(report)
+            points.append({"step": index, "minutes": seconds / 60, "bpc": report.bpd, "stderr": report.stderr})
+            print(
+                f"  {name}: step {index}/{num_steps}, {seconds / 60:.2f} min, loss {loss:.3f}, "
+                f"test bound {report.bpd:.4f} ± {report.stderr:.4f}",
+                flush=True,
+            )
+    return {
+        "name": name,
+        "flags": flags,
+        "steps": num_steps,
+        "tokens_per_s": tokens / seconds,
+        "points": points,
+        "final": reports[-1],
+    }
+
+
+def _table(results: list[dict], args) -> str:
+    reference = results[0]
+    best = min(results, key=lambda r: r["final"].bpd)
+    lines = [
+        f"{args.minutes:g} training minutes per recipe; bound on the first {args.eval_chunks} test chunks "
+        f"(one pass, EMA); differences paired with the first recipe and with the best ({best['name']}).",
+        "",
+        "| recipe | steps | tokens/s | speed vs first | test bpc | vs first (paired) | vs best (paired) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        final = r["points"][-1]
+        deltas = [paired_difference(r["final"], other["final"]) for other in (reference, best)]
+        lines.append(
+            f"| {r['name']} | {r['steps']} | {r['tokens_per_s']:,.0f} | "
+            f"{r['tokens_per_s'] / reference['tokens_per_s']:.2f}x | {final['bpc']:.4f} ± {final['stderr']:.4f} | "
+            + " | ".join(f"{d:+.4f} ± {se:.4f}" for d, se in deltas)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        minutes = [p["minutes"] for p in r["points"]]
+        bpc = np.array([p["bpc"] for p in r["points"]])
+        stderr = np.array([p["stderr"] for p in r["points"]])
+        axis.errorbar(minutes, bpc, yerr=stderr, marker="o", capsize=2, label=r["name"])
+    axis.set_xlabel("training minutes (2 CPU cores)")
+    axis.set_ylabel("test bound (bits per character)")
+    axis.set_title("text8 OA-ARDM recipes at equal wall-clock")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv=None) -> list[dict]:
+    args = _parser().parse_args(argv)
+    if args.list:
+        for name, (what, flags) in RECIPES.items():
+            print(f"{name}: {what}\n    {' '.join(flags) or '(nothing added)'}")
+        return []
+    names = list(RECIPES) if args.recipes == "all" else args.recipes.split(",")
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise SystemExit(f"unknown recipes {unknown}; choose from {', '.join(RECIPES)}")
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_flags = ["--data-dir", args.data_dir] if args.data_dir else []
+    splits = text8_runs.load(_config(data_flags, 10, "unused"))
+    chunks = text8_runs.test_chunks(_config(data_flags, 10, "unused"), splits)[: args.eval_chunks]
+    results = []
+    with tempfile.TemporaryDirectory() as run_dir:
+        for name in names:
+            what, flags = RECIPES[name]
+            print(f"{name}: {what}", flush=True)
+            results.append(run_recipe(name, [*data_flags, *OLD_DEFAULT, *flags], args, splits, chunks, run_dir))
+    table = _table(results, args)
+    print(table)
+    (out_dir / "recipes.md").write_text(table + "\n")
+    serialisable = [
+        {**{k: v for k, v in r.items() if k != "final"}, "per_chunk": r["final"].per_chunk.tolist()}
+        for r in results
+    ]
+    (out_dir / "recipes.json").write_text(json.dumps({"minutes": args.minutes, "recipes": serialisable}, indent=2))
+    _plot(results, out_dir / "recipes.png")
+    print(f"wrote {out_dir}/recipes.md, recipes.json, recipes.png")
+    return results
+
+
+if __name__ == "__main__":
+    main()
