@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-chunks", type=int, default=1000, help="test chunks per evaluation (default: 1000)")
     parser.add_argument("--data-dir", default=None, help="text8 directory (else $EQDD_DATA_DIR, else the cache)")
     parser.add_argument("--out-dir", default="runs/text8_recipes", help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--extra",
+        default="",
+        help="flags added to every recipe, e.g. \"--seq-len 128\" (default: none)",
+    )
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     return parser
 
@@ -210,14 +215,16 @@ def main(argv=None) -> list[dict]:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_flags = ["--data-dir", args.data_dir] if args.data_dir else []
-    splits = text8_runs.load(_config(data_flags, 10, "unused"))
-    chunks = text8_runs.test_chunks(_config(data_flags, 10, "unused"), splits)[: args.eval_chunks]
+    base = _config([*data_flags, *args.extra.split()], 10, "unused")
+    splits = text8_runs.load(base)
+    chunks = text8_runs.test_chunks(base, splits)[: args.eval_chunks]
     results = []
     with tempfile.TemporaryDirectory() as run_dir:
         for name in names:
             what, flags = RECIPES[name]
             print(f"{name}: {what}", flush=True)
-            results.append(run_recipe(name, [*data_flags, *OLD_DEFAULT, *flags], args, splits, chunks, run_dir))
+            all_flags = [*data_flags, *OLD_DEFAULT, *flags, *args.extra.split()]
+            results.append(run_recipe(name, all_flags, args, splits, chunks, run_dir))
     table = _table(results, args)
     print(table)
     (out_dir / "recipes.md").write_text(table + "\n")

@@ -21,10 +21,7 @@ class Config(text8_runs.Text8Config):
     time_conditioning: bool = option(False, "feed the step t to the network (the paper's text8 net does not)")
     num_steps: int = option(1300, "optimiser steps in total (resuming continues up to this)", positive)
     learning_rate: float = option(6e-3, "peak learning rate after warm-up", positive)
-    lr_schedule: str = option(
-        "cosine", "learning rate after the warm-up: constant, or a decay to --lr-floor at --num-steps",
-        choices=SCHEDULES,
-    )
+    lr_schedule: str = option("cosine", session.LR_SCHEDULE_HELP, choices=SCHEDULES)
     ce_weight: float = option(1.0, "training weight of the un-reweighted masked cross-entropy", non_negative)
     elbo_weight: float = option(
         1.0, "training weight of the ELBO (the reported bound is the exact ELBO whatever the weights)", non_negative

@@ -89,22 +89,21 @@ def learning_rate_schedule(
         learning_rate: the peak learning rate.
         warmup_steps: the length of the linear warm-up.
         schedule: one of `SCHEDULES`: `"constant"` stays at the peak; `"cosine"` and `"linear"` decay
-            from the peak at the end of the warm-up to the floor at `total_steps`, and stay there.
+            from the peak at the end of the warm-up to the floor at `total_steps` (at least one step
+            after the warm-up), and stay there.
         total_steps: the step at which a decay ends (ignored by `"constant"`).
         floor: the final rate as a fraction of the peak.
 
     Raises:
-        ValueError: for an unknown schedule, or a decay that ends before the warm-up does.
+        ValueError: for an unknown schedule.
     """
     warmup_steps = max(warmup_steps, 1)
     if schedule == "constant":
         return optax.schedules.warmup_constant_schedule(0.0, learning_rate, warmup_steps)
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if total_steps <= warmup_steps:
-        raise ValueError(f"a {schedule} decay needs more steps ({total_steps}) than the warm-up ({warmup_steps})")
     warmup = optax.schedules.linear_schedule(0.0, learning_rate, warmup_steps)
-    decay_steps = total_steps - warmup_steps
+    decay_steps = max(total_steps - warmup_steps, 1)
     if schedule == "cosine":
         decay = optax.schedules.cosine_decay_schedule(learning_rate, decay_steps, alpha=floor)
     else:
