@@ -69,7 +69,8 @@ def main(argv=None) -> dict[str, float]:
         kinds[re.sub(r"[.\d]+$", "", name)] += ms
     total = sum(kinds.values())
     tokens = config.batch_size * config.seq_len
-    print(f"step: {step_ms:.1f} ms wall ({tokens / step_ms * 1000:,.0f} tokens/s, traced); op time {total:.1f} ms")
+    rate = tokens / step_ms * 1000
+    print(f"step: {step_ms:.1f} ms wall ({rate:,.0f} tokens/s, traced); op time {total:.1f} ms")
     print(f"{'kind':<32} {'ms/step':>9} {'share':>7}")
     for kind, ms in kinds.most_common(args.top):
         print(f"{kind:<32} {ms:9.2f} {100 * ms / total:6.1f}%")

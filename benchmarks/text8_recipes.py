@@ -47,21 +47,39 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "old-default": ("the CPU default before issue 12 (the paper's network at 2x128)", []),
     "reference-attn": ("old default, attention by einsum+softmax (speed only)", ["--attention", "reference"]),
     "conv7": ("+ a residual depthwise convolution of width 7 before each attention", [*LOCAL]),
-    "rotary": ("old default with rotary embeddings instead (no convolution)", ["--rotary", "--attention", "reference"]),
+    "rotary": (
+        "old default with rotary embeddings instead (no convolution)",
+        ["--rotary", "--attention", "reference"],
+    ),
     "conv7-rotary": ("conv7 + rotary embeddings", [*LOCAL, "--rotary"]),
     "conv7-cosine": ("conv7 + cosine decay to 0.1 of the peak", [*LOCAL, *COSINE]),
     "conv7-cosine-mlm": ("conv7-cosine trained on the plain masked cross-entropy", [*LOCAL, *COSINE, *MLM]),
     "conv7-cosine-mix": ("conv7-cosine, ELBO + masked cross-entropy (1:1)", [*LOCAL, *COSINE, *MIX]),
     # Round 2: the optimiser and the shape, on top of conv7-cosine-mix.
-    "mix-lr6e-3": ("conv7-cosine-mix at twice the peak rate", [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3"]),
-    "mix-ema0.98": ("conv7-cosine-mix with EMA decay 0.98 (a shorter lag)", [*LOCAL, *COSINE, *MIX, "--ema-decay", "0.98"]),
+    "mix-lr6e-3": (
+        "conv7-cosine-mix at twice the peak rate",
+        [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3"],
+    ),
+    "mix-ema0.98": (
+        "conv7-cosine-mix with EMA decay 0.98 (a shorter lag)",
+        [*LOCAL, *COSINE, *MIX, "--ema-decay", "0.98"],
+    ),
     "mix-depth4": ("conv7-cosine-mix with 4 blocks", [*LOCAL, *COSINE, *MIX, "--depth", "4"]),
-    "mix-batch16": ("conv7-cosine-mix with batches of 16 (twice the steps)", [*LOCAL, *COSINE, *MIX, "--batch-size", "16"]),
+    "mix-batch16": (
+        "conv7-cosine-mix with batches of 16 (twice the steps)",
+        [*LOCAL, *COSINE, *MIX, "--batch-size", "16"],
+    ),
     # Round 3: on top of mix-lr6e-3.
     "mix-lr1e-2": ("conv7-cosine-mix at peak rate 1e-2", [*LOCAL, *COSINE, *MIX, "--learning-rate", "1e-2"]),
-    "mix-lr6e-3-conv15": ("mix-lr6e-3 with convolutions of width 15", [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--conv-width", "15"]),
-    "mix-lr6e-3-batch16": ("mix-lr6e-3 with batches of 16", [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--batch-size", "16"]),
-}  # fmt: skip
+    "mix-lr6e-3-conv15": (
+        "mix-lr6e-3 with convolutions of width 15",
+        [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--conv-width", "15"],
+    ),
+    "mix-lr6e-3-batch16": (
+        "mix-lr6e-3 with batches of 16",
+        [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--batch-size", "16"],
+    ),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,13 +87,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipes", default="all", help="comma-separated recipe names, or all (default)")
     parser.add_argument("--minutes", type=float, default=3.0, help="training minutes per recipe (default: 3)")
     parser.add_argument("--points", type=int, default=4, help="evaluations per recipe (default: 4)")
-    parser.add_argument("--eval-chunks", type=int, default=1000, help="test chunks per evaluation (default: 1000)")
-    parser.add_argument("--data-dir", default=None, help="text8 directory (else $EQDD_DATA_DIR, else the cache)")
-    parser.add_argument("--out-dir", default="runs/text8_recipes", help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--eval-chunks", type=int, default=1000, help="test chunks per evaluation (default: 1000)"
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="text8 directory (else $EQDD_DATA_DIR, else the cache)"
+    )
+    parser.add_argument(
+        "--out-dir", default="runs/text8_recipes", help="output directory (default: %(default)s)"
+    )
     parser.add_argument(
         "--extra",
         default="",
-        help="flags added to every recipe, e.g. \"--seq-len 128\" (default: none)",
+        help='flags added to every recipe, e.g. "--seq-len 128" (default: none)',
     )
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     return parser
@@ -91,16 +115,21 @@ def _config(flags: list[str], num_steps: int, run_dir: str) -> Config:
     )
 
 
+def _start(flags: list[str], num_steps: int, splits, run_dir: str):
+    """A recipe's config, objective, fresh state, training step and batches for `num_steps` steps."""
+    config = _config(flags, num_steps, run_dir)
+    model, objective = build(config, jax.random.PRNGKey(config.seed))
+    optimizer = config.optimizer()
+    state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.seq_len)
+    step = make_train_step(objective, optimizer, config.ema_decay)
+    return config, objective, state, step, text8_runs.training_batches(config, splits)
+
+
 def _steps_per_second(
     flags: list[str], splits, run_dir: str, warm_steps: int = 5, timed_steps: int = 25
 ) -> float:
     """Steps per second of a recipe after compilation and a few warm-up steps (on a throwaway state)."""
-    config = _config(flags, 10_000, run_dir)
-    model, objective = build(config, jax.random.PRNGKey(config.seed))
-    optimizer = config.optimizer()
-    state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len)
-    step = make_train_step(objective, optimizer, config.ema_decay)
-    batches = text8_runs.training_batches(config, splits)
+    _, _, state, step, batches = _start(flags, 10_000, splits, run_dir)
     for _ in range(warm_steps):
         state, metrics = step(state, next(batches))
         float(metrics["loss"])
@@ -114,12 +143,7 @@ def _steps_per_second(
 def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, run_dir: str) -> dict:
     """Train one recipe for the budget and evaluate it at `args.points` evenly spaced steps."""
     num_steps = max(args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir)))
-    config = _config(flags, num_steps, run_dir)
-    model, objective = build(config, jax.random.PRNGKey(config.seed))
-    optimizer = config.optimizer()
-    state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.seq_len)
-    step = make_train_step(objective, optimizer, config.ema_decay)
-    batches = text8_runs.training_batches(config, splits)
+    config, objective, state, step, batches = _start(flags, num_steps, splits, run_dir)
     marks = {round(num_steps * (i + 1) / args.points) for i in range(args.points)}
     points, reports, seconds, tokens = [], [], 0.0, 0
     for index in range(1, num_steps + 1):
@@ -142,7 +166,9 @@ def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, ru
                 progress=False,
             )
             reports.append(report)
-            points.append({"step": index, "minutes": seconds / 60, "bpc": report.bpd, "stderr": report.stderr})
+            points.append(
+                {"step": index, "minutes": seconds / 60, "bpc": report.bpd, "stderr": report.stderr}
+            )
             print(
                 f"  {name}: step {index}/{num_steps}, {seconds / 60:.2f} min, loss {loss:.3f}, "
                 f"test bound {report.bpd:.4f} ± {report.stderr:.4f}",
@@ -171,12 +197,16 @@ def _table(results: list[dict], args) -> str:
     for r in results:
         final = r["points"][-1]
         deltas = [paired_difference(r["final"], other["final"]) for other in (reference, best)]
-        lines.append(
-            f"| {r['name']} | {r['steps']} | {r['tokens_per_s']:,.0f} | "
-            f"{r['tokens_per_s'] / reference['tokens_per_s']:.2f}x | {final['bpc']:.4f} ± {final['stderr']:.4f} | "
-            + " | ".join(f"{d:+.4f} ± {se:.4f}" for d, se in deltas)
-            + " |"
-        )
+        speed = r["tokens_per_s"] / reference["tokens_per_s"]
+        cells = [
+            r["name"],
+            str(r["steps"]),
+            f"{r['tokens_per_s']:,.0f}",
+            f"{speed:.2f}x",
+            f"{final['bpc']:.4f} ± {final['stderr']:.4f}",
+            *(f"{d:+.4f} ± {se:.4f}" for d, se in deltas),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -232,7 +262,9 @@ def main(argv=None) -> list[dict]:
         {**{k: v for k, v in r.items() if k != "final"}, "per_chunk": r["final"].per_chunk.tolist()}
         for r in results
     ]
-    (out_dir / "recipes.json").write_text(json.dumps({"minutes": args.minutes, "recipes": serialisable}, indent=2))
+    (out_dir / "recipes.json").write_text(
+        json.dumps({"minutes": args.minutes, "recipes": serialisable}, indent=2)
+    )
     _plot(results, out_dir / "recipes.png")
     print(f"wrote {out_dir}/recipes.md, recipes.json, recipes.png")
     return results

@@ -108,7 +108,9 @@ def test_without_masks_every_backend_computes_the_unmasked_softmax():
     q, k, v, _, _ = _inputs(3, 70, jnp.float32, 0.0, 1)
     full = dot_product_attention(q, k, v, key_mask=jnp.ones(70, bool), backend="reference")
     for backend in CPU_BACKENDS:
-        np.testing.assert_allclose(dot_product_attention(q, k, v, backend=backend), full, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(
+            dot_product_attention(q, k, v, backend=backend), full, atol=1e-5, rtol=1e-5
+        )
     np.testing.assert_array_equal(
         dot_product_attention(q, k, v, backend="auto"), dot_product_attention(q, k, v, backend="reference")
     )

@@ -142,7 +142,9 @@ def test_a_run_saved_before_the_new_options_loads_with_their_old_values(tmp_path
     # implicitly, not the new defaults, and resuming it with those values is allowed.
     from eqdd.train import session
 
-    current = dataclasses.asdict(experiment.parse_config(experiment.Config, [], experiment.PRESETS, "cpu", ""))
+    current = dataclasses.asdict(
+        experiment.parse_config(experiment.Config, [], experiment.PRESETS, "cpu", "")
+    )
     old = {k: v for k, v in current.items() if k not in experiment.Config.LEGACY}
     config = session.config_from_saved(old, experiment.Config, tmp_path)
     assert {k: getattr(config, k) for k in experiment.Config.LEGACY} == experiment.Config.LEGACY

@@ -91,7 +91,9 @@ def test_rotary_scores_depend_on_the_offset_only(seed):
 
 @pytest.mark.parametrize("conv_width, use_rotary", [(3, False), (0, True), (5, True)])
 def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary):
-    model = Transformer(K + 1, K, 32, 2, 4, 64, conv_width=conv_width, rotary=use_rotary, key=jax.random.PRNGKey(0))
+    model = Transformer(
+        K + 1, K, 32, 2, 4, 64, conv_width=conv_width, rotary=use_rotary, key=jax.random.PRNGKey(0)
+    )
     tokens = jnp.arange(D, dtype=jnp.int32) % K
     apply = eqx.filter_jit(model)
     base = apply(tokens, jnp.int32(0))

@@ -191,7 +191,8 @@ class Transformer(eqx.Module):
             else None
         )
         self.blocks = tuple(
-            Block(width, num_heads, mlp_width, attention_backend, conv_width, rotary, key=k) for k in block_keys
+            Block(width, num_heads, mlp_width, attention_backend, conv_width, rotary, key=k)
+            for k in block_keys
         )
         self.final_norm = eqx.nn.LayerNorm(width)
         self.head = _dense(width, num_classes, use_bias=True, key=head_key)

@@ -51,7 +51,9 @@ class Text8Config(TrainingConfig):
     num_heads: int = option(4, "attention heads", positive)
     mlp_width: int = option(512, "hidden width of each MLP", positive)
     conv_width: int = option(
-        7, "width of a residual depthwise convolution before each block's attention (odd; 0: none)", non_negative
+        7,
+        "width of a residual depthwise convolution before each block's attention (odd; 0: none)",
+        non_negative,
     )
     rotary: bool = option(False, "rotary position embeddings instead of absolute sinusoidal features")
 
@@ -66,7 +68,8 @@ class Text8Config(TrainingConfig):
             problems.append(f"--conv-width must be 0 or odd, got {self.conv_width}")
         if self.rotary and (self.width // self.num_heads) % 2:
             problems.append(
-                f"--rotary needs an even head width (--width / --num-heads), got {self.width // self.num_heads}"
+                "--rotary needs an even head width (--width / --num-heads), "
+                f"got {self.width // self.num_heads}"
             )
         if self.width % 2:
             problems.append(f"--width must be even for the sinusoidal position features, got {self.width}")

@@ -24,7 +24,9 @@ class Config(text8_runs.Text8Config):
     lr_schedule: str = option("cosine", session.LR_SCHEDULE_HELP, choices=SCHEDULES)
     ce_weight: float = option(1.0, "training weight of the un-reweighted masked cross-entropy", non_negative)
     elbo_weight: float = option(
-        1.0, "training weight of the ELBO (the reported bound is the exact ELBO whatever the weights)", non_negative
+        1.0,
+        "training weight of the ELBO (the reported bound is the exact ELBO whatever the weights)",
+        non_negative,
     )
     codec_orders: int = option(
         5, "orders scored on 16 training chunks for `eqdd compress`, the best kept (0: none)", non_negative

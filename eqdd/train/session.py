@@ -28,7 +28,6 @@ from eqdd.train.metrics import plot_training
 from eqdd.train.state import SCHEDULES, TrainState, make_optimizer
 from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
 
-
 LR_SCHEDULE_HELP = (
     "learning rate after the warm-up: constant, or a decay to --lr-floor at --num-steps (so changing "
     "--num-steps when resuming reshapes the rest of the decay)"

@@ -81,7 +81,11 @@ SCHEDULES: tuple[str, ...] = ("constant", "cosine", "linear")
 
 
 def learning_rate_schedule(
-    learning_rate: float, warmup_steps: int, schedule: str = "constant", total_steps: int = 0, floor: float = 0.0
+    learning_rate: float,
+    warmup_steps: int,
+    schedule: str = "constant",
+    total_steps: int = 0,
+    floor: float = 0.0,
 ) -> optax.Schedule:
     """A linear warm-up from 0 to `learning_rate`, then constant or decaying to `floor · learning_rate`.
 
