@@ -208,7 +208,8 @@ def test_training_weights_change_the_loss_only(seed, elbo_weight, ce_weight):
     # The loss is elbo_weight·nelbo + ce_weight·nce; the terms (and so every bound) stay the exact ones.
     num_positions, num_classes = 4, 3
     rng = np.random.default_rng(seed)
-    denoiser = TabularDenoiser(random_law(rng, num_positions, num_classes), num_positions, num_classes)
+    law = random_law(rng, num_positions, num_classes)
+    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
     x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
     key = jax.random.PRNGKey(seed)
     loss, terms = OAARDMObjective(num_classes, ce_weight, elbo_weight)(denoiser, x, key)

@@ -44,7 +44,8 @@ class Config(text8_runs.Text8Config):
 
 PRESETS = {
     "cpu": {},
-    # About an hour on 2 CPU cores: a wider and deeper network for twice the steps.
+    # A longer CPU run: a wider and deeper network for twice the steps (about an hour on 2 cores by
+    # its step time; its bound is not measured yet, see benchmarks/RESULTS.md).
     "cpu-long": dict(
         width=192,
         depth=3,
