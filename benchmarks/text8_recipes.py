@@ -145,7 +145,7 @@ def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, ru
     num_steps = max(args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir)))
     config, objective, state, step, batches = _start(flags, num_steps, splits, run_dir)
     marks = {round(num_steps * (i + 1) / args.points) for i in range(args.points)}
-    points, reports, seconds, tokens = [], [], 0.0, 0
+    points, final, seconds, tokens = [], None, 0.0, 0
     for index in range(1, num_steps + 1):
         batch = next(batches)
         begin = time.perf_counter()
@@ -155,7 +155,7 @@ def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, ru
             seconds += time.perf_counter() - begin
             tokens += batch.size
         if index in marks:
-            report = evaluate_bound(
+            final = evaluate_bound(
                 objective.estimate,
                 state.ema_model,
                 chunks,
@@ -165,13 +165,10 @@ def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, ru
                 key=jax.random.PRNGKey(1234),
                 progress=False,
             )
-            reports.append(report)
-            points.append(
-                {"step": index, "minutes": seconds / 60, "bpc": report.bpd, "stderr": report.stderr}
-            )
+            points.append({"step": index, "minutes": seconds / 60, "bpc": final.bpd, "stderr": final.stderr})
             print(
                 f"  {name}: step {index}/{num_steps}, {seconds / 60:.2f} min, loss {loss:.3f}, "
-                f"test bound {report.bpd:.4f} ± {report.stderr:.4f}",
+                f"test bound {final.bpd:.4f} ± {final.stderr:.4f}",
                 flush=True,
             )
     return {
@@ -180,7 +177,7 @@ def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, ru
         "steps": num_steps,
         "tokens_per_s": tokens / seconds,
         "points": points,
-        "final": reports[-1],
+        "final": final,
     }
 
 
