@@ -79,6 +79,31 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "mix-lr6e-3 with batches of 16",
         [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--batch-size", "16"],
     ),
+    # Round 4: speed and size at fixed compute, on top of mix-lr6e-3 (the default at the time).
+    "mix-relu2": (
+        "mix-lr6e-3 with squared-ReLU MLPs (no tanh: a cheaper step)",
+        [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--activation", "relu2"],
+    ),
+    "mix-width192": (
+        "mix-lr6e-3 at width 192 (6 heads, MLP 768)",
+        [
+            *LOCAL,
+            *COSINE,
+            *MIX,
+            "--learning-rate",
+            "6e-3",
+            "--width",
+            "192",
+            "--num-heads",
+            "6",
+            "--mlp-width",
+            "768",
+        ],
+    ),
+    "mix-mlp256": (
+        "mix-lr6e-3 with MLPs of width 256 (a cheaper step)",
+        [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--mlp-width", "256"],
+    ),
 }
 
 

@@ -148,7 +148,12 @@ def test_a_run_saved_before_the_new_options_loads_with_their_old_values(tmp_path
     old = {k: v for k, v in current.items() if k not in experiment.Config.LEGACY}
     config = session.config_from_saved(old, experiment.Config, tmp_path)
     assert {k: getattr(config, k) for k in experiment.Config.LEGACY} == experiment.Config.LEGACY
-    assert config.conv_width == 0 and not config.rotary and config.lr_schedule == "constant"
+    assert (
+        config.conv_width == 0
+        and not config.rotary
+        and config.activation == "gelu"
+        and config.lr_schedule == "constant"
+    )
     session.check_resumable(old, config)
     with pytest.raises(ConfigError, match="--conv-width: checkpoint has 0"):
         session.check_resumable(old, dataclasses.replace(config, conv_width=7))

@@ -187,8 +187,10 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
 
 
 def test_a_step_with_every_new_option_on_trains():
-    # Convolution, rotary embeddings, a cosine decay and the plain masked cross-entropy together.
-    model = Transformer(K + 1, K, 32, 1, 2, 64, conv_width=3, rotary=True, key=jax.random.PRNGKey(0))
+    # Convolution, rotary embeddings, squared ReLU, a cosine decay and the plain masked CE together.
+    model = Transformer(
+        K + 1, K, 32, 1, 2, 64, conv_width=3, rotary=True, activation="relu2", key=jax.random.PRNGKey(0)
+    )
     optimizer = make_optimizer(3e-3, 5, 1.0, schedule="cosine", total_steps=40, floor=0.1)
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
     step = make_train_step(OAARDMObjective(K, ce_weight=1.0, elbo_weight=0.0), optimizer, 0.9)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 
 from eqdd.denoisers import Transformer
-from eqdd.denoisers.transformer import DepthwiseConv, rotary
+from eqdd.denoisers.transformer import DepthwiseConv, rotary, squared_relu
 
 D, K = 24, 7
 
@@ -89,10 +89,21 @@ def test_rotary_scores_depend_on_the_offset_only(seed):
     np.testing.assert_allclose(rq[0], q[0], rtol=1e-6)
 
 
-@pytest.mark.parametrize("conv_width, use_rotary", [(3, False), (0, True), (5, True)])
-def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary):
+@pytest.mark.parametrize(
+    "conv_width, use_rotary, activation", [(3, False, "gelu"), (0, True, "gelu"), (5, True, "relu2")]
+)
+def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, activation):
     model = Transformer(
-        K + 1, K, 32, 2, 4, 64, conv_width=conv_width, rotary=use_rotary, key=jax.random.PRNGKey(0)
+        K + 1,
+        K,
+        32,
+        2,
+        4,
+        64,
+        conv_width=conv_width,
+        rotary=use_rotary,
+        activation=activation,
+        key=jax.random.PRNGKey(0),
     )
     tokens = jnp.arange(D, dtype=jnp.int32) % K
     apply = eqx.filter_jit(model)
@@ -103,8 +114,29 @@ def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary):
     assert (model.blocks[0].conv is not None) == bool(conv_width)
 
 
+def test_squared_relu_and_its_gradient():
+    x = jnp.linspace(-3.0, 3.0, 13)
+    np.testing.assert_allclose(squared_relu(x), np.where(x > 0, x**2, 0.0), rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(jax.grad(squared_relu))(x), np.where(x > 0, 2 * x, 0.0), rtol=1e-6)
+
+
+def test_the_activation_is_the_only_difference_between_mlp_variants():
+    """Same key, same parameters: swapping the activation changes the function and nothing else."""
+    gelu, relu2 = (
+        Transformer(K + 1, K, 32, 1, 4, 64, activation=a, key=jax.random.PRNGKey(3))
+        for a in ("gelu", "relu2")
+    )
+    assert all(
+        bool((a == b).all()) for a, b in zip(jax.tree.leaves(gelu), jax.tree.leaves(relu2), strict=True)
+    )
+    tokens = jnp.arange(D, dtype=jnp.int32) % K
+    assert not np.allclose(gelu(tokens, 0), relu2(tokens, 0))
+
+
 def test_local_variants_refuse_bad_shapes():
     with pytest.raises(ValueError, match="conv_width must be 0 or odd"):
         Transformer(K + 1, K, 32, 1, 4, 64, conv_width=4, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="even head width"):
         Transformer(K + 1, K, 36, 1, 4, 64, rotary=True, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="unknown activation 'swish'; choose one of gelu, relu2"):
+        Transformer(K + 1, K, 32, 1, 4, 64, activation="swish", key=jax.random.PRNGKey(0))

@@ -50,6 +50,14 @@ class DepthwiseConv(eqx.Module):
         return sum(taps) + self.bias
 
 
+def squared_relu(x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    """`max(x, 0)²`, the MLP activation of So et al. (2021, "Primer"): cheaper than GELU's tanh."""
+    return jnp.square(jax.nn.relu(x))
+
+
+ACTIVATIONS = {"gelu": jax.nn.gelu, "relu2": squared_relu}
+
+
 def rotary(x: Float[Array, "S H E"], max_scale: float = 1e4) -> Float[Array, "S H E"]:
     """Rotary position embedding: rotate each pair `(x[..., i], x[..., i + E/2])` of position `s` by
     the angle `s·ω_i`, so that the dot product of a rotated query and key depends on their offset only.
@@ -70,7 +78,7 @@ def rotary(x: Float[Array, "S H E"], max_scale: float = 1e4) -> Float[Array, "S 
 
 class Block(eqx.Module):
     """One pre-LayerNorm block: optionally a depthwise convolution, then self-attention (no bias), then
-    a GELU MLP, each residual."""
+    an MLP (GELU or squared ReLU), each residual."""
 
     conv: DepthwiseConv | None
     attention_norm: eqx.nn.LayerNorm
@@ -82,6 +90,7 @@ class Block(eqx.Module):
     num_heads: int = eqx.field(static=True)
     attention_backend: str = eqx.field(static=True)
     rotary: bool = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -91,6 +100,7 @@ class Block(eqx.Module):
         attention_backend: str,
         conv_width: int = 0,
         rotary: bool = False,
+        activation: str = "gelu",
         *,
         key: PRNGKeyArray,
     ):
@@ -105,6 +115,7 @@ class Block(eqx.Module):
         self.num_heads = num_heads
         self.attention_backend = attention_backend
         self.rotary = rotary
+        self.activation = activation
 
     def __call__(self, h: Float[Array, "S C"]) -> Float[Array, "S C"]:
         if self.conv is not None:
@@ -116,7 +127,7 @@ class Block(eqx.Module):
         attended = dot_product_attention(q, k, v, backend=self.attention_backend)
         attended = einops.rearrange(attended, "s h e -> s (h e)")
         h = h + _per_position(self.out, attended)
-        hidden = jax.nn.gelu(_per_position(self.mlp_in, _per_position(self.mlp_norm, h)))
+        hidden = ACTIVATIONS[self.activation](_per_position(self.mlp_in, _per_position(self.mlp_norm, h)))
         return h + _per_position(self.mlp_out, hidden)
 
 
@@ -151,6 +162,7 @@ class Transformer(eqx.Module):
         attention_backend: str = DEFAULT_BACKEND,
         conv_width: int = 0,
         rotary: bool = False,
+        activation: str = "gelu",
         *,
         key: PRNGKeyArray,
     ):
@@ -168,6 +180,8 @@ class Transformer(eqx.Module):
         - `conv_width`: the odd width of the depthwise convolution before each block's attention; 0
           for none (the paper's network).
         - `rotary`: rotary position embeddings instead of absolute sinusoidal features.
+        - `activation`: the MLPs' activation, a key of `ACTIVATIONS`: `"gelu"` (the paper's) or
+          `"relu2"` (squared ReLU).
         - `key`: a PRNG key for the initialisation.
         """
         if width % num_heads:
@@ -176,6 +190,8 @@ class Transformer(eqx.Module):
             raise ValueError(f"conv_width must be 0 or odd, got {conv_width}")
         if rotary and (width // num_heads) % 2:
             raise ValueError(f"rotary embeddings need an even head width, got {width // num_heads}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if attention_backend not in BACKENDS:
             raise ValueError(
                 f"unknown attention backend {attention_backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -191,7 +207,7 @@ class Transformer(eqx.Module):
             else None
         )
         self.blocks = tuple(
-            Block(width, num_heads, mlp_width, attention_backend, conv_width, rotary, key=k)
+            Block(width, num_heads, mlp_width, attention_backend, conv_width, rotary, activation, key=k)
             for k in block_keys
         )
         self.final_norm = eqx.nn.LayerNorm(width)

@@ -11,6 +11,7 @@ import numpy as np
 from eqdd.config import non_negative, option, positive
 from eqdd.data import pipeline, text8
 from eqdd.denoisers import Transformer
+from eqdd.denoisers.transformer import ACTIVATIONS
 from eqdd.train import session
 from eqdd.train.evaluate import BoundReport
 from eqdd.train.session import TrainingConfig
@@ -19,6 +20,7 @@ from eqdd.train.session import TrainingConfig
 PAPER = dict(
     conv_width=0,
     rotary=False,
+    activation="gelu",
     lr_schedule="constant",
     width=768,
     depth=12,
@@ -56,9 +58,10 @@ class Text8Config(TrainingConfig):
         non_negative,
     )
     rotary: bool = option(False, "rotary position embeddings instead of absolute sinusoidal features")
+    activation: str = option("gelu", "the MLPs' activation (relu2: squared ReLU)", choices=tuple(ACTIVATIONS))
 
     RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir"}
-    LEGACY = TrainingConfig.LEGACY | {"conv_width": 0, "rotary": False}
+    LEGACY = TrainingConfig.LEGACY | {"conv_width": 0, "rotary": False, "activation": "gelu"}
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
@@ -91,6 +94,7 @@ def transformer(
         config.attention,
         config.conv_width,
         config.rotary,
+        config.activation,
         key=key,
     )
 

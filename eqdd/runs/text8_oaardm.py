@@ -9,6 +9,7 @@ import jax
 
 from eqdd.config import non_negative, option, positive
 from eqdd.data import text8
+from eqdd.denoisers.transformer import ACTIVATIONS
 from eqdd.objectives import OAARDMObjective
 from eqdd.runs import text8 as text8_runs
 from eqdd.train import TrainState, session
@@ -18,6 +19,9 @@ from eqdd.train.state import SCHEDULES
 @dataclasses.dataclass(frozen=True)
 class Config(text8_runs.Text8Config):
     run_dir: str = option("runs/text8_oaardm", "output directory; a run already there is resumed")
+    activation: str = option(
+        "relu2", "the MLPs' activation (relu2: squared ReLU, the CPU default)", choices=tuple(ACTIVATIONS)
+    )
     time_conditioning: bool = option(False, "feed the step t to the network (the paper's text8 net does not)")
     num_steps: int = option(1300, "optimiser steps in total (resuming continues up to this)", positive)
     learning_rate: float = option(6e-3, "peak learning rate after warm-up", positive)
