@@ -88,9 +88,12 @@ def _parser(cls, presets: Mapping[str, Mapping[str, Any]], default_preset: str, 
             optional = typing.get_origin(kind) in (typing.Union, __import__("types").UnionType)
             base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
             kwargs["type"] = base
-            kwargs["metavar"] = base.__name__.upper()
-            if field.metadata.get("choices") is not None:
-                kwargs["choices"] = field.metadata["choices"]
+            choices = field.metadata.get("choices")
+            if choices is None:
+                kwargs["metavar"] = base.__name__.upper()
+            else:  # the allowed values in the usage line and the help, as argparse writes them
+                kwargs["choices"] = choices
+                kwargs["metavar"] = "{" + ",".join(map(str, choices)) + "}"
         kwargs["help"] += f" (default: {field.default!r})"
         parser.add_argument(flag(field.name), dest=field.name, **kwargs)
     return parser

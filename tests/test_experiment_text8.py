@@ -97,7 +97,11 @@ def test_help_documents_every_option():
     ).stdout
     for field in dataclasses.fields(experiment.Config):
         assert "--" + field.name.replace("_", "-") in out
+        choices = field.metadata.get("choices")
+        if choices is not None:  # the allowed values are shown, not a bare type
+            assert "{" + ",".join(map(str, choices)) + "}" in out
     assert "--preset" in out and "paper" in out
+    assert "--attention {auto,reference,xla,cudnn,pallas}" in out and "--attention STR" not in out
 
 
 def test_command_line_errors_exit_cleanly(tmp_path):
