@@ -2,6 +2,7 @@
 
 import itertools
 
+import chex
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -79,8 +80,10 @@ def test_training_reduces_the_loss():
     assert bool(state.step_losses.seen.all())  # every t was observed and tracked
 
 
-def _arrays(tree):
-    return [np.asarray(x) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_array))]
+def _assert_same_arrays(a, b):
+    """Every array of two pytrees (models, optimiser states, whole train states) equal, bit for bit,
+    with the same dtypes, shapes and structure."""
+    chex.assert_trees_all_equal(eqx.filter(a, eqx.is_array), eqx.filter(b, eqx.is_array), strict=True)
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
@@ -91,14 +94,9 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     checkpointer.wait()
     restored, metadata = Checkpointer(tmp_path / "ckpt").restore(_STATE)
     assert metadata == {"note": "hello", "data_iterator": {"next_index": 1}}
-    for a, b in zip(_arrays(state), _arrays(restored), strict=True):
-        assert a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)
-    # the optimiser state keeps its structure and the restored state trains on identically
-    assert jax.tree.structure(restored.opt_state) == jax.tree.structure(state.opt_state)
-    batch = next(batches)
-    for a, b in zip(_arrays(_STEP(state, batch)[0]), _arrays(_STEP(restored, batch)[0]), strict=True):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_arrays(state, restored)  # optimiser state included, structure and all
+    batch = next(batches)  # and the restored state trains on identically
+    _assert_same_arrays(_STEP(state, batch)[0], _STEP(restored, batch)[0])
 
 
 class _Stream:
@@ -140,8 +138,7 @@ def test_a_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path):
     _run(tmp_path, "resumed", 5)  # stops after step 5 (a checkpoint at 3, then the final one at 5)
     resumed = _run(tmp_path, "resumed", 10)
     assert int(resumed.step) == 10
-    for a, b in zip(_arrays(uninterrupted), _arrays(resumed), strict=True):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_arrays(uninterrupted, resumed)
     steps = [r["step"] for r in read_metrics(tmp_path / "resumed.jsonl")]
     assert steps == list(range(1, 11))
 
@@ -160,8 +157,7 @@ def test_an_interrupted_run_saves_and_resumes_exactly(tmp_path):
         _run(tmp_path, "killed", 8, step_fn=interrupted_step)
     assert Checkpointer(tmp_path / "killed").latest_step() == 4
     resumed = _run(tmp_path, "killed", 8)
-    for a, b in zip(_arrays(uninterrupted), _arrays(resumed), strict=True):
-        np.testing.assert_array_equal(a, b)
+    _assert_same_arrays(uninterrupted, resumed)
     steps = [r["step"] for r in read_metrics(tmp_path / "killed.jsonl")]
     assert steps == list(range(1, 9))
 
