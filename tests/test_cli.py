@@ -153,6 +153,14 @@ def test_errors_exit_with_a_message_and_write_nothing(runs, tmp_path, capsys):
     assert out.read_bytes() == b"kept" and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_the_compression_example_round_trips_text_and_images(runs, image_runs, capsys):
+    example = load_script("examples/compress.py")
+    text, image = example.main(str(runs[0])), example.main(str(image_runs[0]), budget=20)
+    assert text["symbols"] == 880 and image["symbols"] == 2 * 28 * 28
+    assert 0 < text["bytes"] < text["symbols"]  # under 8 bits a character, headers included
+    assert capsys.readouterr().out.count("decoded exactly") == 2
+
+
 def test_the_console_script_is_installed():
     script = Path(sys.executable).parent / "eqdd"
     result = subprocess.run([script, "compress", "--help"], capture_output=True, text=True, check=True)
