@@ -9,6 +9,8 @@ plain text in the text8 alphabet (lowercase a-z and space); for an image run, IN
 (PNG or any format Pillow reads) of the run's size and channels, and decompress writes a PNG. OUT is
 written only once everything has succeeded (decompression: after every check), through a temporary
 file renamed into place. Errors end the command with status 1 and a message; nothing is written then.
+OUT must not be IN, and an existing OUT is refused unless `--force` is given (as gzip and zstd do);
+both are checked, with OUT's directory, before any work.
 """
 
 import argparse
@@ -122,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
         )
+        command.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     compress = commands.choices["compress"]
     compress.add_argument(
         "--budget",
@@ -148,6 +151,26 @@ def _parser() -> argparse.ArgumentParser:
         "--verify", action="store_true", help="decompress the result and compare before writing it"
     )
     return parser
+
+
+def _check_output(source: Path, target: Path, force: bool) -> None:
+    """Refuse, before any work, an output that is the input, that exists (unless `force`), or whose
+    directory cannot take a new file.
+
+    Raises:
+        OSError: with a message naming `target`.
+    """
+    if target.exists() and source.exists() and os.path.samefile(source, target):
+        raise OSError(f"{target} is the input file; write the output elsewhere")
+    if target.is_dir():
+        raise OSError(f"{target} is a directory; give a file name for the output")
+    if target.exists() and not force:
+        raise OSError(f"{target} already exists; use --force to overwrite it")
+    directory = target.parent
+    if not directory.is_dir():
+        raise OSError(f"cannot write {target}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write {target}: the directory {directory} is not writable")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -247,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command; exit with status 1 and a message on any error."""
     args = _parser().parse_args(argv)
     try:
+        _check_output(args.input, args.output, args.force)
         data = args.input.read_bytes()
         result = (_compress if args.command == "compress" else _decompress)(args, data)
         _write_atomically(args.output, result)

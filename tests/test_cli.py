@@ -148,9 +148,31 @@ def test_errors_exit_with_a_message_and_write_nothing(runs, tmp_path, capsys):
         assert re.search(message, text), (message, text)
         assert not out.exists(), name
     assert not (tmp_path / "nowhere").exists()
-    out.write_bytes(b"kept")  # a failed run leaves an existing OUT as it was
-    fails(capsys, "decompress", tmp_path / "z", out, runs[1])
+    out.write_bytes(b"kept")  # a failed run leaves an existing OUT as it was, even with --force
+    fails(capsys, "decompress", tmp_path / "z", out, runs[1], "--force")
     assert out.read_bytes() == b"kept" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_input_and_an_existing_output_are_never_overwritten_unasked(runs, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"a cat sat on the mat")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "kept.z").write_bytes(b"kept")
+    (tmp_path / "link.txt").symlink_to(source)
+    cases = [
+        (source, "is the input file"),
+        (tmp_path / "link.txt", "is the input file"),  # the same file under another name
+        (tmp_path / "kept.z", r"already exists; use --force"),
+        (tmp_path / "d", "is a directory"),
+        (tmp_path / "missing" / "out.z", "the directory .*missing does not exist"),
+    ]
+    for target, message in cases:
+        for force in ((), ("--force",)) if "already exists" not in message else ((),):
+            assert re.search(message, fails(capsys, "compress", source, target, runs[0], *force))
+    assert source.read_bytes() == b"a cat sat on the mat" and (tmp_path / "kept.z").read_bytes() == b"kept"
+    eqdd("compress", source, tmp_path / "kept.z", runs[0], "--force")  # asked: overwritten
+    eqdd("decompress", tmp_path / "kept.z", tmp_path / "out.txt", runs[0])
+    assert (tmp_path / "out.txt").read_bytes() == source.read_bytes()
 
 
 def test_the_compression_example_round_trips_text_and_images(runs, image_runs, capsys):
