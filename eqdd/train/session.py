@@ -171,6 +171,7 @@ def train(
     if checkpointer.latest_step() is not None:
         check_resumable(checkpointer.metadata()["config"], config)
         state, metadata = checkpointer.restore(state)
+        checkpointer.set_aside_broken()
         batches.set_state(metadata["data_iterator"])
         print(
             f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True
