@@ -1,5 +1,6 @@
 """Checkpoints are sealed with checksums once saved; a damaged, incomplete or stray newest checkpoint
-is reported in one line and the newest intact one is used (fault injection on tiny states)."""
+is reported in one line and the newest intact one is used (fault injection on tiny states); a torn
+metrics line does not block a resume."""
 
 import json
 import shutil
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import pytest
 
 from eqdd.train.checkpoint import CHECKSUMS, Checkpointer, CheckpointError, file_checksums
+from eqdd.train.metrics import MetricsLog, read_metrics
 
 
 def _state(step: int) -> dict:
@@ -140,3 +142,18 @@ def test_saving_over_an_existing_step_moves_it_aside_first(saved, tmp_path, caps
     checkpointer.close()
     assert (directory / "2.damaged").is_dir()
     assert Checkpointer(directory).metadata() == {"step": 22}
+
+
+def test_a_torn_metrics_line_does_not_block_a_resume(tmp_path, capsys):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')  # killed mid-write
+    log = MetricsLog(path, start_step=2)
+    log.write({"step": 3, "loss": 1.0})
+    log.close()
+    assert read_metrics(path) == [
+        {"step": 1, "loss": 2.0},
+        {"step": 2, "loss": 1.5},
+        {"step": 3, "loss": 1.0},
+    ]
+    assert "ignoring line 3" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]  # no temporary file left
