@@ -8,6 +8,7 @@ field's check runs, and every problem is reported at once with the flag to chang
 
 import argparse
 import dataclasses
+import math
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -43,6 +44,10 @@ def fraction(value) -> str | None:
     return None if 0.0 <= value < 1.0 else f"must be in [0, 1), got {value}"
 
 
+def seed_range(value) -> str | None:
+    return None if 0 <= value < 2**32 else f"must be in [0, 2**32), got {value}"
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -56,6 +61,9 @@ def validate(config) -> None:
         if choices is not None and value not in choices:
             problems.append(f"{flag(field.name)} must be one of {list(choices)}, got {value!r}")
         check = field.metadata.get("check")
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{flag(field.name)} must be a finite number, got {value}")
+            continue
         message = check(value) if check is not None else None
         if message:
             problems.append(f"{flag(field.name)} {message}")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from eqdd.config import ConfigError
+from eqdd.config import ConfigError, parse_config
 from eqdd.data import text8
 from tests.scripts import ROOT, TINY_RUN, load_script
 
@@ -112,6 +113,38 @@ def test_command_line_errors_exit_cleanly(tmp_path):
     )
     assert result.returncode != 0
     assert "error: --data-dir points to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_distributed_without_a_coordinator_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--distributed", "--run-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("JAX_COORDINATOR")},
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "--distributed: JAX's distributed runtime did not start" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--learning-rate", "inf"], "--learning-rate must be a finite number, got inf"),
+        (["--lr-floor", "nan"], "--lr-floor must be a finite number, got nan"),
+        (["--seed", "99999999999"], r"--seed must be in \[0, 2\*\*32\), got 99999999999"),
+        (["--seq-len", "3000000"], "--seq-len must be at most 16,384"),
+        (["--attention", "cudnn"], "--attention cudnn needs an NVIDIA GPU"),
+    ],
+)
+def test_values_that_used_to_end_in_a_traceback_are_refused_up_front(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(experiment.Config, flags, experiment.PRESETS, "cpu", "")
+
+
+def test_a_run_directory_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="is a file; give a directory"):
+        parse_config(experiment.Config, ["--run-dir", str(tmp_path / "file")], experiment.PRESETS, "cpu", "")
 
 
 def test_a_killed_process_saves_a_checkpoint_and_resumes(text8_dir, tmp_path):

@@ -40,6 +40,9 @@ PAPER = dict(
 )
 
 
+MAX_SEQ_LEN = 16_384
+
+
 @dataclasses.dataclass(frozen=True)
 class Text8Config(TrainingConfig):
     """The training options plus the text8 data and the transformer."""
@@ -65,6 +68,11 @@ class Text8Config(TrainingConfig):
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
+        if self.seq_len > MAX_SEQ_LEN:
+            problems.append(
+                f"--seq-len must be at most {MAX_SEQ_LEN:,} (attention holds seq_len² scores per head), "
+                f"got {self.seq_len:,}"
+            )
         if self.width % self.num_heads:
             problems.append(f"--width ({self.width}) must be divisible by --num-heads ({self.num_heads})")
         if self.conv_width and self.conv_width % 2 == 0:

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import optax
 
-from eqdd.config import ConfigError, fraction, non_negative, option, positive
+from eqdd.config import ConfigError, fraction, non_negative, option, positive, seed_range
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
 from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
@@ -59,7 +59,7 @@ class TrainingConfig:
     eval_max_chunks: int = option(0, "evaluate on the first N test chunks only (0: all)", non_negative)
     num_samples: int = option(4, "sequences to sample", non_negative)
     seed: int = option(
-        0, "seed for initialisation, data order, training, evaluation and sampling", non_negative
+        0, "seed for initialisation, data order, training, evaluation and sampling", seed_range
     )
     progress: bool = option(True, "show progress bars")
     distributed: bool = option(
@@ -88,7 +88,15 @@ class TrainingConfig:
     LEGACY = {"lr_schedule": "constant"}
 
     def cross_checks(self) -> list[str]:
-        return []
+        problems = []
+        if Path(self.run_dir).exists() and not Path(self.run_dir).is_dir():
+            problems.append(f"--run-dir {self.run_dir} is a file; give a directory (new or a run's)")
+        if self.attention == "cudnn" and jax.default_backend() != "gpu":
+            problems.append(
+                f"--attention cudnn needs an NVIDIA GPU (JAX's backend here is {jax.default_backend()}); "
+                "use auto, reference, xla or pallas"
+            )
+        return problems
 
     def optimizer(self) -> optax.GradientTransformation:
         """The optimiser these options describe ([`eqdd.train.make_optimizer`][])."""
@@ -128,7 +136,14 @@ def check_resumable(saved: dict[str, Any], config: TrainingConfig) -> None:
 def start(config: TrainingConfig) -> Path:
     """Start the distributed runtime if asked, and create the run directory."""
     if config.distributed:
-        initialize_distributed()
+        try:
+            initialize_distributed()
+        except (ValueError, RuntimeError) as error:
+            raise ConfigError(
+                f"--distributed: JAX's distributed runtime did not start ({error}); outside Slurm, Open MPI "
+                "and Kubernetes set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID on every "
+                "host (see the README), or leave out --distributed"
+            ) from None
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
