@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
 from eqdd.train import Checkpointer, StepLosses, TrainState, fit, make_optimizer, make_train_step
+from eqdd.train.loop import DivergedError
 from eqdd.train.metrics import read_metrics
 from eqdd.train.state import SCHEDULES, ema_decay_at, learning_rate_schedule
 
@@ -160,6 +161,24 @@ def test_an_interrupted_run_saves_and_resumes_exactly(tmp_path):
     _assert_same_arrays(uninterrupted, resumed)
     steps = [r["step"] for r in read_metrics(tmp_path / "killed.jsonl")]
     assert steps == list(range(1, 9))
+
+
+def test_a_nan_loss_stops_training_and_saves_nothing_of_it(tmp_path):
+    calls = {"n": 0}
+
+    def diverging_step(state, batch):
+        calls["n"] += 1
+        state, metrics = _STEP(state, batch)
+        return state, {**metrics, "loss": jnp.nan} if calls["n"] == 8 else metrics
+
+    good = _run(tmp_path, "straight", 7)
+    with pytest.raises(DivergedError, match="the training loss became nan at step 8; nothing from it"):
+        _run(tmp_path, "diverged", 10, step_fn=diverging_step)
+    checkpointer = Checkpointer(tmp_path / "diverged")
+    assert checkpointer.latest_step() == 6  # checkpoints every 3 steps: the last good one
+    assert [r["step"] for r in read_metrics(tmp_path / "diverged.jsonl")] == list(range(1, 8))
+    resumed = _run(tmp_path, "diverged", 7)  # and the run resumes from it, as if nothing happened
+    _assert_same_arrays(good, resumed)
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)

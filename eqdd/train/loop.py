@@ -14,6 +14,10 @@ from eqdd.train.metrics import MetricsLog
 from eqdd.train.state import TrainState
 
 
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; nothing was saved from that step on."""
+
+
 def fit(
     state: TrainState,
     train_step: Callable,
@@ -31,7 +35,9 @@ def fit(
 
     The loop reads the step's metrics back every step, which keeps it in lock-step with the device
     (cheap next to a training step). A checkpoint is written every `checkpoint_every` steps, at the
-    end, and when the run is interrupted with Ctrl-C (the interrupt is then re-raised).
+    end, and when the run is interrupted with Ctrl-C (the interrupt is then re-raised). A step whose
+    loss is NaN or infinite stops the loop before anything of it is saved (`DivergedError`): the last
+    checkpoint stays the last good state.
 
     Arguments:
         state: the state to continue from.
@@ -63,6 +69,12 @@ def fit(
             state, metrics = train_step(state, batch)
             values = {name: float(value) for name, value in metrics.items()}
             step = int(state.step)
+            if not np.isfinite(values["loss"]):
+                raise DivergedError(
+                    f"the training loss became {values['loss']} at step {step}; nothing from it was saved, "
+                    f"the newest checkpoint in {checkpointer.directory} is the last good state: lower "
+                    "--learning-rate or --clip-norm, or raise --warmup-steps, and run again to resume"
+                )
             tokens_since += batch.size
             bar.update(1)
             if step % log_every == 0 or step == num_steps:
@@ -77,6 +89,9 @@ def fit(
                 checkpointer.save(step, state, metadata())
                 saved_at = step
             before_step = (step, metadata())
+    except DivergedError:
+        checkpointer.wait()  # the saves before it hold good states: finish and seal them
+        raise
     except KeyboardInterrupt:
         step = int(state.step)
         if step != saved_at:

@@ -23,7 +23,7 @@ from eqdd.config import ConfigError, fraction, non_negative, option, positive, s
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
 from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
-from eqdd.train.loop import fit
+from eqdd.train.loop import DivergedError, fit
 from eqdd.train.metrics import plot_training
 from eqdd.train.state import SCHEDULES, TrainState, make_optimizer
 from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
@@ -348,11 +348,12 @@ def _interrupt(signum, frame):
 
 def run_script(main: Callable[[], Any], errors: tuple[type[Exception], ...] = ()) -> None:
     """Run an experiment's `main` as a command: SIGTERM saves a checkpoint like Ctrl-C, and a bad
-    option (or one of `errors`, e.g. missing data) ends with its message instead of a traceback."""
+    option, a diverged loss (or one of `errors`, e.g. missing data) ends with its message instead of a
+    traceback."""
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
-    except (ConfigError, *errors) as error:
+    except (ConfigError, DivergedError, *errors) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the last checkpoint is kept; run the same command again to resume")
