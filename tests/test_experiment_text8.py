@@ -147,6 +147,20 @@ def test_a_run_directory_that_is_a_file_is_refused(tmp_path):
         parse_config(experiment.Config, ["--run-dir", str(tmp_path / "file")], experiment.PRESETS, "cpu", "")
 
 
+def test_two_processes_never_train_one_run(tmp_path, monkeypatch):
+    from eqdd.train import session
+
+    session.lock_run_dir(tmp_path)
+    session.lock_run_dir(tmp_path)  # this process again: fine
+    holder = session._LOCKS[(tmp_path / ".lock").resolve()]
+    monkeypatch.setattr(session, "_LOCKS", {})  # another process: a lock file of its own
+    with pytest.raises(ConfigError, match=rf"another process \(pid {os.getpid()}\) is running in"):
+        session.lock_run_dir(tmp_path)
+    holder.close()  # the process ends: the lock goes with it
+    session.lock_run_dir(tmp_path)
+    session._LOCKS.popitem()[1].close()
+
+
 def test_a_killed_process_saves_a_checkpoint_and_resumes(text8_dir, tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, str(SCRIPT), "--data-dir", str(text8_dir), "--run-dir", str(run), *TINY]

@@ -6,7 +6,9 @@ objective, and hands them to [`train`][]; see `experiments/text8_oaardm.py`.
 """
 
 import dataclasses
+import fcntl
 import json
+import os
 import signal
 import sys
 import time
@@ -146,7 +148,40 @@ def start(config: TrainingConfig) -> Path:
             ) from None
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if writes_files():
+        lock_run_dir(run_dir)
     return run_dir
+
+
+_LOCKS: dict[Path, Any] = {}  # run directories this process holds, with their open lock files
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Hold an exclusive lock on `run_dir/.lock` until this process ends (the operating system
+    releases it even after `kill -9`), so that two processes never train one run; a process may take
+    its own lock again.
+
+    Raises:
+        ConfigError: when another process holds it.
+    """
+    path = (run_dir / ".lock").resolve()
+    if path in _LOCKS:
+        return
+    file = open(path, "a+")
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "unknown"
+        file.close()
+        raise ConfigError(
+            f"another process (pid {holder}) is running in {run_dir}; wait for it to finish or stop it "
+            "(its checkpoint is kept), or choose another --run-dir"
+        ) from None
+    file.truncate(0)
+    file.write(f"{os.getpid()}\n")
+    file.flush()
+    _LOCKS[path] = file
 
 
 def writes_files() -> bool:
