@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     num_variables = int(np.prod(splits.image_shape))
     print(f"model: {session.count_parameters(model):,} parameters; D = {num_variables}", flush=True)
     batches = pipeline.iterate(
-        pipeline.image_batches(splits.train, config.batch_size, config.seed, config.augment)
+        pipeline.image_batches(splits.train, config.batch_size, config.seed, config.augment), splits.train
     )
     state, train_seconds = session.train(config, model, objective, num_steps, batches, train_key)
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from eqdd.config import ConfigError
 from eqdd.data import files, pipeline, text8
 
 ALPHABET = text8.ALPHABET
@@ -163,7 +164,7 @@ def test_eval_chunks_are_non_overlapping_and_in_order():
 def test_training_batches_are_crops_and_resume_exactly():
     tokens = (np.arange(20_000) % 251).astype(np.uint8)  # every crop identifies its offset
     dataset = pipeline.training_batches(tokens, 50, 8, seed=3)
-    iterator = pipeline.iterate(dataset)
+    iterator = pipeline.iterate(dataset, tokens)
     first = [next(iterator) for _ in range(3)]
     state = iterator.get_state()
     expected = [next(iterator) for _ in range(3)]
@@ -171,10 +172,19 @@ def test_training_batches_are_crops_and_resume_exactly():
         assert batch.shape == (8, 50) and batch.dtype == np.int32
         for crop in batch:  # a contiguous run of the stream
             np.testing.assert_array_equal(np.diff(crop) % 251, 1)
-    resumed = pipeline.iterate(dataset)
+    resumed = pipeline.iterate(dataset, tokens)
     resumed.set_state(state)
     for a, b in zip(expected, [next(resumed) for _ in range(3)], strict=True):
         np.testing.assert_array_equal(a, b)
     # crops come from all over the split, not one place
     starts = np.concatenate([b[:, 0] for b in first + expected])
     assert len(np.unique(starts)) > 20
+    # a state saved over other data is refused; one saved before fingerprints existed is accepted
+    other = tokens.copy()
+    other[123] += 1
+    with pytest.raises(ConfigError, match=r"the run was trained on other data \(training split [0-9a-f]{16}"):
+        pipeline.iterate(pipeline.training_batches(other, 50, 8, seed=3), other).set_state(state)
+    legacy = {k: v for k, v in state.items() if k != "data_fingerprint"}
+    resumed = pipeline.iterate(dataset, tokens)
+    resumed.set_state(legacy)
+    np.testing.assert_array_equal(next(resumed), expected[0])

@@ -1,7 +1,11 @@
 """grain pipelines over an in-memory token stream: random training crops and evaluation chunks."""
 
+import hashlib
+
 import grain
 import numpy as np
+
+from eqdd.config import ConfigError
 
 
 class _Windows:
@@ -50,7 +54,7 @@ def training_batches(
 
     Returns:
         A grain `MapDataset` of int32 arrays `(batch_size, length)`; iterate it with
-        [`eqdd.data.pipeline.iterate`][].
+        [`eqdd.data.pipeline.iterate`][] (given `tokens`).
     """
     window = windows_per_crop * length
     source = _Windows(tokens, window)
@@ -70,9 +74,51 @@ def training_batches(
     )
 
 
-def iterate(dataset: grain.MapDataset) -> grain.DatasetIterator:
-    """A checkpointable in-process iterator (`get_state()` / `set_state()`) over `dataset`."""
-    return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))
+def fingerprint(data: np.ndarray) -> str:
+    """A short SHA-256 fingerprint of an array's bytes, shape and dtype (a training split)."""
+    digest = hashlib.sha256(f"{data.shape} {data.dtype}".encode())
+    digest.update(np.ascontiguousarray(data).tobytes())
+    return digest.hexdigest()[:16]
+
+
+class Batches:
+    """A checkpointable in-process iterator over a grain dataset, whose state also names the data:
+    restoring a state saved over other data is refused (a run resumed on another corpus)."""
+
+    def __init__(self, dataset: grain.MapDataset, data_fingerprint: str):
+        self._iterator = iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=0)))
+        self.data_fingerprint = data_fingerprint
+
+    def __iter__(self) -> "Batches":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        return next(self._iterator)
+
+    def get_state(self) -> dict:
+        return {**self._iterator.get_state(), "data_fingerprint": self.data_fingerprint}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from `state` (from `get_state`; a state saved before fingerprints is accepted).
+
+        Raises:
+            ConfigError: when `state` was saved over other data.
+        """
+        state = dict(state)
+        saved = state.pop("data_fingerprint", self.data_fingerprint)
+        if saved != self.data_fingerprint:
+            raise ConfigError(
+                f"the run was trained on other data (training split {saved}, now {self.data_fingerprint}): "
+                "point --data-dir or $EQDD_DATA_DIR at the corpus it was trained on, or choose another "
+                "--run-dir to start afresh"
+            )
+        self._iterator.set_state(state)
+
+
+def iterate(dataset: grain.MapDataset, data: np.ndarray) -> Batches:
+    """A checkpointable in-process iterator (`get_state()` / `set_state()`) over `dataset`, made from
+    the array `data` (its fingerprint travels in the state)."""
+    return Batches(dataset, fingerprint(data))
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -95,7 +141,7 @@ def image_batches(images: np.ndarray, batch_size: int, seed: int, augment: bool 
         augment: apply [`eqdd.data.pipeline.augment_image`][].
 
     Returns:
-        A grain `MapDataset`; iterate it with [`eqdd.data.pipeline.iterate`][].
+        A grain `MapDataset`; iterate it with [`eqdd.data.pipeline.iterate`][] (given `images`).
     """
     if len(images) < batch_size:
         raise ValueError(f"{len(images)} images cannot fill a batch of {batch_size}")

@@ -117,7 +117,7 @@ def load(config: Text8Config) -> text8.Text8Splits:
 def training_batches(config: Text8Config, splits: text8.Text8Splits):
     """The checkpointable iterator of training batches."""
     return pipeline.iterate(
-        pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed)
+        pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed), splits.train
     )
 
 
