@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
 from eqdd.train import Checkpointer, StepLosses, TrainState, fit, make_optimizer, make_train_step
-from eqdd.train.loop import DivergedError
+from eqdd.train.loop import DivergedError, request_stop
 from eqdd.train.metrics import read_metrics
 from eqdd.train.state import SCHEDULES, ema_decay_at, learning_rate_schedule
 
@@ -161,6 +161,37 @@ def test_an_interrupted_run_saves_and_resumes_exactly(tmp_path):
     _assert_same_arrays(uninterrupted, resumed)
     steps = [r["step"] for r in read_metrics(tmp_path / "killed.jsonl")]
     assert steps == list(range(1, 9))
+
+
+def test_a_signal_is_acted_on_at_the_step_boundary_even_during_a_save(tmp_path, monkeypatch):
+    uninterrupted = _run(tmp_path, "straight", 8)
+    calls = {"n": 0}
+
+    def signalled_step(state, batch):  # SIGTERM arrives while the fifth step runs
+        calls["n"] += 1
+        if calls["n"] == 5:
+            request_stop()
+        return _STEP(state, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "signalled", 8, step_fn=signalled_step)
+    assert Checkpointer(tmp_path / "signalled").latest_step() == 5  # the step finished, then saved
+    saves = []
+    original_save = Checkpointer.save
+
+    def save_with_a_signal(self, step, state, metadata):  # a second signal lands inside a save
+        saves.append(step)
+        request_stop()
+        original_save(self, step, state, metadata)
+
+    monkeypatch.setattr(Checkpointer, "save", save_with_a_signal)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "signalled", 8)  # resumes at 5, saves at 6 (checkpoint_every=3), stops
+    assert saves == [6] and Checkpointer(tmp_path / "signalled").latest_step() == 6
+    monkeypatch.undo()
+    _assert_same_arrays(uninterrupted, _run(tmp_path, "signalled", 8))
+    with pytest.raises(KeyboardInterrupt):
+        request_stop()  # outside training a signal stops at once, as Ctrl-C does
 
 
 def test_a_nan_loss_stops_training_and_saves_nothing_of_it(tmp_path):

@@ -1,5 +1,6 @@
 """The training loop: progress bar, metrics, periodic checkpoints, and a clean stop on Ctrl-C."""
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,24 @@ from eqdd.train.state import TrainState
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite; nothing was saved from that step on."""
+
+
+class _Stop:
+    """Stop requests (SIGINT, SIGTERM) while `fit` runs: noted, and acted on at the next step
+    boundary, so that a signal never lands inside a checkpoint save."""
+
+    training = False
+    requested = False
+
+
+def request_stop(signum=None, frame=None) -> None:
+    """A signal handler: inside `fit`, ask it to save and stop at the next step boundary (again while
+    it saves: nothing more happens); elsewhere, raise `KeyboardInterrupt` as Ctrl-C does."""
+    if not _Stop.training:
+        raise KeyboardInterrupt
+    if not _Stop.requested:
+        _Stop.requested = True
+        print("\nstop requested: saving a checkpoint at the end of this step", file=sys.stderr, flush=True)
 
 
 def fit(
@@ -35,7 +54,9 @@ def fit(
 
     The loop reads the step's metrics back every step, which keeps it in lock-step with the device
     (cheap next to a training step). A checkpoint is written every `checkpoint_every` steps, at the
-    end, and when the run is interrupted with Ctrl-C (the interrupt is then re-raised). A step whose
+    end, and when the run is interrupted with Ctrl-C (the interrupt is then re-raised; with
+    [`request_stop`][] as the handler of SIGINT and SIGTERM, signals wait for the step boundary, so
+    none lands inside a save). A step whose
     loss is NaN or infinite stops the loop before anything of it is saved (`DivergedError`): the last
     checkpoint stays the last good state.
 
@@ -63,8 +84,11 @@ def fit(
     # The data position that goes with the state as it was before the current step: an interrupt
     # between drawing a batch and finishing its step must not skip that batch on resume.
     before_step = (start, metadata())
+    _Stop.training, _Stop.requested = True, False
     try:
         for _ in range(start, num_steps):
+            if _Stop.requested:
+                raise KeyboardInterrupt
             batch = next(batches)
             state, metrics = train_step(state, batch)
             values = {name: float(value) for name, value in metrics.items()}
@@ -89,6 +113,8 @@ def fit(
                 checkpointer.save(step, state, metadata())
                 saved_at = step
             before_step = (step, metadata())
+        if _Stop.requested:  # during the last step
+            raise KeyboardInterrupt
     except DivergedError:
         checkpointer.wait()  # the saves before it hold good states: finish and seal them
         raise
@@ -100,6 +126,7 @@ def fit(
         checkpointer.wait()
         raise
     finally:
+        _Stop.training = False
         bar.close()
         log.close()
     if int(state.step) != saved_at:

@@ -25,7 +25,7 @@ from eqdd.config import ConfigError, fraction, non_negative, option, positive, s
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
 from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
-from eqdd.train.loop import DivergedError, fit
+from eqdd.train.loop import DivergedError, fit, request_stop
 from eqdd.train.metrics import plot_training
 from eqdd.train.state import SCHEDULES, TrainState, make_optimizer
 from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
@@ -377,15 +377,13 @@ def write_outputs(
     print(f"wrote {run_dir}/{', '.join(['results.json', *texts, 'training.png', 'metrics.jsonl'])}")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # `kill` (SIGTERM) saves a checkpoint the way Ctrl-C does
-
-
 def run_script(main: Callable[[], Any], errors: tuple[type[Exception], ...] = ()) -> None:
-    """Run an experiment's `main` as a command: SIGTERM saves a checkpoint like Ctrl-C, and a bad
-    option, a diverged loss (or one of `errors`, e.g. missing data) ends with its message instead of a
-    traceback."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    """Run an experiment's `main` as a command: Ctrl-C and SIGTERM during training save a checkpoint at
+    the next step boundary and stop ([`eqdd.train.loop.request_stop`][]; elsewhere they stop at once),
+    and a bad option, a diverged loss (or one of `errors`, e.g. missing data) ends with its message
+    instead of a traceback."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
     try:
         main()
     except (ConfigError, DivergedError, *errors) as error:
