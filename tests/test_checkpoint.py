@@ -122,9 +122,10 @@ def test_training_on_after_a_fallback_moves_broken_checkpoints_aside(saved, tmp_
     path = directory / "2" / _files(saved)[-1]
     path.write_bytes(path.read_bytes()[:-1])
     (directory / "9").mkdir()  # and a stray newer directory
+    (directory / "3.orbax-checkpoint-tmp-1234").mkdir()  # and a save that never finished
     checkpointer = Checkpointer(directory)
     state, _ = checkpointer.restore(_state(0))  # step 1
-    checkpointer.set_aside_broken()  # what a resuming trainer does
+    checkpointer.tidy()  # what a resuming trainer does
     assert sorted(p.name for p in directory.iterdir()) == ["1", "2.damaged", "9.damaged"]
     checkpointer.save(2, _state(20), {"step": 20})  # the resumed run reaches step 2 again
     checkpointer.save(3, _state(30), {"step": 30})  # rotation keeps the two newest intact ones

@@ -7,15 +7,16 @@ finished, eqdd *seals* it: the SHA-256 of every file goes into `CHECKSUMS` insid
 directory (written atomically). Restoring verifies the seal; a checkpoint that is unsealed (its save
 never finished, or a stray directory with a step's name), has a missing, changed or unreadable file,
 or fails to load is reported in one line on stderr, and the newest intact one is used instead. A
-trainer moves broken directories aside (`STEP.damaged`, kept for inspection) when it resumes, and
-before it saves a step whose directory exists. A directory whose checkpoints carry no seals at all
-was written before eqdd sealed them: its checkpoints are used unverified, newest first, skipping any
-that fails to load.
+trainer that resumes moves broken directories aside (`STEP.damaged`, kept for inspection) and deletes
+orbax's temporary directories; it also moves a step's directory aside before saving that step again.
+A directory whose checkpoints carry no seals at all was written before eqdd sealed them: its
+checkpoints are used unverified, newest first, skipping any that fails to load.
 """
 
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -154,10 +155,13 @@ class Checkpointer:
         self._problems.pop(step, None)
         self._broken.discard(step)
 
-    def set_aside_broken(self) -> None:
-        """Move every checkpoint found broken so far aside (see `save`), so that a resumed run's
-        rotation never keeps a broken checkpoint in place of an intact one. Only the run's trainer
-        should call this (a reader might see a save that is just finishing as unsealed)."""
+    def tidy(self) -> None:
+        """Delete orbax's temporary directories (saves that never finished) and move every checkpoint
+        found broken so far aside (see `save`), so that a resumed run's rotation never keeps a broken
+        checkpoint in place of an intact one. Only the run's trainer may call this: a reader could
+        take a save in progress for a stray one."""
+        for temporary in self.directory.glob("*.orbax-checkpoint-tmp*"):
+            shutil.rmtree(temporary, ignore_errors=True)
         for step in sorted(self._broken):
             if (self.directory / str(step)).exists():
                 self._set_aside(step)

@@ -221,11 +221,12 @@ def train(
     if checkpointer.latest_step() is not None:
         check_resumable(checkpointer.metadata()["config"], config)
         state, metadata = checkpointer.restore(state)
-        checkpointer.set_aside_broken()
         batches.set_state(metadata["data_iterator"])
         print(
             f"resuming from the checkpoint at step {int(state.step)} in {checkpointer.directory}", flush=True
         )
+    if writes_files():  # this process holds the run's lock
+        checkpointer.tidy()
     saved_config = dataclasses.asdict(config)
     if writes_files():
         (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
