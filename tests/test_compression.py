@@ -161,6 +161,74 @@ def test_other_network_outputs_are_detected(blob, field):
         compression.decompress(container.pack(header, words), MODEL)
 
 
+def _craft(blob: bytes, **fields) -> bytes:
+    """The file with header fields rewritten and its header checksum recomputed (as an attacker
+    would), bypassing the encoder's own limit on the symbol count."""
+    header, words = container.unpack(blob)
+    count = fields.pop("num_symbols", header.num_symbols)
+    packed = container.pack(dataclasses.replace(header, **fields), words)
+    packed = packed[:10] + count.to_bytes(8, "little") + packed[18:]  # the count follows magic, version, kind
+    end = len(packed) - 4 * words.size - 4
+    return packed[:end] + zlib.crc32(packed[:end]).to_bytes(4, "little") + packed[end + 4 :]
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"budget": 0}, "a budget of 0 network calls"),
+        ({"budget": 60000}, "asks for 60,000 network calls per chunk, and this model has 16 steps"),
+        ({"batch_size": 0}, "a batch size of 0"),
+        ({"num_symbols": 2**60}, "1,152,921,504,606,846,976 symbols, more than .* words can hold"),
+        ({"kind": "images", "image_shape": (0, 0, 0)}, r"an image shape \(0, 0, 0\)"),
+        ({"kind": "images", "image_shape": (3, 3, 1)}, "100 sub-pixels, not a whole number of"),
+    ],
+)
+def test_a_crafted_header_is_refused_before_unbounded_work(blob, fields, message):
+    """A header with a valid checksum (recomputed) but values no encoder writes."""
+    with pytest.raises(compression.CorruptedFileError, match=message):
+        compression.decompress(_craft(blob, **fields), MODEL)
+
+
+def test_the_encoder_refuses_what_the_decoder_would(blob):
+    header, words = container.unpack(blob)
+    too_many = container.max_symbols(words.size) + 1
+    with pytest.raises(compression.CompressionError, match="too predictable to store"):
+        container.pack(dataclasses.replace(header, num_symbols=too_many), words)
+
+
+# Values worth trying per field (few distinct shapes: each batch size and budget compiles anew).
+_FIELDS = {
+    "num_symbols": st.sampled_from([0, 1, 99, 101, 5_000, 2**40, 2**63 - 1]),  # 2**40: over the bound
+    "budget": st.sampled_from([0, 1, 4, 16, 17, 60_000]),
+    "batch_size": st.sampled_from([0, 1, 3, 2**16 - 1]),
+    "order_seed": st.integers(0, 2**32 - 1),
+}
+
+
+@settings(max_examples=30)
+@given(st.data())
+def test_any_mutation_of_a_file_decodes_exactly_or_fails_with_a_documented_error(blob, data):
+    """Fuzzing: truncation, a flipped bit, or a header field rewritten with its checksums recomputed;
+    the result is the original text or a `CompressionError`, never other data, never a hang."""
+    original = random_text(100, 0)
+    kind = data.draw(st.sampled_from(["truncate", "flip", "field"]))
+    if kind == "truncate":
+        mutated = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    elif kind == "flip":
+        position = data.draw(st.integers(0, 8 * len(blob) - 1))
+        mutated = bytearray(blob)
+        mutated[position // 8] ^= 1 << (position % 8)
+        mutated = bytes(mutated)
+    else:
+        field = data.draw(st.sampled_from(sorted(_FIELDS)))
+        mutated = _craft(blob, **{field: data.draw(_FIELDS[field])})
+    try:
+        restored = compression.decompress(mutated, MODEL)
+    except compression.CompressionError:
+        return
+    assert restored == original
+
+
 def test_header_holds_what_decoding_needs(blob):
     header, words = container.unpack(blob)
     assert header.kind == "text" and header.image_shape is None and header.num_images == 0

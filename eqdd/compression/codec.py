@@ -33,7 +33,7 @@ from jaxtyping import Bool, Int, Integer, UInt32
 from eqdd._progress import progress
 from eqdd._typing import typecheck
 from eqdd.compression import ans
-from eqdd.compression.errors import DeterminismError
+from eqdd.compression.errors import CorruptedFileError, DeterminismError
 from eqdd.compression.model import CodecModel
 from eqdd.compression.schemes import Call, Scheme
 from eqdd.compression.tables import quantize
@@ -201,6 +201,15 @@ def decode(
             )
             decoded.append(tokens[real])
             bar.update(int(real.sum()))
+            # Every coded symbol adds information, so the coder empties exactly at the last one; empty
+            # earlier, the header claims symbols the file does not hold (damage or a crafted header):
+            # stop now rather than decode zeros for as long as it claims.
+            if coder.is_empty() and batch + 1 < layout.num_batches:
+                done = sum(int(d.size) for d in decoded)
+                raise CorruptedFileError(
+                    f"the file is damaged: its coded words run out after {done:,} of the "
+                    f"{num_tokens:,} symbols its header claims"
+                )
     if not coder.is_empty():
         raise DeterminismError("decoding did not use up the coded words exactly")
     return np.concatenate(decoded).astype(np.int32) if decoded else np.zeros(0, np.int32)

@@ -34,7 +34,12 @@ import zlib
 
 import numpy as np
 
-from eqdd.compression.errors import CorruptedFileError, FormatError, TruncatedFileError
+from eqdd.compression.errors import CompressionError, CorruptedFileError, FormatError, TruncatedFileError
+
+# A format limit: files average at least this many bits per symbol (the encoder refuses inputs that
+# would not), so a header cannot claim more symbols than its payload could hold and decoding work is
+# bounded by the file's size. Real models on real data cost hundreds of times more.
+MIN_BITS_PER_SYMBOL = 1 / 1024
 
 MAGIC = b"EQDDARDM"
 VERSION = 2
@@ -67,7 +72,16 @@ class Header:
 
 
 def pack(header: Header, words: np.ndarray) -> bytes:
-    """The file's bytes for a header and the ANS words."""
+    """The file's bytes for a header and the ANS words.
+
+    Raises:
+        CompressionError: when the data average under `MIN_BITS_PER_SYMBOL` (the format's limit).
+    """
+    if header.num_symbols > max_symbols(len(words)):
+        raise CompressionError(
+            f"{header.num_symbols:,} symbols in {len(words):,} words average under the format's limit of "
+            f"{MIN_BITS_PER_SYMBOL:.4g} bits per symbol: the input is too predictable to store"
+        )
     payload = np.asarray(words, "<u4").tobytes()
     kind, *fields, image_shape, environment = dataclasses.astuple(header)
     environment = environment.encode()[:255]
@@ -92,6 +106,33 @@ def _need(data: bytes, end: int, what: str) -> None:
         raise TruncatedFileError(f"the file is truncated: it ends at byte {len(data):,}, inside its {what}")
 
 
+def max_symbols(num_words: int) -> int:
+    """The most symbols a payload of `num_words` ANS words may hold (`MIN_BITS_PER_SYMBOL` on
+    average), so decoding work is bounded by the file's size whatever its header says."""
+    return math.floor(32 * (num_words + 1) / MIN_BITS_PER_SYMBOL)
+
+
+def _check_consistent(header: Header, shape: tuple[int, int, int], num_words: int) -> None:
+    """Refuse a header (whose checksum holds: crafted, or written by a broken encoder) that no encoder
+    writes, before anything is decoded or allocated from it."""
+    problems = []
+    if header.num_symbols > max_symbols(num_words):
+        problems.append(f"{header.num_symbols:,} symbols, more than {num_words:,} words can hold")
+    if header.budget < 1:
+        problems.append(f"a budget of {header.budget} network calls")
+    if header.batch_size < 1:
+        problems.append(f"a batch size of {header.batch_size}")
+    if header.kind == "text" and shape != (0, 0, 0):
+        problems.append(f"an image shape {shape} for text")
+    if header.kind == "images":
+        if min(shape) < 1:
+            problems.append(f"an image shape {shape}")
+        elif header.num_symbols % math.prod(shape):
+            problems.append(f"{header.num_symbols:,} sub-pixels, not a whole number of {shape} images")
+    if problems:
+        raise CorruptedFileError(f"the file is damaged: its header has {' and '.join(problems)}")
+
+
 def unpack(data: bytes) -> tuple[Header, np.ndarray]:
     """Parse and check a file's bytes.
 
@@ -101,7 +142,10 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
     Raises:
         FormatError: not an eqdd file, or another format version.
         TruncatedFileError: the file ends before the header says.
-        CorruptedFileError: the header or the payload fails its CRC32, or bytes follow the payload.
+        CorruptedFileError: the header or the payload fails its CRC32, bytes follow the payload, or
+            the header holds values no encoder writes (a budget or batch size of 0, an empty image
+            shape, a symbol count that is not a whole number of images or that the payload cannot
+            hold, see [`max_symbols`][eqdd.compression.container.max_symbols]).
     """
     if not data or data[: len(MAGIC)] != MAGIC[: len(data)]:
         raise FormatError("not an eqdd compressed file (its first bytes are not the magic EQDDARDM)")
@@ -133,4 +177,5 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
     environment = data[_FIXED.size + 1 : environment_end].decode(errors="replace")
     image_shape = (height, width, channels) if KINDS[kind] == "images" else None
     header = Header(KINDS[kind], *fields, image_shape, environment)
+    _check_consistent(header, (height, width, channels), num_words)
     return header, np.frombuffer(payload, "<u4").astype(np.uint32)

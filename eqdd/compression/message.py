@@ -16,7 +16,7 @@ from jaxtyping import Integer
 
 from eqdd._typing import typecheck
 from eqdd.compression import codec, container
-from eqdd.compression.errors import DeterminismError, ModelMismatchError
+from eqdd.compression.errors import CorruptedFileError, DeterminismError, ModelMismatchError
 from eqdd.compression.model import CodecModel, describe_shape, environment
 
 _UNITS = {"text": "char", "images": "dim"}  # what the progress bars count
@@ -131,6 +131,12 @@ def decompress(
             f"the file was compressed with another model (fingerprint {header.fingerprint.hex()}, "
             f"this model's is {model.fingerprint.hex()}): decompress it with the checkpoint it was "
             "compressed with"
+        )
+    steps = model.num_positions  # the most network calls a chunk (or a stage) can take
+    if header.budget > steps:
+        raise CorruptedFileError(
+            f"the file is damaged: its header asks for {header.budget:,} network calls per chunk, and this "
+            f"model has {steps:,} steps"
         )
     try:
         policy, _ = model.plan(header.budget)
