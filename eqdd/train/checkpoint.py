@@ -172,10 +172,10 @@ class Checkpointer:
     def _first_that_loads(self, items: dict[str, Any], step: int | None):
         """Restore `items` from `step`, or from the newest intact checkpoint that loads."""
         if step is not None:
-            return step, self._restore(step, items)
+            return self._restore(step, items)
         for candidate in self._candidates():
             try:
-                return candidate, self._restore(candidate, items)
+                return self._restore(candidate, items)
             except Exception as error:  # a damaged file that the seal did not cover, or no seal
                 self._report(candidate, f"it fails to load ({type(error).__name__}: {str(error)[:120]})")
         raise CheckpointError(f"no intact checkpoint in {self.directory} (see the messages above)")
@@ -196,12 +196,12 @@ class Checkpointer:
         arrays, static = eqx.partition(like, eqx.is_array)
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, arrays)
         items = {"state": ocp.args.StandardRestore(target), "metadata": ocp.args.JsonRestore()}
-        _, restored = self._first_that_loads(items, step)
+        restored = self._first_that_loads(items, step)
         return eqx.combine(restored.state, static), dict(restored.metadata)
 
     def metadata(self, step: int | None = None) -> dict[str, Any]:
         """Only the JSON metadata of a checkpoint (by default the newest intact one)."""
-        _, restored = self._first_that_loads({"metadata": ocp.args.JsonRestore()}, step)
+        restored = self._first_that_loads({"metadata": ocp.args.JsonRestore()}, step)
         return dict(restored.metadata)
 
     def wait(self) -> None:
@@ -211,6 +211,7 @@ class Checkpointer:
             # one writer: the first process (orbax finished every process's files before returning)
             if jax.process_index() == 0 and (self.directory / str(step)).is_dir():  # not rotated away
                 seal(self.directory / str(step))
+            self._problems.pop(step, None)  # a verdict taken before the seal is stale
         self._unsealed.clear()
 
     def close(self) -> None:

@@ -87,8 +87,6 @@ def fit(
     _Stop.training, _Stop.requested = True, False
     try:
         for _ in range(start, num_steps):
-            if _Stop.requested:
-                raise KeyboardInterrupt
             batch = next(batches)
             state, metrics = train_step(state, batch)
             values = {name: float(value) for name, value in metrics.items()}
@@ -113,8 +111,8 @@ def fit(
                 checkpointer.save(step, state, metadata())
                 saved_at = step
             before_step = (step, metadata())
-        if _Stop.requested:  # during the last step
-            raise KeyboardInterrupt
+            if _Stop.requested:  # a signal arrived during this step
+                raise KeyboardInterrupt
     except DivergedError:
         checkpointer.wait()  # the saves before it hold good states: finish and seal them
         raise
