@@ -41,6 +41,7 @@ PAPER = dict(
 
 
 MAX_SEQ_LEN = 16_384
+ACTIVATION_HELP = "the MLPs' activation (relu2: squared ReLU)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Text8Config(TrainingConfig):
         non_negative,
     )
     rotary: bool = option(False, "rotary position embeddings instead of absolute sinusoidal features")
-    activation: str = option("gelu", "the MLPs' activation (relu2: squared ReLU)", choices=tuple(ACTIVATIONS))
+    activation: str = option("gelu", ACTIVATION_HELP, choices=tuple(ACTIVATIONS))
 
     RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir"}
     LEGACY = TrainingConfig.LEGACY | {"conv_width": 0, "rotary": False, "activation": "gelu"}
