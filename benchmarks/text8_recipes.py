@@ -40,6 +40,8 @@ LOCAL = ["--conv-width", "7", "--attention", "reference"]
 COSINE = ["--lr-schedule", "cosine", "--lr-floor", "0.1"]
 MLM = ["--elbo-weight", "0", "--ce-weight", "1"]
 MIX = ["--ce-weight", "1"]
+RELU2 = [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--activation", "relu2"]
+MUON16 = [*RELU2, "--optimizer", "muon", "--batch-size", "16"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -80,10 +82,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--batch-size", "16"],
     ),
     # Round 4: speed and size at fixed compute, on top of mix-lr6e-3 (the default at the time).
-    "mix-relu2": (
-        "mix-lr6e-3 with squared-ReLU MLPs (no tanh: a cheaper step)",
-        [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--activation", "relu2"],
-    ),
+    "mix-relu2": ("mix-lr6e-3 with squared-ReLU MLPs (no tanh: a cheaper step)", RELU2),
     "mix-width192": (
         "mix-lr6e-3 at width 192 (6 heads, MLP 768)",
         [
@@ -103,6 +102,36 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "mix-mlp256": (
         "mix-lr6e-3 with MLPs of width 256 (a cheaper step)",
         [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--mlp-width", "256"],
+    ),
+    # Round 5: the optimiser, on top of mix-relu2 (the default since 78e6f38).
+    "relu2-muon": (
+        "mix-relu2 with Muon for the blocks' matrices (peak 0.02)",
+        [*RELU2, "--optimizer", "muon"],
+    ),
+    "relu2-muon-lr5e-2": (
+        "mix-relu2 with Muon for the blocks' matrices (peak 0.05)",
+        [*RELU2, "--optimizer", "muon", "--muon-learning-rate", "5e-2"],
+    ),
+    # Round 6: on top of relu2-muon.
+    "muon-lr1e-2": (
+        "relu2-muon at Muon peak 0.01",
+        [*RELU2, "--optimizer", "muon", "--muon-learning-rate", "1e-2"],
+    ),
+    "muon-batch16": ("relu2-muon with batches of 16", MUON16),
+    "muon-depth3": ("relu2-muon with 3 blocks", [*RELU2, "--optimizer", "muon", "--depth", "3"]),
+    # Round 7: on top of muon-batch16.
+    "muon-b16-mlpconv": ("muon-batch16 with a second convolution before each MLP", [*MUON16, "--mlp-conv"]),
+    "muon-b16-floor0": ("muon-batch16 with the cosine decaying to 0", [*MUON16, "--lr-floor", "0"]),
+    "muon-b16-muon3e-2": ("muon-batch16 at Muon peak 0.03", [*MUON16, "--muon-learning-rate", "3e-2"]),
+    # Round 8: on top of muon-b16-mlpconv.
+    "mlpconv-batch8": ("muon-b16-mlpconv with batches of 8", [*MUON16, "--mlp-conv", "--batch-size", "8"]),
+    "mlpconv-adam1.2e-2": (
+        "muon-b16-mlpconv with AdamW's peak (embeddings, head, norms, convolutions) at 1.2e-2",
+        [*MUON16, "--mlp-conv", "--learning-rate", "1.2e-2"],
+    ),
+    "mlpconv-floor0.3": (
+        "muon-b16-mlpconv decaying to 30% of the peak",
+        [*MUON16, "--mlp-conv", "--lr-floor", "0.3"],
     ),
 }
 
@@ -144,7 +173,7 @@ def _start(flags: list[str], num_steps: int, splits, run_dir: str):
     """A recipe's config, objective, fresh state, training step and batches for `num_steps` steps."""
     config = _config(flags, num_steps, run_dir)
     model, objective = build(config, jax.random.PRNGKey(config.seed))
-    optimizer = config.optimizer()
+    optimizer = config.make_optimizer()
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.seq_len)
     step = make_train_step(objective, optimizer, config.ema_decay)
     return config, objective, state, step, text8_runs.training_batches(config, splits)

@@ -123,7 +123,7 @@ def time_training(preset: str, batch_size: int | None, backend: str, args) -> di
     if batch_size:
         config = dataclasses.replace(config, batch_size=batch_size)
     model, objective = text8_oaardm.build(config, jax.random.PRNGKey(0))
-    optimizer = config.optimizer()
+    optimizer = config.make_optimizer()
     mesh = data_mesh()
     state = replicate(TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len), mesh)
     step = make_train_step(objective, optimizer, config.ema_decay, mesh)

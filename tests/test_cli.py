@@ -57,7 +57,7 @@ def image_runs(tmp_path_factory) -> tuple[Path, Path]:
     for name, options in (("oa", {}), ("upscale", {"model": "upscale", "branch_factor": 16})):
         config = image_runs_module.Config(run_dir=str(root / name), width=8, **options)
         model, _, num_steps = image_runs_module.build(config, (28, 28, 1), jax.random.PRNGKey(0))
-        state = TrainState.create(model, config.optimizer(), jax.random.PRNGKey(0), num_steps)
+        state = TrainState.create(model, config.make_optimizer(), jax.random.PRNGKey(0), num_steps)
         losses = StepLosses(jnp.linspace(6.0, 1.0, num_steps), jnp.ones(num_steps, bool))
         state = eqx.tree_at(lambda s: s.step_losses, state, losses)
         checkpointer = Checkpointer(root / name / "checkpoints")

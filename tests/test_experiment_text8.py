@@ -134,6 +134,7 @@ def test_distributed_without_a_coordinator_is_a_clear_error(tmp_path):
         (["--seed", "99999999999"], r"--seed must be in \[0, 2\*\*32\), got 99999999999"),
         (["--seq-len", "3000000"], "--seq-len must be at most 16,384"),
         (["--attention", "cudnn"], "--attention cudnn needs an NVIDIA GPU"),
+        (["--conv-width", "0", "--mlp-conv"], "--mlp-conv repeats the convolution of --conv-width"),
     ],
 )
 def test_values_that_used_to_end_in_a_traceback_are_refused_up_front(flags, message):

@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from eqdd.objectives import OAARDMObjective
 from eqdd.train import Checkpointer, StepLosses, TrainState, fit, make_optimizer, make_train_step
 from eqdd.train.loop import DivergedError, request_stop
 from eqdd.train.metrics import read_metrics
-from eqdd.train.state import SCHEDULES, ema_decay_at, learning_rate_schedule
+from eqdd.train.state import SCHEDULES, ema_decay_at, hidden_matrices, learning_rate_schedule
 
 D, K, BATCH = 16, 5, 8
 
@@ -233,11 +234,24 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
 
 
 def test_a_step_with_every_new_option_on_trains():
-    # Convolution, rotary embeddings, squared ReLU, a cosine decay and the plain masked CE together.
+    # Convolutions before attention and MLP, rotary embeddings, squared ReLU, a cosine decay, Muon and
+    # the plain masked CE together.
     model = Transformer(
-        K + 1, K, 32, 1, 2, 64, conv_width=3, rotary=True, activation="relu2", key=jax.random.PRNGKey(0)
+        K + 1,
+        K,
+        32,
+        1,
+        2,
+        64,
+        conv_width=3,
+        rotary=True,
+        activation="relu2",
+        mlp_conv=True,
+        key=jax.random.PRNGKey(0),
     )
-    optimizer = make_optimizer(3e-3, 5, 1.0, schedule="cosine", total_steps=40, floor=0.1)
+    optimizer = make_optimizer(
+        3e-3, 5, 1.0, schedule="cosine", total_steps=40, floor=0.1, optimizer="muon", muon_learning_rate=0.02
+    )
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
     step = make_train_step(OAARDMObjective(K, ce_weight=1.0, elbo_weight=0.0), optimizer, 0.9)
     batches, history = _corpus_batches(), []
@@ -246,3 +260,52 @@ def test_a_step_with_every_new_option_on_trains():
         history.append(float(metrics["nelbo"]))
         np.testing.assert_allclose(metrics["loss"], metrics["nce"], rtol=1e-6)  # the loss is the masked CE
     assert np.mean(history[-10:]) < 0.6 * np.mean(history[:5])
+
+
+def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest():
+    # With a constant gradient g, the second update (the first after the one-step warm-up) is
+    # `-lr · sqrt(max(1, out/in)) · polar(g)` for a block's weight (Newton-Schulz approximates the
+    # polar factor U Vᵀ of g = U S Vᵀ) and `-lr_adam · sign(g)` for every other array (Adam's first
+    # step on a constant gradient, with Nesterov's look-ahead: the bias-corrected moment one step on,
+    # `b1·(1 − b1²)/(1 − b1³)`, plus `(1 − b1)/(1 − b1²)` of the gradient, over `|g|`).
+    model = Transformer(K + 1, K, 32, 2, 2, 64, conv_width=3, key=jax.random.PRNGKey(0))
+    params = eqx.filter(model, eqx.is_array)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    grads = jax.tree.unflatten(
+        treedef, [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+    )
+    optimizer = make_optimizer(1e-3, 1, 1e9, optimizer="muon", muon_learning_rate=0.05)
+    opt_state = optimizer.init(params)
+    first, opt_state = optimizer.update(grads, opt_state, params)
+    assert all(float(jnp.abs(u).max()) == 0 for u in jax.tree.leaves(first))  # warm-up starts at 0
+    updates, _ = optimizer.update(grads, opt_state, params)
+    is_spec = lambda x: x is None or isinstance(x, optax.contrib.MuonDimensionNumbers)  # noqa: E731
+    flat_labels = jax.tree_util.tree_flatten_with_path(hidden_matrices(params), is_leaf=is_spec)[0]
+    labels = {jax.tree_util.keystr(path): label for path, label in flat_labels}
+    b1 = 0.9
+    nesterov = b1 * (1 - b1**2) / (1 - b1**3) + (1 - b1) / (1 - b1**2)
+    matrices = 0
+    for (path, g), u in zip(
+        jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(updates), strict=True
+    ):
+        label = labels[jax.tree_util.keystr(path)]
+        if label is None:
+            np.testing.assert_allclose(u, -1e-3 * nesterov * np.sign(g), rtol=1e-3, atol=1e-6)
+            continue
+        matrices += 1
+        left, _, right = np.linalg.svd(np.asarray(g), full_matrices=False)
+        out_size, in_size = g.shape
+        direction = np.asarray(u) / (-0.05 * np.sqrt(max(1.0, out_size / in_size)))
+        singular = np.linalg.svd(direction, compute_uv=False)
+        # Newton-Schulz's band around 1 (the smallest singular values of g converge last)
+        assert np.median(singular) > 0.6 and singular.max() < 1.25
+        polar = left @ right
+        cosine = np.sum(direction * polar) / (np.linalg.norm(direction) * np.linalg.norm(polar))
+        assert cosine > 0.97
+    assert matrices == 2 * 4  # qkv, out, mlp_in and mlp_out of both blocks
+
+
+def test_muon_needs_a_known_optimizer_name():
+    with pytest.raises(ValueError, match="choose one of adamw, muon"):
+        make_optimizer(1e-3, 1, 1.0, optimizer="sgd")

@@ -90,9 +90,10 @@ def test_rotary_scores_depend_on_the_offset_only(seed):
 
 
 @pytest.mark.parametrize(
-    "conv_width, use_rotary, activation", [(3, False, "gelu"), (0, True, "gelu"), (5, True, "relu2")]
+    "conv_width, use_rotary, activation, mlp_conv",
+    [(3, False, "gelu", False), (0, True, "gelu", False), (5, True, "relu2", True)],
 )
-def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, activation):
+def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, activation, mlp_conv):
     model = Transformer(
         K + 1,
         K,
@@ -103,6 +104,7 @@ def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, acti
         conv_width=conv_width,
         rotary=use_rotary,
         activation=activation,
+        mlp_conv=mlp_conv,
         key=jax.random.PRNGKey(0),
     )
     tokens = jnp.arange(D, dtype=jnp.int32) % K
@@ -112,6 +114,7 @@ def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, acti
     assert not np.allclose(base[0], apply(tokens.at[-1].set(K), jnp.int32(0))[0])
     assert not np.allclose(base[-1], apply(tokens.at[0].set(K), jnp.int32(0))[-1])
     assert (model.blocks[0].conv is not None) == bool(conv_width)
+    assert (model.blocks[0].mlp_conv is not None) == mlp_conv
 
 
 def test_squared_relu_and_its_gradient():

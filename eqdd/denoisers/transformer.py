@@ -78,9 +78,10 @@ def rotary(x: Float[Array, "S H E"], max_scale: float = 1e4) -> Float[Array, "S 
 
 class Block(eqx.Module):
     """One pre-LayerNorm block: optionally a depthwise convolution, then self-attention (no bias), then
-    an MLP (GELU or squared ReLU), each residual."""
+    optionally a second depthwise convolution, then an MLP (GELU or squared ReLU), each residual."""
 
     conv: DepthwiseConv | None
+    mlp_conv: DepthwiseConv | None
     attention_norm: eqx.nn.LayerNorm
     qkv: eqx.nn.Linear
     out: eqx.nn.Linear
@@ -101,11 +102,13 @@ class Block(eqx.Module):
         conv_width: int = 0,
         rotary: bool = False,
         activation: str = "gelu",
+        mlp_conv: bool = False,
         *,
         key: PRNGKeyArray,
     ):
-        keys = jax.random.split(key, 5)
+        keys = jax.random.split(key, 6)
         self.conv = DepthwiseConv(width, conv_width, key=keys[4]) if conv_width else None
+        self.mlp_conv = DepthwiseConv(width, conv_width, key=keys[5]) if conv_width and mlp_conv else None
         self.attention_norm = eqx.nn.LayerNorm(width)
         self.qkv = _dense(width, 3 * width, use_bias=False, key=keys[0])
         self.out = _dense(width, width, use_bias=False, key=keys[1])
@@ -127,6 +130,8 @@ class Block(eqx.Module):
         attended = dot_product_attention(q, k, v, backend=self.attention_backend)
         attended = einops.rearrange(attended, "s h e -> s (h e)")
         h = h + _per_position(self.out, attended)
+        if self.mlp_conv is not None:
+            h = h + self.mlp_conv(h)
         hidden = ACTIVATIONS[self.activation](_per_position(self.mlp_in, _per_position(self.mlp_norm, h)))
         return h + _per_position(self.mlp_out, hidden)
 
@@ -163,6 +168,7 @@ class Transformer(eqx.Module):
         conv_width: int = 0,
         rotary: bool = False,
         activation: str = "gelu",
+        mlp_conv: bool = False,
         *,
         key: PRNGKeyArray,
     ):
@@ -182,6 +188,7 @@ class Transformer(eqx.Module):
         - `rotary`: rotary position embeddings instead of absolute sinusoidal features.
         - `activation`: the MLPs' activation, a key of `ACTIVATIONS`: `"gelu"` (the paper's) or
           `"relu2"` (squared ReLU).
+        - `mlp_conv`: with `conv_width`, a second residual depthwise convolution before each MLP.
         - `key`: a PRNG key for the initialisation.
         """
         if width % num_heads:
@@ -207,7 +214,17 @@ class Transformer(eqx.Module):
             else None
         )
         self.blocks = tuple(
-            Block(width, num_heads, mlp_width, attention_backend, conv_width, rotary, activation, key=k)
+            Block(
+                width,
+                num_heads,
+                mlp_width,
+                attention_backend,
+                conv_width,
+                rotary,
+                activation,
+                mlp_conv,
+                key=k,
+            )
             for k in block_keys
         )
         self.final_norm = eqx.nn.LayerNorm(width)

@@ -19,6 +19,8 @@ from eqdd.train.session import TrainingConfig
 # The paper's text8 network and optimiser (ARDM paper, §7.1).
 PAPER = dict(
     conv_width=0,
+    mlp_conv=False,
+    optimizer="adamw",
     rotary=False,
     activation="gelu",
     lr_schedule="constant",
@@ -42,6 +44,7 @@ PAPER = dict(
 
 MAX_SEQ_LEN = 16_384
 ACTIVATION_HELP = "the MLPs' activation (relu2: squared ReLU)"
+MLP_CONV_HELP = "a second convolution of --conv-width before each block's MLP"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +64,17 @@ class Text8Config(TrainingConfig):
         "width of a residual depthwise convolution before each block's attention (odd; 0: none)",
         non_negative,
     )
+    mlp_conv: bool = option(False, MLP_CONV_HELP)
     rotary: bool = option(False, "rotary position embeddings instead of absolute sinusoidal features")
     activation: str = option("gelu", ACTIVATION_HELP, choices=tuple(ACTIVATIONS))
 
     RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir"}
-    LEGACY = TrainingConfig.LEGACY | {"conv_width": 0, "rotary": False, "activation": "gelu"}
+    LEGACY = TrainingConfig.LEGACY | {
+        "conv_width": 0,
+        "mlp_conv": False,
+        "rotary": False,
+        "activation": "gelu",
+    }
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
@@ -78,6 +87,8 @@ class Text8Config(TrainingConfig):
             problems.append(f"--width ({self.width}) must be divisible by --num-heads ({self.num_heads})")
         if self.conv_width and self.conv_width % 2 == 0:
             problems.append(f"--conv-width must be 0 or odd, got {self.conv_width}")
+        if self.mlp_conv and not self.conv_width:
+            problems.append("--mlp-conv repeats the convolution of --conv-width, which is 0; set a width")
         if self.rotary and (self.width // self.num_heads) % 2:
             problems.append(
                 "--rotary needs an even head width (--width / --num-heads), "
@@ -104,6 +115,7 @@ def transformer(
         config.conv_width,
         config.rotary,
         config.activation,
+        config.mlp_conv,
         key=key,
     )
 

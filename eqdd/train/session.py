@@ -27,9 +27,12 @@ from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
 from eqdd.train.loop import DivergedError, fit, request_stop
 from eqdd.train.metrics import plot_training
-from eqdd.train.state import SCHEDULES, TrainState, make_optimizer
+from eqdd.train.state import OPTIMIZERS, SCHEDULES, TrainState, make_optimizer
 from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
 
+OPTIMIZER_HELP = (
+    "adamw, or muon: Muon for the blocks' weight matrices (--muon-learning-rate), AdamW for the rest"
+)
 LR_SCHEDULE_HELP = (
     "learning rate after the warm-up: constant, or a decay to --lr-floor at --num-steps (so changing "
     "--num-steps when resuming reshapes the rest of the decay)"
@@ -53,6 +56,10 @@ class TrainingConfig:
     clip_norm: float = option(1.0, "global gradient-norm clipping threshold", positive)
     adam_b2: float = option(0.99, "Adam second-moment decay", fraction)
     weight_decay: float = option(1e-3, "AdamW decoupled weight decay", non_negative)
+    optimizer: str = option("adamw", OPTIMIZER_HELP, choices=OPTIMIZERS)
+    muon_learning_rate: float = option(
+        0.02, "peak learning rate of Muon's matrices (--optimizer muon)", positive
+    )
     ema_decay: float = option(0.995, "EMA decay of the evaluation parameters", fraction)
     log_every: int = option(10, "steps between metrics records", positive)
     checkpoint_every: int = option(200, "steps between checkpoints", positive)
@@ -87,7 +94,7 @@ class TrainingConfig:
 
     # The values that settings added since eqdd 0.1.0 had implicitly in runs saved before they existed
     # (a run's saved config lacks them); their defaults may differ.
-    LEGACY = {"lr_schedule": "constant"}
+    LEGACY = {"lr_schedule": "constant", "optimizer": "adamw", "muon_learning_rate": 0.02}
 
     def cross_checks(self) -> list[str]:
         problems = []
@@ -100,7 +107,7 @@ class TrainingConfig:
             )
         return problems
 
-    def optimizer(self) -> optax.GradientTransformation:
+    def make_optimizer(self) -> optax.GradientTransformation:
         """The optimiser these options describe ([`eqdd.train.make_optimizer`][])."""
         return make_optimizer(
             self.learning_rate,
@@ -111,6 +118,8 @@ class TrainingConfig:
             schedule=self.lr_schedule,
             total_steps=self.num_steps,
             floor=self.lr_floor,
+            optimizer=self.optimizer,
+            muon_learning_rate=self.muon_learning_rate,
         )
 
 
@@ -215,7 +224,7 @@ def train(
         The trained state (replicated over the data mesh) and the seconds this call trained for.
     """
     run_dir = Path(config.run_dir)
-    optimizer = config.optimizer()
+    optimizer = config.make_optimizer()
     state = TrainState.create(model, optimizer, key, num_diffusion_steps)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     if checkpointer.latest_step() is not None:
@@ -335,7 +344,7 @@ def saved_config(run_dir: str | Path, config_class: type):
 def restore_state(config: TrainingConfig, model: eqx.Module, num_diffusion_steps: int) -> TrainState:
     """The newest state of the run in `config.run_dir`, shaped like a fresh state around `model`."""
     checkpointer = Checkpointer(Path(config.run_dir) / "checkpoints")
-    template = TrainState.create(model, config.optimizer(), jax.random.PRNGKey(0), num_diffusion_steps)
+    template = TrainState.create(model, config.make_optimizer(), jax.random.PRNGKey(0), num_diffusion_steps)
     try:
         state, _ = checkpointer.restore(template)
     finally:

@@ -115,6 +115,24 @@ def learning_rate_schedule(
     return optax.schedules.join_schedules([warmup, decay], [warmup_steps])
 
 
+OPTIMIZERS: tuple[str, ...] = ("adamw", "muon")
+
+# Equinox's `Linear.weight` is `(out, in)`: `y = W x` reduces over axis 1.
+_LINEAR_WEIGHT = optax.contrib.MuonDimensionNumbers(reduction_axis=1, output_axis=0)
+
+
+def hidden_matrices(params) -> object:
+    """Muon's dimension numbers for `params`: the weight of every `Linear` inside a block (the key
+    `blocks` on its path), and `None` for every other array (embeddings, the output head, biases,
+    norms, convolution kernels), which AdamW updates instead."""
+
+    def label(path, leaf):
+        names = [getattr(entry, "name", None) for entry in path]
+        return _LINEAR_WEIGHT if leaf.ndim == 2 and "blocks" in names and names[-1] == "weight" else None
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
 def make_optimizer(
     learning_rate: float,
     warmup_steps: int,
@@ -125,22 +143,43 @@ def make_optimizer(
     schedule: str = "constant",
     total_steps: int = 0,
     floor: float = 0.0,
+    optimizer: str = "adamw",
+    muon_learning_rate: float = 0.02,
 ) -> optax.GradientTransformation:
-    """AdamW after global-norm clipping, on the learning rate of [`learning_rate_schedule`][].
+    """Global-norm clipping, then AdamW or Muon, on the learning rate of [`learning_rate_schedule`][].
 
     Arguments:
-        learning_rate: the peak learning rate.
+        learning_rate: the peak learning rate (of AdamW's parameters).
         warmup_steps: the length of the linear warm-up from 0.
         clip_norm: the global gradient norm above which gradients are rescaled.
         b1, b2: Adam's moment decays.
-        weight_decay: decoupled weight decay.
+        weight_decay: decoupled weight decay (multiplied by the learning rate).
         schedule, total_steps, floor: the shape after the warm-up (see [`learning_rate_schedule`][]).
+        optimizer: one of `OPTIMIZERS`. `"muon"` (Jordan et al., 2024) orthogonalises the momentum of
+            the blocks' weight matrices by Newton-Schulz iterations and steps them at
+            `muon_learning_rate` ([`hidden_matrices`][]); every other array gets AdamW at
+            `learning_rate`. Both follow the same schedule shape.
+        muon_learning_rate: the peak learning rate of Muon's matrices.
+
+    Raises:
+        ValueError: for an unknown optimizer.
     """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     rate = learning_rate_schedule(learning_rate, warmup_steps, schedule, total_steps, floor)
-    return optax.chain(
-        optax.clip_by_global_norm(clip_norm),
-        optax.adamw(rate, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay),
-    )
+    if optimizer == "adamw":
+        update = optax.adamw(rate, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay)
+    else:
+        update = optax.contrib.muon(
+            learning_rate_schedule(muon_learning_rate, warmup_steps, schedule, total_steps, floor),
+            weight_decay=weight_decay,
+            adam_b1=b1,
+            adam_b2=b2,
+            adam_weight_decay=weight_decay,
+            adam_learning_rate=rate,
+            muon_weight_dimension_numbers=hidden_matrices,
+        )
+    return optax.chain(optax.clip_by_global_norm(clip_norm), update)
 
 
 def ema_decay_at(step: Int[Array, ""], decay: float) -> Float[Array, ""]:
