@@ -35,6 +35,7 @@ OLD_DEFAULT = [
     "--width", "128", "--depth", "2", "--num-heads", "4", "--mlp-width", "512", "--batch-size", "32",
     "--conv-width", "0", "--no-rotary", "--elbo-weight", "1", "--ce-weight", "1e-4",
     "--learning-rate", "3e-3", "--warmup-steps", "100", "--lr-schedule", "constant", "--attention", "xla",
+    "--optimizer", "adamw", "--no-mlp-conv",
 ]  # fmt: skip
 LOCAL = ["--conv-width", "7", "--attention", "reference"]
 COSINE = ["--lr-schedule", "cosine", "--lr-floor", "0.1"]
@@ -42,6 +43,16 @@ MLM = ["--elbo-weight", "0", "--ce-weight", "1"]
 MIX = ["--ce-weight", "1"]
 RELU2 = [*LOCAL, *COSINE, *MIX, "--learning-rate", "6e-3", "--activation", "relu2"]
 MUON16 = [*RELU2, "--optimizer", "muon", "--batch-size", "16"]
+DEFAULT_540B707 = [
+    *MUON16,
+    "--mlp-conv",
+    "--batch-size",
+    "8",
+    "--learning-rate",
+    "1.2e-2",
+    "--lr-floor",
+    "0.3",
+]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -132,6 +143,14 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "mlpconv-floor0.3": (
         "muon-b16-mlpconv decaying to 30% of the peak",
         [*MUON16, "--mlp-conv", "--lr-floor", "0.3"],
+    ),
+    # Round 9: on top of the default of 540b707 (round 8's three gains together).
+    "default-540b707": ("the OA-ARDM default of 540b707", DEFAULT_540B707),
+    "b8-batch4": ("the default of 540b707 with batches of 4", [*DEFAULT_540B707, "--batch-size", "4"]),
+    "b8-heads2": ("the default of 540b707 with 2 heads of width 64", [*DEFAULT_540B707, "--num-heads", "2"]),
+    "b8-muon1.5e-2": (
+        "the default of 540b707 at Muon peak 0.015",
+        [*DEFAULT_540B707, "--muon-learning-rate", "1.5e-2"],
     ),
 }
 
