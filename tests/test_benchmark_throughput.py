@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from eqdd.runs.text8_oaardm import Config
 from tests.scripts import load_script
 
 benchmark = load_script("benchmarks/throughput.py")
@@ -22,7 +23,7 @@ def test_benchmark_times_every_backend(tmp_path, capsys):
     assert [(r["preset"], r["backend"]) for r in results["training"]] == [("cpu", "xla"), ("cpu", "pallas")]
     for row in results["training"]:
         assert row["train_tokens_per_s"] > 0 and row["sample_tokens_per_s"] > 0 and row["peak_bytes"] > 0
-        assert row["batch_size"] == 32 and row["parameters"] > 0
+        assert row["batch_size"] == Config().batch_size and row["parameters"] > 0  # the cpu preset's
     assert results["training"][0]["vs_xla"] == 1.0
     assert [r["backend"] for r in results["attention"]] == ["xla", "pallas"]
     assert all(r["forward_ms"] > 0 and r["forward_backward_ms"] > 0 for r in results["attention"])
