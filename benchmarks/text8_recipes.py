@@ -53,6 +53,7 @@ DEFAULT_540B707 = [
     "--lr-floor",
     "0.3",
 ]
+DEFAULT_8994312 = [*DEFAULT_540B707, "--num-heads", "2"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -151,6 +152,14 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "b8-muon1.5e-2": (
         "the default of 540b707 at Muon peak 0.015",
         [*DEFAULT_540B707, "--muon-learning-rate", "1.5e-2"],
+    ),
+    # Round 10: on top of the default of 8994312 (round 9's two heads).
+    "default-8994312": ("the OA-ARDM default of 8994312", DEFAULT_8994312),
+    "h2-heads1": ("the default of 8994312 with 1 head of width 128", [*DEFAULT_8994312, "--num-heads", "1"]),
+    "h2-mlp384": ("the default of 8994312 with MLPs of width 384", [*DEFAULT_8994312, "--mlp-width", "384"]),
+    "h2-width160": (
+        "the default of 8994312 at width 160 (2 heads of 80, MLP 640)",
+        [*DEFAULT_8994312, "--width", "160", "--mlp-width", "640"],
     ),
 }
 
