@@ -306,6 +306,10 @@ def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest():
     assert matrices == 2 * 4  # qkv, out, mlp_in and mlp_out of both blocks
 
 
-def test_muon_needs_a_known_optimizer_name():
+def test_muon_needs_a_known_optimizer_name_and_a_model_with_blocks():
     with pytest.raises(ValueError, match="choose one of adamw, muon"):
         make_optimizer(1e-3, 1, 1.0, optimizer="sgd")
+    # a model without `blocks` (here one Linear) would silently get AdamW everywhere: refused
+    linear = eqx.filter(eqx.nn.Linear(4, 4, key=jax.random.PRNGKey(0)), eqx.is_array)
+    with pytest.raises(ValueError, match="Muon found no weight matrix inside `blocks`"):
+        make_optimizer(1e-3, 1, 1.0, optimizer="muon").init(linear)

@@ -73,6 +73,8 @@ class Config(session.TrainingConfig):
             problems.append(f"--width must be a multiple of 4, got {self.width}")
         if self.branch_factor < 2:
             problems.append(f"--branch-factor must be at least 2, got {self.branch_factor}")
+        if self.optimizer == "muon":
+            problems.append("--optimizer muon steps a transformer's blocks; the U-Net trains with adamw")
         return problems
 
 

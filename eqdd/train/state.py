@@ -123,14 +123,21 @@ _LINEAR_WEIGHT = optax.contrib.MuonDimensionNumbers(reduction_axis=1, output_axi
 
 def hidden_matrices(params) -> object:
     """Muon's dimension numbers for `params`: the weight of every `Linear` inside a block (the key
-    `blocks` on its path), and `None` for every other array (embeddings, the output head, biases,
-    norms, convolution kernels), which AdamW updates instead."""
+    `blocks` on its path, as in [`eqdd.denoisers.Transformer`][]), and `None` for every other array
+    (embeddings, the output head, biases, norms, convolution kernels), which AdamW updates instead.
+
+    Raises:
+        ValueError: when `params` has no such matrix (Muon would silently be AdamW).
+    """
 
     def label(path, leaf):
         names = [getattr(entry, "name", None) for entry in path]
         return _LINEAR_WEIGHT if leaf.ndim == 2 and "blocks" in names and names[-1] == "weight" else None
 
-    return jax.tree_util.tree_map_with_path(label, params)
+    labels = jax.tree_util.tree_map_with_path(label, params)
+    if not jax.tree.leaves(labels, is_leaf=lambda x: isinstance(x, optax.contrib.MuonDimensionNumbers)):
+        raise ValueError("Muon found no weight matrix inside `blocks` in this model; use AdamW")
+    return labels
 
 
 def make_optimizer(
