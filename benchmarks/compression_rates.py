@@ -43,10 +43,11 @@ from typing import NamedTuple
 import numpy as np  # noqa: E402
 
 from eqdd import compression  # noqa: E402
-from eqdd.cli import DEFAULT_BUDGET, load_model, run_kind, saved_config  # noqa: E402
 from eqdd.compression import container  # noqa: E402
 from eqdd.compression.model import describe_shape, environment  # noqa: E402
 from eqdd.data import images, pipeline, text8  # noqa: E402
+from eqdd.runs import Run, load_run  # noqa: E402
+from eqdd.runs.codec import DEFAULT_BUDGET, codec_model  # noqa: E402
 
 PAPER = {"text8 OA-ARDM, 250 steps (ELBO)": 1.43, "text8 OA-ARDM, 20 DP steps (ELBO)": 1.51}  # Table 1
 # Reference §5, Table 3: CIFAR-10 lossless compression, bpd, per image and per dataset alike.
@@ -251,9 +252,9 @@ def _write(results: dict, out_dir: Path) -> dict:
     return results
 
 
-def text_benchmark(args) -> dict:
+def text_benchmark(args, run: Run) -> dict:
     """The text mode (see the module docstring)."""
-    model = load_model(args.checkpoint)
+    model = codec_model(run)
     length = model.num_positions
     batch_size = args.batch_size or 16
     splits = text8.load(args.data_dir)
@@ -321,12 +322,11 @@ def png_rows(pictures: np.ndarray) -> list[dict]:
     ]
 
 
-def image_benchmark(args) -> dict:
+def image_benchmark(args, run: Run) -> dict:
     """The image mode (see the module docstring)."""
-    config = saved_config(args.checkpoint)
-    splits = images.load(config["dataset"], args.data_dir or config["data_dir"])
+    splits = images.load(run.config.dataset, args.data_dir or run.config.data_dir)
     print(splits.describe())
-    model = load_model(args.checkpoint)
+    model = codec_model(run)
     if splits.image_shape != model.image_shape:
         raise SystemExit(
             f"the data's images are {describe_shape(splits.image_shape)}, the run's "
@@ -365,7 +365,7 @@ def image_benchmark(args) -> dict:
     print(table(rows, IMAGES))
     single = 8 * figures["header_bytes"] / length
     data_set = (
-        "CIFAR-10 test images" if config["dataset"] == "cifar10" else "another data set, not comparable"
+        "CIFAR-10 test images" if run.config.dataset == "cifar10" else "another data set, not comparable"
     )
     print(
         f"a file of one image pays its header at {single:.3f} bits per dimension. The paper (CIFAR-10, "
@@ -391,8 +391,8 @@ def image_benchmark(args) -> dict:
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
-    kind = run_kind(saved_config(args.checkpoint))
-    return (text_benchmark if kind == "text" else image_benchmark)(args)
+    run = load_run(args.checkpoint)
+    return (text_benchmark if run.kind == "text" else image_benchmark)(args, run)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,9 @@ import numpy as np
 from eqdd.data import text8
 from eqdd.data.ngram import NGramModel
 from eqdd.policy import naive_policy
+from eqdd.runs import Run, load_run, text8_ggm
 from eqdd.runs import text8 as text8_runs
-from eqdd.runs import text8_ggm, text8_oaardm
 from eqdd.samplers import sample_oa_ardm
-from eqdd.train import session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scripts import run_experiment  # noqa: E402
@@ -58,14 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _trained(name: str, config_class: type, run: str, args) -> None:
-    """Train `run` with the experiment's CPU default when it holds no checkpoint yet."""
+def _trained(name: str, run_dir: str, args) -> Run:
+    """The run in `run_dir`, trained first with the experiment's CPU default when it holds no checkpoint."""
     try:
-        session.saved_config(run, config_class)
+        run = load_run(run_dir)
     except FileNotFoundError:
-        print(f"{run} holds no checkpoint: training it with the CPU default", flush=True)
+        print(f"{run_dir} holds no checkpoint: training it with the CPU default", flush=True)
         data = ["--data-dir", args.data_dir] if args.data_dir else []
-        run_experiment(name, ["--run-dir", run, *data, *([] if args.progress else ["--no-progress"])])
+        run_experiment(name, ["--run-dir", run_dir, *data, *([] if args.progress else ["--no-progress"])])
+        run = load_run(run_dir)
+    if run.experiment != name:
+        raise SystemExit(f"{run_dir} is a run of {run.experiment}; give a run of experiments/{name}.py")
+    return run
 
 
 def sample_quality(samples: np.ndarray, judge: NGramModel, vocabulary: set[str]) -> dict:
@@ -82,12 +85,10 @@ def sample_quality(samples: np.ndarray, judge: NGramModel, vocabulary: set[str])
 
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
-    _trained("text8_oaardm", text8_oaardm.Config, args.oaardm, args)
-    _trained("text8_ggm", text8_ggm.Config, args.ggm, args)
+    oa, ggm = _trained("text8_oaardm", args.oaardm, args), _trained("text8_ggm", args.ggm, args)
     splits = text8.load(args.data_dir)
     print(splits.describe(), flush=True)
-    oa_config, oa_state, oa_objective = text8_oaardm.load_run(args.oaardm)
-    ggm_config, ggm_state, ggm_objective = text8_ggm.load_run(args.ggm, splits.train)
+    oa_config, oa_objective, ggm_config, ggm_objective = oa.config, oa.objective, ggm.config, ggm.objective
     process = ggm_objective.process
     for name, config in (("OA-ARDM", oa_config), ("GGM", ggm_config)):
         print(
@@ -109,23 +110,21 @@ def main(argv=None) -> dict:
     )
     calls = min(process.num_steps, oa_config.seq_len)
     rows = []
-    for name, config, state, objective, num_steps in (
-        ("OA-ARDM", oa_config, oa_state, oa_objective, oa_config.seq_len),
-        ("GGM", ggm_config, ggm_state, ggm_objective, process.num_steps),
+    for name, config, model, objective, num_steps in (
+        ("OA-ARDM", oa_config, oa.model, oa_objective, oa_config.seq_len),
+        ("GGM", ggm_config, ggm.model, ggm_objective, process.num_steps),
     ):
         config = dataclasses.replace(config, **evaluation)
-        report, _ = text8_runs.evaluate(
-            config, objective.estimate, state.ema_model, splits, num_steps, eval_key
-        )
+        report, _ = text8_runs.evaluate(config, objective.estimate, model, splits, num_steps, eval_key)
         begin = time.perf_counter()
         if name == "GGM":
-            samples = text8_ggm.sample(config, state.ema_model, process, ggm_key, args.num_samples)
+            samples = text8_ggm.sample(config, model, process, ggm_key, args.num_samples)
             sample_calls = process.num_steps
         else:
             policy = jnp.asarray(naive_policy(config.seq_len, calls))
             samples = np.asarray(
                 eqx.filter_jit(sample_oa_ardm)(
-                    state.ema_model, oa_key, args.num_samples, config.seq_len, text8.ABSORBING, policy
+                    model, oa_key, args.num_samples, config.seq_len, text8.ABSORBING, policy
                 )
             )
             sample_calls = calls

@@ -26,7 +26,7 @@ import numpy as np
 
 from eqdd import policy as policies
 from eqdd.data import pipeline, text8
-from eqdd.runs import text8_oaardm
+from eqdd.runs import load_run
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import evaluate_bound, paired_difference
 
@@ -144,12 +144,15 @@ def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     run_dir = Path(args.checkpoint)
     try:
-        config, state, objective = text8_oaardm.load_run(run_dir)
+        run = load_run(run_dir)
     except FileNotFoundError:
         print(f"no checkpoint in {run_dir}: training experiments/text8_oaardm.py's CPU default there first")
         train_argv = ["--run-dir", str(run_dir), "--num-samples", "0", "--eval-max-chunks", "1"]
         run_experiment("text8_oaardm", train_argv + (["--data-dir", args.data_dir] if args.data_dir else []))
-        config, state, objective = text8_oaardm.load_run(run_dir)
+        run = load_run(run_dir)
+    if run.experiment != "text8_oaardm":
+        raise SystemExit(f"{run_dir} is a run of {run.experiment}; give a run of experiments/text8_oaardm.py")
+    config, objective, model = run.config, run.objective, run.model
     num_positions = config.seq_len
     splits = text8.load(args.data_dir or config.data_dir)
     print(splits.describe())
@@ -161,12 +164,12 @@ def main(argv=None) -> dict:
         chunks = chunks[: args.eval_max_chunks]
     key = jax.random.PRNGKey(args.seed)
     if args.plan_on == "train":
-        values, seen = np.asarray(state.step_losses.values), np.asarray(state.step_losses.seen)
+        values, seen = np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen)
     else:
         key, valid_key = jax.random.split(key)
         valid = evaluate_bound(
             objective.estimate,
-            state.ema_model,
+            model,
             pipeline.eval_chunks(splits.valid, num_positions),
             num_positions,
             passes=1,
@@ -181,7 +184,7 @@ def main(argv=None) -> dict:
     def estimate(policy, key):
         return evaluate_bound(
             functools.partial(objective.policy_estimate, policy=jnp.asarray(policy, jnp.int32)),
-            state.ema_model,
+            model,
             chunks,
             len(policy),
             passes=args.eval_passes,
@@ -202,9 +205,7 @@ def main(argv=None) -> dict:
         difference, difference_stderr = paired_difference(dp_report, naive_report)
         seconds = None
         if args.num_samples:
-            seconds = _sampling_seconds(
-                state.ema_model, sample_key, args.num_samples, num_positions, dp_policy
-            )
+            seconds = _sampling_seconds(model, sample_key, args.num_samples, num_positions, dp_policy)
         rows.append(
             {
                 "calls": budget,
@@ -249,14 +250,14 @@ def main(argv=None) -> dict:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     corpus = "text8" if splits.standard else "text8 head (non-standard split)"
-    title = f"{corpus}: D = {num_positions}, step {int(state.step)}"
+    title = f"{corpus}: D = {num_positions}, step {run.step}"
     plot(rows, full["bpd"], out_dir / "steps_vs_bpd.png", title)
     results = {
         "rows": rows,
         "table": table,
         "note": note,
         "run": str(run_dir),
-        "steps": int(state.step),
+        "steps": run.step,
         "corpus": splits.describe(),
         "plan_on": args.plan_on,
         "planning_step_losses_sorted": plan_losses.tolist(),

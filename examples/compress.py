@@ -11,13 +11,15 @@ import sys
 
 import numpy as np
 
+import eqdd
 from eqdd import compression
-from eqdd.cli import load_model
+from eqdd.runs.codec import codec_model
 
 
 def main(run_dir: str = "runs/text8_oaardm", budget: int = 50) -> dict:
     """Compress and decompress a sample with the run in `run_dir`; returns the sizes."""
-    model = load_model(run_dir)  # the EMA network on the CPU, the objective, L_t and a fingerprint
+    run = eqdd.load_run(run_dir)  # config, state (with the EMA network), objective and data shape
+    model = codec_model(run)  # the codec's view: the EMA network, the objective, L_t and a fingerprint
     budget = min(budget, len(model.step_losses))  # network calls per chunk: at most one per step
     if model.image_shape is None:
         data = b"the quick brown fox jumps over the lazy dog " * 20

@@ -16,7 +16,6 @@ samples.png (a grid) and generation.png (the stages of one sample's generation).
 import functools
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,36 +23,17 @@ import numpy as np
 from eqdd.config import parse_config
 from eqdd.data import images, pipeline
 from eqdd.processes import absorbing, upscale
-from eqdd.runs import codec
-from eqdd.runs.images import PRESETS, Config, build, plan_policies
-from eqdd.samplers import sample_oa_ardm, sample_upscale_stages
+from eqdd.runs import codec, inference
+from eqdd.runs.images import PRESETS, Config, build
+from eqdd.runs.registry import Run
 from eqdd.train import session
 
 
-def draw(config: Config, model, objective, key, num_variables: int, policy: np.ndarray | None) -> np.ndarray:
-    """`config.num_samples` samples `(N, D)`, or for Upscale models every level `(N, S, D)`, with one
-    network call per segment of `policy` (`None`: one per step)."""
-    if not config.num_samples:
-        return np.zeros((0, num_variables) if config.model == "oa" else (0, 1, num_variables), np.int32)
-    policy = None if policy is None else jnp.asarray(policy)
-    if config.model == "oa":
-        sample = eqx.filter_jit(sample_oa_ardm)
-        return np.asarray(sample(model, key, config.num_samples, num_variables, images.NUM_CLASSES, policy))
-    levels = eqx.filter_jit(sample_upscale_stages)(
-        model, objective.transitions, key, config.num_samples, num_variables, config.parametrization, policy
-    )
-    return np.asarray(levels)
-
-
 def generation_picture(
-    config: Config,
-    objective,
-    drawn: np.ndarray,
-    shape: tuple[int, int, int],
-    key: jax.Array,
-    columns: int = 8,
+    config: Config, objective, levels: np.ndarray, shape: tuple[int, int, int], key
 ) -> np.ndarray:
-    """The stages of one sample's generation as images.
+    """The stages of one sample's generation (its levels `(S, D)` from [`eqdd.runs.inference.draw`][])
+    as images.
 
     Upscale: the sample at every level (each coarse value shown as the smallest data value it stands
     for). OA: 8 evenly spaced steps with unrevealed sub-pixels grey; the sampler reveals
@@ -63,9 +43,10 @@ def generation_picture(
     if config.model == "upscale":
         levels = [
             np.asarray(upscale.data_floor(objective.transitions, jnp.asarray(level), stage + 1))
-            for stage, level in enumerate(drawn)
+            for stage, level in enumerate(levels)
         ]
         return np.stack(levels).reshape(-1, *shape).astype(np.uint8)
+    drawn = levels[-1]
     sigma = np.asarray(absorbing.sample_order(key, drawn.size))
     steps = np.linspace(0, drawn.size, 8).round().astype(int)
     return np.stack([np.where(sigma < t, drawn, 128).reshape(shape) for t in steps]).astype(np.uint8)
@@ -93,10 +74,11 @@ def main(argv=None) -> dict:
     report, eval_seconds = session.evaluate(
         config, objective.estimate, state.ema_model, test, num_steps, eval_key, "bits per dimension", note
     )
-    num_stages = 1 if config.model == "oa" else objective.transitions.num_stages
+    run = Run.from_state(config, state, objective, splits.image_shape)
+    num_stages = inference.num_stages(run)
     budgets = {}
     asked = [int(b) for b in config.budgets.split(",") if b]
-    for budget, boundaries in plan_policies(config, state, num_stages, asked).items():
+    for budget, boundaries in inference.plan_policies(run, asked).items():
         policy = jnp.asarray(boundaries)
         budget_report, _ = session.evaluate(
             config,
@@ -113,12 +95,11 @@ def main(argv=None) -> dict:
     begin = time.perf_counter()
     sample_policy, calls = None, num_stages * num_variables
     if config.sample_budget:
-        sample_policy = plan_policies(config, state, num_stages, [config.sample_budget]).popitem()[1]
+        sample_policy = inference.plan_policies(run, [config.sample_budget]).popitem()[1]
         calls = sample_policy.size
-    drawn = draw(config, state.ema_model, objective, sample_key, num_variables, sample_policy)
+    drawn = inference.draw(run, sample_key, config.num_samples, sample_policy)
     sample_seconds = time.perf_counter() - begin
-    final = drawn if config.model == "oa" else drawn[:, -1]
-    samples = final.reshape(-1, *splits.image_shape).astype(np.uint8)
+    samples = drawn[:, -1].reshape(-1, *splits.image_shape).astype(np.uint8)
     if len(samples):
         print(
             f"sampled {len(samples)} images with {calls} network calls in {sample_seconds:.1f} s", flush=True
@@ -127,7 +108,7 @@ def main(argv=None) -> dict:
         calls = 0  # nothing was drawn
 
     train_chunks = splits.train[:4].reshape(-1, num_variables).astype(np.int32)
-    codec_order = codec.choose_run_order(config, state, objective, train_chunks, splits.image_shape)
+    codec_order = codec.choose_run_order(run, train_chunks)
 
     seconds = {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds}
     results = session.results(

@@ -21,7 +21,7 @@ from eqdd.config import parse_config
 from eqdd.data import text8
 from eqdd.processes import GlauberProcess
 from eqdd.runs import text8 as text8_runs
-from eqdd.runs.text8_ggm import PRESETS, Config, build, sample
+from eqdd.runs.text8_ggm import PRESETS, Config, build, noise_counts, sample
 from eqdd.train import session
 
 
@@ -54,7 +54,8 @@ def main(argv=None) -> dict:
     model_key, train_key, eval_key, sample_key, infill_key = jax.random.split(
         jax.random.PRNGKey(config.seed), 5
     )
-    model, objective = build(config, splits.train, model_key)
+    counts = noise_counts(splits.train)
+    model, objective = build(config, counts, model_key)
     process = objective.process
     print(
         f"model: {session.count_parameters(model):,} parameters; process: {config.kernel} kernel, "
@@ -63,8 +64,10 @@ def main(argv=None) -> dict:
         flush=True,
     )
 
+    batches = text8_runs.training_batches(config, splits)
+    rebuild = {"noise_counts": counts}
     state, train_seconds = session.train(
-        config, model, objective, process.num_steps, text8_runs.training_batches(config, splits), train_key
+        config, model, objective, process.num_steps, batches, train_key, rebuild
     )
     report, eval_seconds = text8_runs.evaluate(
         config, objective.estimate, state.ema_model, splits, process.num_steps, eval_key

@@ -18,7 +18,8 @@ from eqdd.config import parse_config
 from eqdd.data import pipeline, text8
 from eqdd.runs import codec
 from eqdd.runs import text8 as text8_runs
-from eqdd.runs.text8_oaardm import PRESETS, Config, build
+from eqdd.runs.registry import Run
+from eqdd.runs.text8_oaardm import PRESETS, Config, build, data_shape
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import session
 
@@ -54,7 +55,9 @@ def main(argv=None) -> dict:
         print(f"sample {i}: {t}")
 
     train_chunks = pipeline.eval_chunks(splits.train[: 16 * config.seq_len], config.seq_len)
-    codec_order = codec.choose_run_order(config, state, objective, train_chunks)
+    codec_order = codec.choose_run_order(
+        Run.from_state(config, state, objective, data_shape(config)), train_chunks
+    )
 
     seconds = {"train_this_run": train_seconds, "eval": eval_seconds, "sample": sample_seconds}
     results = session.results(config, splits.describe(), report, state, seconds, codec_order=codec_order)

@@ -1,8 +1,15 @@
+import dataclasses
 import os
+from pathlib import Path
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import pytest
 from hypothesis import HealthCheck, settings
 
+from eqdd.runs import images as image_runs_module
+from eqdd.train import Checkpointer, StepLosses, TrainState
 from tests.scripts import write_text8
 
 # Compilation dominates the first example of a jitted property test, so no deadline; few examples,
@@ -22,3 +29,22 @@ settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "ci"))
 def text8_dir(tmp_path_factory):
     """A directory with a small synthetic corpus in text8's format (`text8.zip`)."""
     return write_text8(tmp_path_factory.mktemp("text8"))
+
+
+@pytest.fixture(scope="session")
+def image_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """Untrained width-8 U-Net runs of the image experiment on Fashion-MNIST (28x28x1) with made-up `L_t`,
+    an OA-ARDM and an Upscale ARDM (b = 16, S = 2), written directly (training would take far longer
+    than the tests of the command), with only the config as metadata, as runs were saved before their
+    experiment's name was kept (`eqdd.load_run` recognises them by their settings)."""
+    root = tmp_path_factory.mktemp("image_runs")
+    for name, options in (("oa", {}), ("upscale", {"model": "upscale", "branch_factor": 16})):
+        config = image_runs_module.Config(run_dir=str(root / name), width=8, **options)
+        model, _, num_steps = image_runs_module.build(config, (28, 28, 1), jax.random.PRNGKey(0))
+        state = TrainState.create(model, config.make_optimizer(), jax.random.PRNGKey(0), num_steps)
+        losses = StepLosses(jnp.linspace(6.0, 1.0, num_steps), jnp.ones(num_steps, bool))
+        state = eqx.tree_at(lambda s: s.step_losses, state, losses)
+        checkpointer = Checkpointer(root / name / "checkpoints")
+        checkpointer.save(1, state, {"config": dataclasses.asdict(config)})
+        checkpointer.close()
+    return root / "oa", root / "upscale"

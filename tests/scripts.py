@@ -31,3 +31,20 @@ def write_text8(directory: Path, seed: int = 0, length: int = 50_000) -> Path:
     with zipfile.ZipFile(directory / "text8.zip", "w") as archive:
         archive.writestr("text8", text)
     return directory
+
+
+def saved_state(run_dir: Path):
+    """The newest training state (optimiser included) and metadata of a run, for tests that rewrite its
+    checkpoints."""
+    import jax
+
+    from eqdd.runs import load_run
+    from eqdd.train import Checkpointer, TrainState
+
+    run = load_run(run_dir)
+    template = TrainState.create(run.model, run.config.make_optimizer(), jax.random.PRNGKey(0), run.num_steps)
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    try:
+        return checkpointer.restore(template)
+    finally:
+        checkpointer.close()

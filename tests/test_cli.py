@@ -1,6 +1,5 @@
 """The `eqdd` command and benchmarks/compression_rates.py end to end on tiny runs."""
 
-import dataclasses
 import gzip
 import io
 import json
@@ -12,17 +11,15 @@ import sys
 from pathlib import Path
 
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from eqdd import cli, compression
-from eqdd.runs import images as image_runs_module
-from eqdd.runs import text8_oaardm
-from eqdd.train import Checkpointer, StepLosses, TrainState
-from tests.scripts import TINY_RUN, load_script, write_text8
+from eqdd.runs import load_run
+from eqdd.runs.codec import codec_model
+from eqdd.train import Checkpointer
+from tests.scripts import TINY_RUN, load_script, saved_state, write_text8
 
 experiment = load_script("experiments/text8_oaardm.py")
 benchmark = load_script("benchmarks/compression_rates.py")
@@ -35,35 +32,14 @@ def runs(tmp_path_factory, text8_dir) -> tuple[Path, Path]:
     config has a setting this version does not know (as a newer eqdd would write)."""
     root = tmp_path_factory.mktemp("runs")
     experiment.main(["--data-dir", str(text8_dir), "--run-dir", str(root / "run"), *TINY])
-    _, state, _ = text8_oaardm.load_run(root / "run")
+    state, metadata = saved_state(root / "run")
     other = eqx.tree_at(lambda s: s.ema_model.head.bias, state, state.ema_model.head.bias + 0.5)
-    source = Checkpointer(root / "run" / "checkpoints")
-    metadata = source.metadata()
-    source.close()
     newer = {**metadata, "config": {**metadata["config"], "future_option": 1}}
-    for name, saved_state, saved_metadata in (("other", other, metadata), ("newer", state, newer)):
+    for name, written_state, written_metadata in (("other", other, metadata), ("newer", state, newer)):
         target = Checkpointer(root / name / "checkpoints")
-        target.save(int(state.step), saved_state, saved_metadata)
+        target.save(int(state.step), written_state, written_metadata)
         target.close()
     return root / "run", root / "other", root / "newer"
-
-
-@pytest.fixture(scope="module")
-def image_runs(tmp_path_factory) -> tuple[Path, Path]:
-    """Untrained width-8 U-Net runs of the image experiment on Fashion-MNIST (28x28x1) with made-up `L_t`,
-    an OA-ARDM and an Upscale ARDM (b = 16, S = 2), written directly (training would take far longer
-    than the tests of the command)."""
-    root = tmp_path_factory.mktemp("image_runs")
-    for name, options in (("oa", {}), ("upscale", {"model": "upscale", "branch_factor": 16})):
-        config = image_runs_module.Config(run_dir=str(root / name), width=8, **options)
-        model, _, num_steps = image_runs_module.build(config, (28, 28, 1), jax.random.PRNGKey(0))
-        state = TrainState.create(model, config.make_optimizer(), jax.random.PRNGKey(0), num_steps)
-        losses = StepLosses(jnp.linspace(6.0, 1.0, num_steps), jnp.ones(num_steps, bool))
-        state = eqx.tree_at(lambda s: s.step_losses, state, losses)
-        checkpointer = Checkpointer(root / name / "checkpoints")
-        checkpointer.save(1, state, {"config": dataclasses.asdict(config)})
-        checkpointer.close()
-    return root / "oa", root / "upscale"
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -106,7 +82,7 @@ def test_the_order_the_run_chose_on_training_data_is_used_unless_orders_are_aske
     chosen = json.loads((runs[0] / "results.json").read_text())["codec_order"]
     bits = chosen["candidate_bits"]
     assert chosen["num_chunks"] == 16 and len(bits) == 5 and bits[chosen["seed"]] == min(bits)
-    assert chosen["fingerprint"] == cli.load_model(runs[0]).fingerprint.hex()
+    assert chosen["fingerprint"] == codec_model(load_run(runs[0])).fingerprint.hex()
     (tmp_path / "in.txt").write_bytes(b"the dog ran on the mat " * 4)
     eqdd("compress", tmp_path / "in.txt", tmp_path / "a.z", runs[0])
     assert f"order {chosen['seed']}: chosen by the run on training data" in capsys.readouterr().err
@@ -247,7 +223,7 @@ def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tm
     blob = (tmp_path / "image.z").read_bytes()
     (tmp_path / "truncated.z").write_bytes(blob[:-3])
     (tmp_path / "damaged.z").write_bytes(blob[:-3] + bytes([blob[-3] ^ 1]) + blob[-2:])
-    model = cli.load_model(image_runs[0])
+    model = codec_model(load_run(image_runs[0]))
     pair = np.zeros((2, 28, 28, 1), np.uint8)
     (tmp_path / "pair.z").write_bytes(compression.compress_images(pair, model, 2))
     out = tmp_path / "out"

@@ -50,7 +50,7 @@ def test_main_trains_evaluates_samples_infills_and_writes_outputs(text8_dir, tmp
 def test_the_noise_law_is_the_training_unigram_law(text8_dir):
     splits = text8.load(str(text8_dir))
     config = experiment.Config(seq_len=32)
-    _, objective = experiment.build(config, splits.train, jax.random.PRNGKey(0))
+    _, objective = experiment.build(config, experiment.noise_counts(splits.train), jax.random.PRNGKey(0))
     law = np.asarray(objective.process.vocab_law)
     counts = np.bincount(splits.train, minlength=text8.NUM_CLASSES)
     np.testing.assert_allclose(law, counts / counts.sum(), atol=1e-4)

@@ -136,3 +136,36 @@ def test_policy_sampling_draws_from_the_law_the_policy_defines():
         law, num_positions, num_classes, jnp.asarray(policy, jnp.int32), 60_000, 4
     )
     assert _chi_square_pvalue(samples, expected, num_classes) > 1e-4
+
+
+@pytest.mark.parametrize("policy", [None, (1,), (1, 2)])
+def test_infilling_draws_from_the_conditional_law(policy):
+    # With the exact tabular denoiser, giving position 1 and generating the rest (one call per step, or a
+    # policy starting after the given position) draws from the law's conditional given x_1; one call for
+    # both remaining positions draws them independently from their conditional marginals.
+    num_positions, num_classes, given = 3, 3, 2
+    law = random_law(np.random.default_rng(11), num_positions, num_classes)
+    law = 0.5 * law + 0.5 / len(law)
+    joint = law.reshape((num_classes,) * num_positions)[:, given, :]
+    conditional = joint / joint.sum()
+    if policy == (1,):
+        conditional = np.outer(conditional.sum(axis=1), conditional.sum(axis=0))
+    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
+    known = jnp.array([False, True, False])
+    tokens = jnp.array([0, given, 0], jnp.int32)
+    steps = None if policy is None else jnp.asarray(policy, jnp.int32)
+    draw = jax.jit(
+        lambda key: sample_oa_ardm(denoiser, key, 40_000, num_positions, num_classes, steps, known, tokens)
+    )
+    samples = np.asarray(draw(jax.random.PRNGKey(7)))
+    assert (samples[:, 1] == given).all()
+    observed = np.bincount(samples[:, 0] * num_classes + samples[:, 2], minlength=num_classes**2)
+    assert stats.chisquare(observed, conditional.reshape(-1) * len(samples)).pvalue > 1e-4
+    unconditional = law.reshape((num_classes,) * num_positions).sum(axis=1).reshape(-1)
+    assert 0.5 * np.abs(conditional.reshape(-1) - unconditional).sum() > 0.02  # the test has teeth
+
+
+def test_infilling_needs_both_the_mask_and_the_tokens():
+    denoiser = TabularDenoiser(np.full(8, 1 / 8), 3, 2, dtype=jnp.float32)
+    with pytest.raises(ValueError, match="both"):
+        sample_oa_ardm(denoiser, jax.random.PRNGKey(0), 2, 3, 2, known=jnp.ones(3, bool))

@@ -264,6 +264,18 @@ class GGMObjective(eqx.Module):
         if self.timesteps_per_sequence < 1:
             raise ValueError(f"timesteps_per_sequence must be at least 1, got {self.timesteps_per_sequence}")
 
+    def num_steps(self, num_positions: int) -> int:
+        """`T`, the number of steps `t` (and of `L_t` values), for sequences of the process's length.
+
+        Raises:
+            ValueError: when `num_positions` is not the process's `L`.
+        """
+        if num_positions != self.process.num_positions:
+            raise ValueError(
+                f"the process is defined on sequences of {self.process.num_positions}, not {num_positions}"
+            )
+        return self.process.num_steps
+
     @typecheck
     def estimate(
         self, denoiser: Denoiser, x: Int[Array, " L"], t: Int[Array, ""], key: PRNGKeyArray

@@ -1,6 +1,7 @@
-"""A run as the codec sees it (`eqdd compress`): its [`eqdd.compression.CodecModel`][], and the order
+"""A run as the codec sees it (`eqdd compress`): its [`eqdd.compression.CodecModel`][], the order
 chosen for it on training data at the end of training (the paper's protocol, reference §5), kept in the
-run's `results.json`."""
+run's `results.json`, and the models files were compressed with, kept under the run's `models/` so
+that training the run further never takes away what a file needs to be decompressed."""
 
 import dataclasses
 import json
@@ -14,19 +15,14 @@ from jaxtyping import Int
 from eqdd import compression
 from eqdd import policy as policies
 from eqdd.objectives import AbstractARDMObjective
-from eqdd.train import TrainState
-from eqdd.train.session import TrainingConfig
+from eqdd.runs import model_file
+from eqdd.runs.registry import Run, load_run, save_model
 
 DEFAULT_BUDGET = 50  # the paper's compression default (reference §4.5)
+MODELS = "models"  # under a run directory: the models files were compressed with
 
 
-def codec_model(
-    config: TrainingConfig,
-    state: TrainState,
-    objective: AbstractARDMObjective,
-    num_positions: int,
-    image_shape: tuple[int, int, int] | None = None,
-) -> compression.CodecModel:
+def codec_model(run: Run) -> compression.CodecModel:
     """The codec's view of a run: EMA network, objective, `D`, `L_t`, fingerprint and image shape.
 
     `L_t` of steps never observed in training (barely trained runs) is the largest observed value
@@ -34,17 +30,19 @@ def codec_model(
     not change when a run is resumed (so not the run directory, the data directory, the attention
     backend or the evaluation options).
 
-    Arguments:
-        config: the run's config.
-        state: its training state (the newest).
-        objective: its objective.
-        num_positions: `D`.
-        image_shape: `(H, W, C)` of an image run, `None` for text.
+    Raises:
+        CompressionError: for a GGM run (its bound is not an exact likelihood to code with).
     """
+    if not isinstance(run.objective, AbstractARDMObjective):
+        raise compression.CompressionError(
+            f"a run of {run.experiment} cannot code files: its bound is not an exact likelihood; give a run "
+            "of experiments/text8_oaardm.py or experiments/cifar10_ardm.py"
+        )
+    config = run.config
     description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
-    losses = policies.fill_unseen(np.asarray(state.step_losses.values), np.asarray(state.step_losses.seen))
+    losses = policies.fill_unseen(np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen))
     return compression.CodecModel.create(
-        state.ema_model, objective, num_positions, losses, description, image_shape
+        run.model, run.objective, run.num_positions, losses, description, run.image_shape
     )
 
 
@@ -73,20 +71,13 @@ def choose_order(
     }
 
 
-def choose_run_order(
-    config: TrainingConfig,
-    state: TrainState,
-    objective: AbstractARDMObjective,
-    train_chunks: Int[np.ndarray, "M D"],
-    image_shape: tuple[int, int, int] | None = None,
-) -> dict[str, Any] | None:
+def choose_run_order(run: Run, train_chunks: Int[np.ndarray, "M D"]) -> dict[str, Any] | None:
     """At the end of a run: [`choose_order`][] among `config.codec_orders` candidates on `train_chunks`
     for the run's [`codec_model`][] (printed), for its `results.json`; `None` when `codec_orders` is 0."""
-    if not config.codec_orders:
+    if not run.config.codec_orders:
         return None
-    model = codec_model(config, state, objective, train_chunks.shape[1], image_shape)
-    chosen = choose_order(model, train_chunks, config.codec_orders)
-    print(f"order for eqdd compress: seed {chosen['seed']} of {config.codec_orders}", flush=True)
+    chosen = choose_order(codec_model(run), train_chunks, run.config.codec_orders)
+    print(f"order for eqdd compress: seed {chosen['seed']} of {run.config.codec_orders}", flush=True)
     return chosen
 
 
@@ -101,3 +92,30 @@ def saved_order(run_dir: str | os.PathLike, model: compression.CodecModel) -> in
     if not chosen or chosen.get("fingerprint") != model.fingerprint.hex():
         return None
     return int(chosen["seed"])
+
+
+def kept_model(run_dir: str | os.PathLike, fingerprint: bytes) -> Path:
+    """Where a run directory keeps the model of `fingerprint`: `models/<fingerprint>.eqdd-model`."""
+    return Path(run_dir) / MODELS / f"{fingerprint.hex()}{model_file.SUFFIX}"
+
+
+def keep(run: Run, model: compression.CodecModel, source: str | os.PathLike) -> Path | None:
+    """Before a file is compressed with the newest checkpoint of the run directory `source`: keep that
+    model as a model file under the run (unless it is there already), out of the reach of checkpoint
+    rotation.
+
+    Returns:
+        The file written, or `None` when there was nothing to write (already kept, or `source` is a
+        model file, which never changes).
+    """
+    if Path(source).is_file():
+        return None
+    path = kept_model(source, model.fingerprint)
+    return None if path.exists() else save_model(run, path)
+
+
+def open_for(source: str | os.PathLike, fingerprint: bytes) -> Run:
+    """The run to decompress a file of `fingerprint` with: the model the run directory `source` kept for
+    it when there is one, else `source` itself (a model file, or the run's newest checkpoint)."""
+    kept = kept_model(source, fingerprint)
+    return load_run(kept if Path(source).is_dir() and kept.is_file() else source)

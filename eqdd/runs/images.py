@@ -1,20 +1,19 @@
 """A run of an ARDM on images (`experiments/cifar10_ardm.py`): its options, presets, model and objective,
-its DP policies, and how to load one back (for the experiment, the benchmarks and `eqdd compress`)."""
+its DP policies, and how to restore one ([`eqdd.load_run`][] is the way in)."""
 
 import dataclasses
 import functools
-import os
+from typing import Any
 
 import jax
 import numpy as np
 
-from eqdd import policy as policies
 from eqdd.config import non_negative, option, positive
 from eqdd.data import images
 from eqdd.denoisers.unet import UNet
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
 from eqdd.processes import UpscaleTransitions, upscale
-from eqdd.train import TrainState, session
+from eqdd.train import session
 
 # A run's image shape is not saved with it: the datasets' fixed sizes, else read from its folder.
 DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
@@ -30,6 +29,8 @@ def _budgets(value: str) -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class Config(session.TrainingConfig):
+    EXPERIMENT = "cifar10_ardm"
+
     run_dir: str = option("runs/cifar10_ardm", "output directory; a run already there is resumed")
     dataset: str = option("fashion_mnist", "image set", choices=images.DATASETS)
     data_dir: str | None = option(
@@ -134,22 +135,7 @@ def build(config: Config, image_shape: tuple[int, int, int], key: jax.Array):
     return model, objective, num_steps
 
 
-def plan_policies(
-    config: Config, state: TrainState, num_stages: int, budgets: list[int]
-) -> dict[int, np.ndarray]:
-    """DP policies for each budget (per stage), planned on the tracked `L_t` sorted per stage as in the
-    paper; `(K,)` boundaries for OA models, `(S, K)` for Upscale models."""
-    losses = policies.fill_unseen(np.asarray(state.step_losses.values), np.asarray(state.step_losses.seen))
-    num_variables = losses.size // num_stages
-    budgets = sorted({min(b, num_variables) for b in budgets})
-    planned = policies.optimal_stage_policies(losses, num_stages, budgets)
-    return {
-        budget: boundaries[0] if config.model == "oa" else boundaries
-        for budget, (boundaries, _) in zip(budgets, planned, strict=True)
-    }
-
-
-def image_shape(config: Config) -> tuple[int, int, int]:
+def data_shape(config: Config) -> tuple[int, int, int]:
     """`(H, W, C)` of a run: its dataset's fixed size, or for an image folder the size of the folder's
     images (read once; the run must name the folder, or `$EQDD_DATA_DIR` must hold it).
 
@@ -166,17 +152,10 @@ def _image_folder_shape(data_dir: str | None) -> tuple[int, int, int]:
     return images.load_image_folder(data_dir).image_shape
 
 
-def load_run(
-    run_dir: str | os.PathLike,
-) -> tuple[Config, TrainState, OAARDMObjective | UpscaleObjective, tuple]:
-    """The config, newest state, objective and image shape `(H, W, C)` of a run (for tools).
-
-    Raises:
-        FileNotFoundError: when `run_dir` holds no checkpoint.
-        ImageDataError: when the run's image folder cannot be read.
-        ValueError: when the checkpoint does not fit the run's image shape.
-    """
-    config = session.saved_config(run_dir, Config)
-    shape = image_shape(config)
-    model, objective, num_steps = build(config, shape, jax.random.PRNGKey(0))
-    return config, session.restore_state(config, model, num_steps), objective, shape
+def template(
+    config: Config, rebuild: dict[str, Any], shape: tuple[int, int, int]
+) -> tuple[UNet, OAARDMObjective | UpscaleObjective]:
+    """A model (its arrays to be restored) and the objective of a run of images of `shape` (for
+    [`eqdd.load_run`][])."""
+    model, objective, _ = build(config, shape, jax.random.PRNGKey(0))
+    return model, objective

@@ -1,8 +1,8 @@
 """A run of the Glauber Generative Model on text8 (`experiments/text8_ggm.py`): its options, presets,
-model and objective, how to load one back, and sampling with its settings."""
+model and objective, how to restore one, and sampling with its settings."""
 
 import dataclasses
-from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -15,7 +15,6 @@ from eqdd.processes import GlauberProcess, unigram_law
 from eqdd.processes.glauber import KERNELS, SCHEDULES
 from eqdd.runs import text8 as text8_runs
 from eqdd.samplers import sample_ggm
-from eqdd.train import TrainState, session
 
 
 def _open_fraction(value) -> str | None:
@@ -32,6 +31,8 @@ def _top_p(value) -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class Config(text8_runs.Text8Config):
+    EXPERIMENT = "text8_ggm"
+
     run_dir: str = option("runs/text8_ggm", "output directory; a run already there is resumed")
     batch_size: int = option(8, "training sequences per step (each scored at --timesteps steps)", positive)
     timesteps: int = option(4, "steps t drawn per sequence per batch (the paper: 32)", positive)
@@ -97,12 +98,16 @@ PRESETS = {
 }
 
 
-def build(config: Config, train_tokens: np.ndarray, key: jax.Array) -> tuple[eqx.Module, GGMObjective]:
-    """The network and objective a config describes; the noise law comes from the training split."""
-    if config.noise_law == "unigram":
-        law = unigram_law(np.bincount(train_tokens, minlength=text8.NUM_CLASSES))
-    else:
-        law = np.ones(text8.NUM_CLASSES)
+def noise_counts(train_tokens: np.ndarray) -> list[int]:
+    """How often each character occurs in the training split: what the noise law is estimated from,
+    saved with the run (`rebuild`) so that it can be restored without the data."""
+    return np.bincount(train_tokens, minlength=text8.NUM_CLASSES).tolist()
+
+
+def build(config: Config, counts: list[int], key: jax.Array) -> tuple[eqx.Module, GGMObjective]:
+    """The network and objective a config describes, the noise law estimated from the training split's
+    character `counts` ([`noise_counts`][])."""
+    law = unigram_law(np.asarray(counts)) if config.noise_law == "unigram" else np.ones(text8.NUM_CLASSES)
     process = GlauberProcess(
         law, config.seq_len, config.num_sweeps, config.kappa, config.schedule, config.kernel
     )
@@ -110,15 +115,20 @@ def build(config: Config, train_tokens: np.ndarray, key: jax.Array) -> tuple[eqx
     return model, GGMObjective(process, config.timesteps, config.closed_form)
 
 
-def load_run(run_dir: str | Path, train_tokens: np.ndarray) -> tuple[Config, TrainState, GGMObjective]:
-    """The config, newest state and objective of a run of this experiment (for benchmarks and tools).
+def data_shape(config: Config) -> tuple[int]:
+    """`(L,)`: the shape of one example."""
+    return (config.seq_len,)
+
+
+def template(config: Config, rebuild: dict[str, Any], shape: tuple[int]) -> tuple[eqx.Module, GGMObjective]:
+    """A model (its arrays to be restored) and the objective of a run (for [`eqdd.load_run`][]). A run
+    saved before its character counts were kept in `rebuild` reads them from its training data.
 
     Raises:
-        FileNotFoundError: when `run_dir` holds no checkpoint.
+        Text8Error: when an older run's training data cannot be read.
     """
-    config = session.saved_config(run_dir, Config)
-    model, objective = build(config, train_tokens, jax.random.PRNGKey(0))
-    return config, session.restore_state(config, model, objective.process.num_steps), objective
+    counts = rebuild.get("noise_counts") or noise_counts(text8_runs.load(config).train)
+    return build(config, counts, jax.random.PRNGKey(0))
 
 
 def sample(config: Config, model, process: GlauberProcess, key, num_samples: int, known=None, tokens=None):

@@ -1,8 +1,8 @@
 """A run of the OA-ARDM on text8 (`experiments/text8_oaardm.py`): its options, presets, model and
-objective, and how to load one back (for the experiment, the benchmarks and `eqdd compress`)."""
+objective, and how to restore one ([`eqdd.load_run`][] is the way in)."""
 
 import dataclasses
-from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -12,7 +12,7 @@ from eqdd.data import text8
 from eqdd.denoisers.transformer import ACTIVATIONS
 from eqdd.objectives import OAARDMObjective
 from eqdd.runs import text8 as text8_runs
-from eqdd.train import TrainState, session
+from eqdd.train import session
 from eqdd.train.state import OPTIMIZERS, SCHEDULES
 
 
@@ -42,6 +42,7 @@ class Config(text8_runs.Text8Config):
         5, "orders scored on 16 training chunks for `eqdd compress`, the best kept (0: none)", non_negative
     )
 
+    EXPERIMENT = "text8_oaardm"
     RESUMABLE = text8_runs.Text8Config.RESUMABLE | {"codec_orders"}
     LEGACY = text8_runs.Text8Config.LEGACY | {"elbo_weight": 1.0}
 
@@ -55,7 +56,7 @@ class Config(text8_runs.Text8Config):
 PRESETS = {
     "cpu": {},
     # A longer CPU run: the default's recipe on a wider and deeper network (3x192, 1.4M parameters)
-    # with batches of 16, 14,000 steps, under 2 hours on 2 cores (measured: benchmarks/RESULTS.md).
+    # with batches of 16, 12,000 steps, under 2 hours on 2 cores (measured: benchmarks/RESULTS.md).
     "cpu-long": dict(
         batch_size=16,
         width=192,
@@ -63,7 +64,7 @@ PRESETS = {
         num_heads=3,
         mlp_width=768,
         warmup_steps=200,
-        num_steps=14000,
+        num_steps=12000,
         log_every=50,
         checkpoint_every=500,
     ),
@@ -79,12 +80,13 @@ def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
     return model, OAARDMObjective(text8.ABSORBING, config.ce_weight, config.elbo_weight)
 
 
-def load_run(run_dir: str | Path) -> tuple[Config, TrainState, OAARDMObjective]:
-    """The config, newest state and objective of a run of this experiment (for benchmarks and tools).
+def data_shape(config: Config) -> tuple[int]:
+    """`(D,)`: the shape of one example."""
+    return (config.seq_len,)
 
-    Raises:
-        FileNotFoundError: when `run_dir` holds no checkpoint.
-    """
-    config = session.saved_config(run_dir, Config)
-    model, objective = build(config, jax.random.PRNGKey(0))
-    return config, session.restore_state(config, model, config.seq_len), objective
+
+def template(
+    config: Config, rebuild: dict[str, Any], shape: tuple[int]
+) -> tuple[eqx.Module, OAARDMObjective]:
+    """A model (its arrays to be restored) and the objective of a run (for [`eqdd.load_run`][])."""
+    return build(config, jax.random.PRNGKey(0))

@@ -4,11 +4,15 @@ A policy is a strictly increasing list of left boundaries `0 = b_0 < b_1 < … <
 `b_K = D`, segment `j` makes one network call at `t = b_j` and draws every position with
 `b_j <= sigma < b_{j+1}` independently from it. The default policy `0, 1, …, D-1` is the exact
 ancestral sampler of the paper (Algorithm 1): one position per call.
+
+Infilling (zero-shot, paper §3): positions whose values are given come first in every order, so the
+model completes them as it would have had it generated them itself; with `k` given positions a policy
+may start at `b_0 = k` (steps before it have nothing left to draw).
 """
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Int, PRNGKeyArray
 
 from eqdd._typing import Denoiser, typecheck
 from eqdd.processes import absorbing
@@ -23,8 +27,10 @@ def sample_oa_ardm(
     num_positions: int,
     absorbing_token: int,
     policy: Int[Array, " P"] | None = None,
+    known: Bool[Array, " {num_positions}"] | None = None,
+    known_tokens: Int[Array, " {num_positions}"] | None = None,
 ) -> Int[Array, "{num_samples} {num_positions}"]:
-    """Generate sequences, each with its own random order.
+    """Generate sequences, each with its own random order, optionally around given positions.
 
     Arguments:
         denoiser: maps a corrupted sequence and `t` to logits of shape `(D, K)`.
@@ -34,10 +40,17 @@ def sample_oa_ardm(
         absorbing_token: the index of the absorbing token.
         policy: left boundaries of the segments (see the module docstring); `None` means
             `0, 1, …, D-1`, one position per network call.
+        known: which positions are given (the same for every sample); `None` for none.
+        known_tokens: their values (ignored where not `known`).
 
     Returns:
-        Int32 samples of shape `(num_samples, D)`.
+        Int32 samples of shape `(num_samples, D)`, equal to `known_tokens` where `known`.
     """
+    if (known is None) != (known_tokens is None):
+        raise ValueError("infilling needs both `known` and `known_tokens`")
+    if known is None:
+        known = jnp.zeros(num_positions, bool)
+        known_tokens = jnp.full(num_positions, absorbing_token, jnp.int32)
     # Only the positions of a segment are drawn: at most `width` of them, the positions at steps
     # `left, ..., left + width - 1` of each order (one per call for the default policy).
     width = 1 if policy is None else num_positions
@@ -48,7 +61,8 @@ def sample_oa_ardm(
     sigmas = jax.vmap(absorbing.sample_order, in_axes=(0, None))(
         jax.random.split(order_key, num_samples), num_positions
     )
-    by_step = jnp.argsort(sigmas, axis=1)  # by_step[n, s]: the position generated at step s
+    # by_step[n, s]: the position generated at step s; given positions first, each group in sigma's order
+    by_step = jnp.argsort(jnp.where(known, sigmas, sigmas + num_positions), axis=1)
     batched_denoiser = jax.vmap(denoiser, in_axes=(0, None))
     rows = jnp.arange(num_samples)[:, None]
 
@@ -58,10 +72,10 @@ def sample_oa_ardm(
         positions = by_step[:, steps % num_positions]  # distinct positions: width <= D
         logits = batched_denoiser(x, left)[rows, positions]
         draws = sample_categorical(step_key, logits)
-        chosen = jnp.where(steps < right, draws, x[rows, positions])
+        chosen = jnp.where((steps < right) & ~known[positions], draws, x[rows, positions])
         return x.at[rows, positions].set(chosen), None
 
-    start = jnp.full((num_samples, num_positions), absorbing_token, jnp.int32)
+    start = jnp.broadcast_to(jnp.where(known, known_tokens, absorbing_token), (num_samples, num_positions))
     segments = (lefts, rights, jax.random.split(draw_key, policy.shape[0]))
     samples, _ = jax.lax.scan(generate_segment, start, segments)
     return samples

@@ -92,6 +92,10 @@ class TrainingConfig:
         }
     )
 
+    # The experiment a run of this config belongs to, saved with its checkpoints so that
+    # `eqdd.load_run` knows how to rebuild it (`eqdd.runs.registry`).
+    EXPERIMENT = ""
+
     # The values that settings added since eqdd 0.1.0 had implicitly in runs saved before they existed
     # (a run's saved config lacks them); their defaults may differ.
     LEGACY = {"lr_schedule": "constant", "optimizer": "adamw", "muon_learning_rate": 0.02}
@@ -209,6 +213,7 @@ def train(
     num_diffusion_steps: int,
     batches,
     key: jax.Array,
+    rebuild: dict[str, Any] | None = None,
 ) -> tuple[TrainState, float]:
     """Train `model` on `objective` up to `config.num_steps`, resuming the run in `config.run_dir`.
 
@@ -219,6 +224,8 @@ def train(
         num_diffusion_steps: the number of steps `t` whose losses `L_t` are tracked.
         batches: a checkpointable iterator of global batches (grain), at its start.
         key: the PRNG key of the training randomness.
+        rebuild: what else (besides the config) rebuilding the objective needs, e.g. a law estimated
+            from the training data; saved with every checkpoint (JSON) for [`saved_metadata`][].
 
     Returns:
         The trained state (replicated over the data mesh) and the seconds this call trained for.
@@ -236,9 +243,9 @@ def train(
         )
     if writes_files():  # this process holds the run's lock
         checkpointer.tidy()
-    saved_config = dataclasses.asdict(config)
+    saved = {"experiment": config.EXPERIMENT, "config": dataclasses.asdict(config), "rebuild": rebuild or {}}
     if writes_files():
-        (run_dir / "config.json").write_text(json.dumps(saved_config, indent=2))
+        (run_dir / "config.json").write_text(json.dumps(saved, indent=2))
     mesh = data_mesh()
     if config.batch_size % mesh.size:
         raise ConfigError(f"--batch-size ({config.batch_size}) must be a multiple of the {mesh.size} devices")
@@ -249,7 +256,7 @@ def train(
         batches,
         num_steps=config.num_steps,
         checkpointer=checkpointer,
-        metadata=lambda: {"config": saved_config, "data_iterator": batches.get_state()},
+        metadata=lambda: {**saved, "data_iterator": batches.get_state()},
         metrics_path=run_dir / "metrics.jsonl",
         log_every=config.log_every,
         checkpoint_every=config.checkpoint_every,
@@ -311,9 +318,10 @@ def config_from_saved(saved: dict[str, Any], config_class: type, run_dir: str | 
     return config_class(**saved)
 
 
-def saved_settings(run_dir: str | Path) -> dict[str, Any]:
-    """The settings a run in `run_dir` was started with, as saved in its newest checkpoint (a dict);
-    nothing is created when there is none.
+def saved_metadata(run_dir: str | Path) -> dict[str, Any]:
+    """What the newest checkpoint of the run in `run_dir` saved besides its arrays: `"config"` (the
+    settings it was started with), `"experiment"` and `"rebuild"` (what [`train`][] was given; older
+    runs lack these two) and `"data_iterator"`. Nothing is created when there is no checkpoint.
 
     Raises:
         FileNotFoundError: when `run_dir` holds no checkpoint.
@@ -325,20 +333,9 @@ def saved_settings(run_dir: str | Path) -> dict[str, Any]:
     try:
         if checkpointer.latest_step() is None:
             raise FileNotFoundError(f"{run_dir} holds no checkpoint")
-        return checkpointer.metadata()["config"]
+        return checkpointer.metadata()
     finally:
         checkpointer.close()
-
-
-def saved_config(run_dir: str | Path, config_class: type):
-    """The config a run in `run_dir` was started with, its `run_dir` set to where the run is now.
-
-    Raises:
-        FileNotFoundError: when `run_dir` holds no checkpoint.
-        ConfigError: see [`config_from_saved`][].
-    """
-    config = config_from_saved(saved_settings(run_dir), config_class, run_dir)
-    return dataclasses.replace(config, run_dir=str(run_dir))
 
 
 def restore_state(config: TrainingConfig, model: eqx.Module, num_diffusion_steps: int) -> TrainState:

@@ -1,0 +1,5 @@
+"""`python -m eqdd.cli`: the `eqdd` command."""
+
+from eqdd.cli import main
+
+main()

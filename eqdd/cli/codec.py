@@ -1,0 +1,151 @@
+"""`eqdd compress` and `eqdd decompress`: lossless coding of text and images with a trained OA-ARDM or
+Upscale ARDM.
+
+For a text run, IN must be plain text in the text8 alphabet (lowercase a-z and space); for an image
+run, IN is an image file (PNG or any format Pillow reads) of the run's size and channels, and
+decompress writes a PNG. OUT is written only once everything has succeeded (decompression: after
+every check), through a temporary file renamed into place. OUT must not be IN, and an existing OUT is
+refused unless `--force` is given (as gzip and zstd do); both are checked, with OUT's directory,
+before any work.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from eqdd import compression
+from eqdd.cli._files import check_output, write_atomically
+from eqdd.compression import container
+from eqdd.compression.model import describe_shape
+from eqdd.data import pipeline
+from eqdd.runs import codec, load_run
+from eqdd.runs.codec import DEFAULT_BUDGET
+from eqdd.runs.registry import Run
+
+DEFAULT_ORDERS = 5  # candidate orders scored on the input when the run chose none
+
+
+def add_commands(commands, checkpoint_help: str) -> None:
+    """The two commands' parsers, under `commands` (argparse subparsers)."""
+    for name, help in (
+        ("compress", "compress a text file in the text8 alphabet, or an image"),
+        ("decompress", "restore a file written by `eqdd compress`"),
+    ):
+        command = commands.add_parser(name, help=help, description=f"{help}. {__doc__.split(chr(10) * 2)[1]}")
+        command.add_argument("input", type=Path, metavar="IN")
+        command.add_argument("output", type=Path, metavar="OUT")
+        command.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+        command.add_argument(
+            "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+        )
+        command.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+        command.set_defaults(run=_compress if name == "compress" else _decompress)
+    compress = commands.choices["compress"]
+    compress.add_argument(
+        "--budget",
+        type=int,
+        help=f"network calls per chunk of D characters or per image, and per stage of an Upscale ARDM "
+        f"(default: {DEFAULT_BUDGET}, at most D)",
+    )
+    compress.add_argument(
+        "--orders",
+        type=int,
+        help="score N seeded orders on the input and take the best (default: the order the run chose on "
+        f"its training data, else {DEFAULT_ORDERS} on the input)",
+    )
+    compress.add_argument(
+        "--order-chunks",
+        type=int,
+        default=8,
+        help="the orders are scored on the first N full chunks of the input (default: %(default)s)",
+    )
+    compress.add_argument(
+        "--batch-size", type=int, default=16, help="chunks per network call (default: %(default)s)"
+    )
+    compress.add_argument(
+        "--verify", action="store_true", help="decompress the result and compare before writing it"
+    )
+
+
+def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None]:
+    """The input's tokens, and for an image run its pixels."""
+    if run.kind == "text":
+        return compression.encode_text(data), None
+    image = compression.read_image(data)
+    if image.shape != run.image_shape:
+        raise compression.ShapeError(
+            f"the image is {describe_shape(image.shape)}, but the run codes "
+            f"{describe_shape(run.image_shape)} images (height x width x channels)"
+        )
+    return image.reshape(-1), image
+
+
+def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> bytes | np.ndarray:
+    """The text (bytes) or the one image (pixels) of a file."""
+    if model.kind == "text":
+        return compression.decompress(blob, model, show_progress)
+    return compression.decompress_images(blob, model, show_progress)[0]
+
+
+def _compress(args) -> None:
+    check_output(args.input, args.output, args.force)
+    data = args.input.read_bytes()
+    if (
+        (args.orders is not None and args.orders < 1)
+        or args.order_chunks < 0
+        or not 1 <= args.batch_size < 1 << 16
+    ):
+        raise compression.CompressionError(
+            "--orders must be >= 1, --order-chunks >= 0, --batch-size in 1..65535"
+        )
+    run = load_run(args.checkpoint)
+    tokens, image = _read_input(data, run)
+    model = codec.codec_model(run)
+    budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
+    if not 1 <= budget <= model.num_positions:
+        raise compression.CompressionError(f"--budget must be in 1..{model.num_positions}, got {budget}")
+    seed = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
+    chosen = "chosen by the run on training data"
+    if seed is None:
+        orders = DEFAULT_ORDERS if args.orders is None else args.orders
+        chunks = pipeline.eval_chunks(tokens, model.num_positions)[: args.order_chunks]
+        seed, chosen = 0, "seed 0"
+        if orders > 1 and len(chunks):
+            seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders)
+            chosen = f"best of {orders} on the input"
+    if image is None:
+        blob = compression.compress(data, model, budget, seed, args.batch_size, args.progress)
+        what, unit = f"{len(data):,} characters", "character"
+    else:
+        blob = compression.compress_images(image[None], model, budget, seed, args.batch_size, args.progress)
+        what, unit = f"{describe_shape(image.shape)} image", "dimension"
+    if args.verify:
+        restored = _decode(blob, model, args.progress)
+        if not (restored == data if image is None else np.array_equal(restored, image)):
+            raise compression.DeterminismError("the compressed file does not decompress to the input")
+    stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
+    print(
+        f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(tokens.size, 1):.4f} bits per "
+        f"{unit}; budget {budget}{stages}, order {seed}: {chosen})",
+        file=sys.stderr,
+    )
+    kept = codec.keep(run, model, args.checkpoint)  # before OUT exists, so OUT never lacks its model
+    if kept is not None:
+        print(f"kept the model it needs for decompression in {kept}", file=sys.stderr)
+    write_atomically(args.output, blob)
+
+
+def _decompress(args) -> None:
+    check_output(args.input, args.output, args.force)
+    blob = args.input.read_bytes()
+    header, _ = container.unpack(blob)  # refuse a damaged file before loading the model
+    if header.kind == "images" and header.num_images != 1:
+        raise compression.CompressionError(
+            f"the file holds {header.num_images:,} images and `eqdd decompress` writes one PNG: decode it "
+            "with eqdd.compression.decompress_images"
+        )
+    model = codec.codec_model(codec.open_for(args.checkpoint, header.fingerprint))
+    restored = _decode(blob, model, args.progress)
+    write_atomically(args.output, restored if model.kind == "text" else compression.to_png(restored))

@@ -1,0 +1,250 @@
+"""`eqdd sample`, `eqdd evaluate` and `eqdd export`: draw from a trained run, measure its bound on any
+data, and write its model as one file."""
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from eqdd import compression
+from eqdd._progress import progress
+from eqdd.cli._files import check_output, write_atomically
+from eqdd.config import ConfigError
+from eqdd.data import images, pipeline, text8
+from eqdd.runs import inference, load_run, save_model
+from eqdd.runs.registry import Run
+
+UNKNOWN = "_"  # a position of an infilling template left to the model
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def add_commands(commands, checkpoint_help: str) -> None:
+    """The two commands' parsers, under `commands` (argparse subparsers)."""
+    budget_help = (
+        "network calls per example (per stage of an Upscale ARDM) with the DP policy planned on the run's "
+        "L_t (default: {}); not for GGM runs, which take their T steps"
+    )
+    sample = commands.add_parser(
+        "sample",
+        help="draw samples from a run (text to stdout or a file, images to a PNG grid)",
+        description="Draw samples from a run: text runs print one sample per line (or write them to "
+        "--output), image runs write a PNG grid to --output.",
+    )
+    sample.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+    sample.add_argument(
+        "--num-samples", type=int, default=4, metavar="N", help="samples (default: %(default)s)"
+    )
+    sample.add_argument(
+        "--budget",
+        type=int,
+        help=budget_help.format("one call per step for text runs, the run's --sample-budget for image runs"),
+    )
+    sample.add_argument(
+        "--infill",
+        metavar="TEMPLATE",
+        help=f"text runs (OA-ARDM or GGM): keep the template's characters and sample the positions marked "
+        f"{UNKNOWN!r} and every position after its end (at most D characters)",
+    )
+    sample.add_argument("--output", type=Path, metavar="FILE", help="write here (a PNG for image runs)")
+    sample.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    sample.add_argument(
+        "--batch-size", type=int, default=16, help="samples per compiled call (default: %(default)s)"
+    )
+    sample.add_argument("-f", "--force", action="store_true", help="overwrite --output if it exists")
+    sample.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
+    sample.set_defaults(run=_sample)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="the run's bound (bits per character or dimension) with its standard error, on any data",
+        description="The run's negative-ELBO bound in bits per character (text) or dimension (images), "
+        "with its standard error over examples, on its test split or on --data.",
+    )
+    evaluate.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+    evaluate.add_argument("--budget", type=int, help=budget_help.format("the full bound, one call per step"))
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="a text file in the text8 alphabet (cut into chunks of D characters, the rest dropped), or a "
+        "folder of images of the run's size (default: the run's test split)",
+    )
+    evaluate.add_argument("--passes", type=int, default=2, help="passes over the data (default: %(default)s)")
+    evaluate.add_argument(
+        "--max-examples", type=int, default=0, help="evaluate on the first N examples only (0: all)"
+    )
+    evaluate.add_argument(
+        "--batch-size", type=int, default=100, help="examples per compiled call (default: %(default)s)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
+    evaluate.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
+    )
+    evaluate.set_defaults(run=_evaluate)
+
+    export = commands.add_parser(
+        "export",
+        help="write a run's model as one file, which every eqdd command and eqdd.load_run open",
+        description="Write the model of a run's newest checkpoint (EMA network, tracked L_t, settings) as "
+        "one immutable, checksummed file: it needs neither the run directory nor the training data.",
+    )
+    export.add_argument("output", type=Path, metavar="OUT")
+    export.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+    export.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
+    export.set_defaults(run=_export)
+
+
+def _positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _template(template: str, run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Which positions an infilling template gives, and their tokens."""
+    if run.kind != "text":
+        raise ConfigError("--infill is for text runs")
+    if len(template) > run.num_positions:
+        raise ConfigError(
+            f"--infill has {len(template)} characters; the run's sequences have {run.num_positions}"
+        )
+    padded = template.ljust(run.num_positions, UNKNOWN)
+    known = np.array([c != UNKNOWN for c in padded])
+    if known.all():
+        raise ConfigError(f"--infill leaves nothing to sample: mark positions with {UNKNOWN!r}")
+    try:
+        tokens = text8.encode(padded.replace(UNKNOWN, " ").encode("ascii"))
+    except (UnicodeEncodeError, text8.Text8Error):
+        raise ConfigError(
+            f"--infill must hold lowercase a-z, spaces and {UNKNOWN!r} (the text8 alphabet), got {template!r}"
+        ) from None
+    return known, tokens
+
+
+def _sample(args) -> None:
+    _positive(num_samples=args.num_samples, batch_size=args.batch_size)
+    if args.output is not None:
+        check_output(None, args.output, args.force)
+    run = load_run(args.checkpoint)
+    if run.kind == "images" and args.output is None:
+        raise ConfigError("an image run writes its samples as a PNG grid: give --output FILE.png")
+    known = tokens = None
+    if args.infill is not None:
+        known, tokens = _template(args.infill, run)
+    budget = inference.default_sample_budget(run) if args.budget is None else args.budget
+    policy = None
+    if budget is not None:
+        _positive(budget=budget)
+        given = int(known.sum()) if known is not None else 0
+        policy = inference.plan_policies(run, [budget], given).popitem()[1]
+    calls = run.num_steps if policy is None else policy.size
+    batch = min(args.batch_size, args.num_samples)
+    print(
+        f"compiling the sampler ({calls:,} network calls per batch of {batch})…", file=sys.stderr, flush=True
+    )
+    drawn = []
+    with progress(math.ceil(args.num_samples / batch), "sampling", "batch", args.progress) as bar:
+        for index in range(0, args.num_samples, batch):
+            key = jax.random.fold_in(jax.random.PRNGKey(args.seed), index)
+            drawn.append(inference.draw(run, key, batch, policy, known, tokens)[:, -1])
+            bar.update(1)
+    samples = np.concatenate(drawn)[: args.num_samples]
+    if run.kind == "images":
+        images.save_grid(samples.reshape(-1, *run.image_shape).astype(np.uint8), args.output)
+        print(f"wrote {len(samples)} samples to {args.output}", file=sys.stderr)
+        return
+    text = "".join(text8.decode(s) + "\n" for s in samples)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(args.output, text.encode("ascii"))
+        print(f"wrote {len(samples)} samples to {args.output}", file=sys.stderr)
+
+
+def _image_folder(folder: Path, run: Run) -> np.ndarray:
+    """Every image under `folder` (any depth, sorted by path), flattened to `(N, H·W·C)`."""
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ConfigError(f"--data {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    pixels = []
+    for path in paths:
+        try:
+            image = compression.read_image(path.read_bytes())
+        except compression.CompressionError as error:
+            raise ConfigError(f"--data: {path}: {error}") from None
+        if image.shape != run.image_shape:
+            raise ConfigError(
+                f"--data: {path} is {image.shape} (height, width, channels); the run models {run.image_shape}"
+            )
+        pixels.append(image.reshape(-1))
+    return np.stack(pixels).astype(np.int32)
+
+
+def _examples(args, run: Run) -> tuple[np.ndarray, str]:
+    """The examples `(N, D)` to evaluate on, and what they are."""
+    config = run.config
+    if args.data is None:
+        if run.kind == "text":
+            splits = text8.load(config.data_dir)
+            return pipeline.eval_chunks(
+                splits.test, run.num_positions
+            ), f"the test split of {splits.describe()}"
+        splits = images.load(config.dataset, config.data_dir)
+        return splits.test.reshape(len(splits.test), -1).astype(
+            np.int32
+        ), f"the test split of {splits.describe()}"
+    if run.kind == "images":
+        if not args.data.is_dir():
+            raise ConfigError(f"--data {args.data}: an image run is evaluated on a folder of images")
+        return _image_folder(args.data, run), str(args.data)
+    tokens = compression.encode_text(args.data.read_bytes())
+    chunks = pipeline.eval_chunks(tokens, run.num_positions)
+    if not len(chunks):
+        raise ConfigError(
+            f"--data {args.data} has {len(tokens):,} characters, fewer than one chunk of {run.num_positions}"
+        )
+    return chunks, str(args.data)
+
+
+def _evaluate(args) -> None:
+    _positive(passes=args.passes, batch_size=args.batch_size)
+    if args.budget is not None:
+        _positive(budget=args.budget)
+    run = load_run(args.checkpoint)
+    policy = None if args.budget is None else inference.plan_policies(run, [args.budget]).popitem()[1]
+    examples, source = _examples(args, run)
+    if args.max_examples > 0:
+        examples = examples[: args.max_examples]
+    print(f"compiling the bound on {len(examples):,} examples…", file=sys.stderr, flush=True)
+    report, calls = inference.evaluate(
+        run,
+        examples,
+        policy,
+        passes=args.passes,
+        batch_size=args.batch_size,
+        key=jax.random.PRNGKey(args.seed),
+        progress=args.progress,
+    )
+    unit = "character" if run.kind == "text" else "dimension"
+    how = "its full bound" if args.budget is None else f"the DP policy of {args.budget} calls"
+    print(
+        f"{report.bpd:.4f} ± {report.stderr:.4f} bits per {unit} on {source}: {report.num_chunks:,} "
+        f"examples of {run.num_positions:,}, {args.passes} passes, {how} ({calls:,} network calls per "
+        "example), EMA parameters"
+    )
+
+
+def _export(args) -> None:
+    check_output(Path(args.checkpoint), args.output, args.force)
+    run = load_run(args.checkpoint)
+    save_model(run, args.output)
+    print(
+        f"wrote the {run.experiment} model of {args.checkpoint} (step {run.step:,}) to {args.output} "
+        f"({args.output.stat().st_size:,} bytes)",
+        file=sys.stderr,
+    )
