@@ -23,10 +23,9 @@ import numpy as np
 from eqdd.config import parse_config
 from eqdd.data import images, pipeline
 from eqdd.processes import absorbing, upscale
-from eqdd.runs import codec, inference
+from eqdd.runs import codec, inference, session
 from eqdd.runs.images import PRESETS, Config, build
 from eqdd.runs.registry import Run
-from eqdd.train import session
 
 
 def generation_picture(

@@ -20,9 +20,9 @@ import numpy as np
 from eqdd.config import parse_config
 from eqdd.data import text8
 from eqdd.processes import GlauberProcess
+from eqdd.runs import session
 from eqdd.runs import text8 as text8_runs
 from eqdd.runs.text8_ggm import PRESETS, Config, build, noise_counts, sample
-from eqdd.train import session
 
 
 def infill(

@@ -16,12 +16,11 @@ import numpy as np
 
 from eqdd.config import parse_config
 from eqdd.data import pipeline, text8
-from eqdd.runs import codec
+from eqdd.runs import codec, session
 from eqdd.runs import text8 as text8_runs
 from eqdd.runs.registry import Run
 from eqdd.runs.text8_oaardm import PRESETS, Config, build, data_shape
 from eqdd.samplers import sample_oa_ardm
-from eqdd.train import session
 
 
 def main(argv=None) -> dict:

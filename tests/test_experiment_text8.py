@@ -149,7 +149,7 @@ def test_a_run_directory_that_is_a_file_is_refused(tmp_path):
 
 
 def test_two_processes_never_train_one_run(tmp_path, monkeypatch):
-    from eqdd.train import session
+    from eqdd.runs import session
 
     session.lock_run_dir(tmp_path)
     session.lock_run_dir(tmp_path)  # this process again: fine
@@ -192,7 +192,7 @@ def test_a_killed_process_saves_a_checkpoint_and_resumes(text8_dir, tmp_path):
 def test_a_run_saved_before_the_new_options_loads_with_their_old_values(tmp_path):
     # A run saved before issue 12 lacks the settings added since; they take the values the run had
     # implicitly, not the new defaults, and resuming it with those values is allowed.
-    from eqdd.train import session
+    from eqdd.runs import session
 
     current = dataclasses.asdict(
         experiment.parse_config(experiment.Config, [], experiment.PRESETS, "cpu", "")

@@ -14,13 +14,13 @@ from jaxtyping import TypeCheckError
 
 from eqdd.objectives import (
     GGMObjective,
-    classifier_log_probs,
     expected_classifier_loss,
     ggm_bound_estimate,
     ggm_step_kl,
     prior_kl,
     sampled_classifier_loss,
 )
+from eqdd.outputs import classifier_log_probs
 from eqdd.processes import GlauberProcess, glauber
 from eqdd.samplers import reverse_step_log_probs
 from tests.oracles import (

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 from scipy import stats
 
-from eqdd.objectives import classifier_log_probs
+from eqdd.outputs import classifier_log_probs
 from eqdd.processes import GlauberProcess, glauber
 from eqdd.samplers import reverse_step_log_probs, sample_ggm, top_p_filter
 from tests.oracles import (

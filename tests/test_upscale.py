@@ -10,6 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 
+from eqdd.outputs import stage_log_probs
 from eqdd.processes import UpscaleTransitions, upscale
 from tests.oracles import upscale_reference_matrices
 
@@ -121,7 +122,7 @@ def _stage_log_probs_at_every_level(transitions, outputs, parametrization):
 
     def at(output, stage):
         parent = upscale.level_values(transitions, classes, stage)
-        return upscale.stage_log_probs(transitions, output, parent, stage, parametrization)
+        return stage_log_probs(transitions, output, parent, stage, parametrization)
 
     return jax.vmap(at)(outputs, jnp.arange(transitions.num_stages, dtype=jnp.int32))
 
@@ -203,9 +204,7 @@ def test_large_class_counts_need_no_dense_matrix():
     np.testing.assert_array_equal(upscale.stage_digit(transitions, x, 3), np.asarray(x) % 16)
     logits = jax.random.normal(jax.random.PRNGKey(0), (5, 2**16))
     parent = upscale.level_values(transitions, x, 2)
-    log_probs = jax.jit(upscale.stage_log_probs, static_argnums=(0, 4))(
-        transitions, logits, parent, 2, "data"
-    )
+    log_probs = jax.jit(stage_log_probs, static_argnums=(0, 4))(transitions, logits, parent, 2, "data")
     np.testing.assert_allclose(jax.nn.logsumexp(log_probs, axis=-1), 0.0, atol=1e-5)
     augmented = UpscaleTransitions(2**16, 2, "augmented")
     assert augmented.num_input_classes == 2**17 - 1 and augmented.absorbing_state == 2**17 - 2
@@ -217,7 +216,7 @@ def test_data_parametrisation_survives_extreme_logits_and_has_finite_gradients()
     transitions = UpscaleTransitions(4, 2)
     logits = jnp.array([[0.0, 0.0, -200.0, -300.0]])
     log_prob, grad = jax.value_and_grad(
-        lambda z: upscale.stage_log_probs(transitions, z, jnp.array([0]), 0, "data")[0, 1]
+        lambda z: stage_log_probs(transitions, z, jnp.array([0]), 0, "data")[0, 1]
     )(logits)
     assert float(log_prob) == pytest.approx(-200.0 - np.log(2.0), abs=1e-3)
     assert np.isfinite(np.asarray(grad)).all()
@@ -234,12 +233,12 @@ def test_bad_arguments_are_refused_clearly():
     with pytest.raises(ValueError, match="unknown parametrization"):
         transitions.num_outputs("digits")
     with pytest.raises(ValueError, match="needs 6 outputs"):
-        upscale.stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(3, jnp.int32), 0, "direct")
+        stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(3, jnp.int32), 0, "direct")
 
 
 def test_shapes_are_checked():
     transitions = UpscaleTransitions(8, 2)
     with pytest.raises(TypeCheckError):
-        upscale.stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(4, jnp.int32), 0, "data")
+        stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(4, jnp.int32), 0, "data")
     with pytest.raises(TypeCheckError):
         upscale.level_values(transitions, jnp.zeros(3), 1)

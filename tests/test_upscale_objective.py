@@ -20,6 +20,7 @@ from eqdd.objectives import (
     upscale_policy_estimate,
     upscale_policy_log_likelihood,
 )
+from eqdd.outputs import stage_log_probs
 from eqdd.processes import UpscaleTransitions, upscale
 from eqdd.samplers import sample_upscale, sample_upscale_stages
 from eqdd.train import TrainState, evaluate_bound, make_train_step
@@ -237,7 +238,7 @@ def _policy_law(denoiser, transitions, parametrization, num_positions, stage_pol
             tokens, revealed, _ = upscale_inputs(transitions, x, sigma, t)
             output = denoiser(tokens, t, revealed, jnp.int32(stage))
             parent = upscale.level_values(transitions, x, stage)
-            log_probs = upscale.stage_log_probs(transitions, output, parent, stage, parametrization)
+            log_probs = stage_log_probs(transitions, output, parent, stage, parametrization)
             digit = upscale.stage_digit(transitions, x, stage)
             log_p = jnp.take_along_axis(log_probs, digit[:, None], axis=1)[:, 0]
             total += jnp.sum(jnp.where((sigma >= left) & (sigma < right), log_p, 0.0))

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from eqdd import outputs
 from eqdd._typing import Denoiser, UpscaleDenoiser
 from eqdd.objectives import oa_ardm_policy_log_likelihood, upscale_policy_log_likelihood
 from eqdd.policy import check_policy
@@ -135,8 +136,7 @@ class Scheme(abc.ABC):
 def _oa_probabilities(
     denoiser: Denoiser, x: Int[Array, "B D"], left: Int[Array, ""]
 ) -> Float[Array, "B D K"]:
-    logits = jax.vmap(denoiser, in_axes=(0, None))(x, left)
-    return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return outputs.oa_probs(jax.vmap(denoiser, in_axes=(0, None))(x, left))
 
 
 @eqx.filter_jit
@@ -197,7 +197,7 @@ def _upscale_probabilities(
     t: Int[Array, ""],
 ) -> Float[Array, "B D b"]:
     output = jax.vmap(denoiser, in_axes=(0, None, None, None))(current, t, revealed, stage)
-    log_probs = jax.vmap(upscale.stage_log_probs, in_axes=(None, 0, 0, None, None))(
+    log_probs = jax.vmap(outputs.stage_log_probs, in_axes=(None, 0, 0, None, None))(
         transitions, output, parent, stage, parametrization
     )
     return jnp.exp(log_probs.astype(jnp.float32))

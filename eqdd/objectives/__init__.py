@@ -12,7 +12,6 @@ from eqdd.objectives.ardm import (
 from eqdd.objectives.ggm import (
     GGMObjective,
     GGMTerms,
-    classifier_log_probs,
     expected_classifier_loss,
     ggm_bound_estimate,
     ggm_step_kl,
@@ -37,7 +36,6 @@ __all__ = [
     "OAARDMObjective",
     "OATerms",
     "UpscaleObjective",
-    "classifier_log_probs",
     "expected_classifier_loss",
     "ggm_bound_estimate",
     "ggm_step_kl",

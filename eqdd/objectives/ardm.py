@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from eqdd import outputs
 from eqdd._typing import Denoiser, typecheck
 from eqdd.processes import absorbing
 
@@ -32,12 +33,6 @@ class OATerms(NamedTuple):
     step_loss: Float[Array, ""]
     nce: Float[Array, ""]
     t: Int[Array, ""]
-
-
-def _log_prob_of(logits: Float[Array, "D K"], x: Int[Array, " D"]) -> Float[Array, " D"]:
-    """`log p(x_k)` at every position, in at least float32 (float64 logits stay float64)."""
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
-    return jnp.take_along_axis(log_probs, x[:, None], axis=-1)[:, 0]
 
 
 @typecheck
@@ -56,7 +51,7 @@ def oa_ardm_terms(
         The [`eqdd.objectives.OATerms`][] of the module docstring.
     """
     num_positions = x.shape[0]
-    masked_sum = jnp.sum(jnp.where(sigma >= t, _log_prob_of(logits, x), 0.0))
+    masked_sum = jnp.sum(jnp.where(sigma >= t, outputs.log_prob_of(logits, x), 0.0))
     nelbo = -masked_sum / ((num_positions - t) * math.log(2.0))
     nce = -masked_sum / (num_positions * math.log(2.0))
     return OATerms(nelbo=nelbo, step_loss=nelbo / num_positions, nce=nce, t=t)
@@ -148,7 +143,7 @@ def oa_ardm_policy_log_likelihood(
 
     def add_segment(total, segment):
         left, right = segment
-        log_p_x = _log_prob_of(denoiser(absorbing.corrupt(x, sigma, left, absorbing_token), left), x)
+        log_p_x = outputs.log_prob_of(denoiser(absorbing.corrupt(x, sigma, left, absorbing_token), left), x)
         return total + jnp.sum(jnp.where((sigma >= left) & (sigma < right), log_p_x, 0.0)), None
 
     total, _ = jax.lax.scan(add_segment, jnp.zeros(()), (lefts, rights))

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from eqdd import outputs
 from eqdd._typing import Denoiser, typecheck
 from eqdd.processes import glauber
 from eqdd.processes.glauber import GlauberProcess
@@ -64,20 +65,6 @@ def _kl(log_q: Float[Array, " K"], log_p: Float[Array, " K"]) -> Float[Array, ""
     """`KL(q ‖ p)` with `0·log 0 = 0`, safe to differentiate where `q = 0`."""
     support = log_q > -jnp.inf
     return jnp.sum(jnp.where(support, jnp.exp(log_q) * jnp.where(support, log_q - log_p, 0.0), 0.0))
-
-
-@typecheck
-def classifier_log_probs(process: GlauberProcess, logits: Float[Array, " K"]) -> Float[Array, " K"]:
-    """The estimate `log p̂_t(· | s) = log_softmax(f + log ν)` of the time-`t` conditional at `i_t`.
-
-    Arguments:
-        process: the forward process.
-        logits: the classifier's `K` logits at position `i_t`.
-
-    Returns:
-        Normalised log-probabilities over the `K` classes.
-    """
-    return jax.nn.log_softmax(logits + glauber.noise_log_probs(process))
 
 
 @typecheck
@@ -137,7 +124,7 @@ def step_kl(
         The KL divergence between the forward posterior and the model's reverse step.
     """
     forward = glauber.posterior_log_probs(process, marginal, b)
-    reverse = glauber.posterior_log_probs(process, classifier_log_probs(process, logits), b)
+    reverse = glauber.posterior_log_probs(process, outputs.classifier_log_probs(process, logits), b)
     return _kl(forward, reverse)
 
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from eqdd import outputs
 from eqdd._typing import UpscaleDenoiser, typecheck
 from eqdd.objectives.ardm import AbstractARDMObjective, OATerms
 from eqdd.processes import absorbing, upscale
@@ -59,7 +60,7 @@ def _digit_log_likelihoods(transitions, output, x, stage, parametrization) -> Fl
     """`log p(x^(s+1)_k | ·)` in nats at every position: the log-probability of the digit of `x_k` that
     stage `s` reveals, given its level-`s` parent."""
     parent = upscale.level_values(transitions, x, stage)
-    log_probs = upscale.stage_log_probs(transitions, output, parent, stage, parametrization)
+    log_probs = outputs.stage_log_probs(transitions, output, parent, stage, parametrization)
     digit = upscale.stage_digit(transitions, x, stage)
     return jnp.take_along_axis(log_probs, digit[:, None], axis=-1)[:, 0]
 

@@ -21,9 +21,9 @@ Everything is integer arithmetic on small per-level tables (`S + 1` entries): no
 built, so `K = 2^16` costs nothing. Levels and stages may be traced integers.
 
 The model's distribution over a stage's values is given **per candidate child**: for a position whose
-level-`s` value is `parent`, [`stage_log_probs`][] returns log-probabilities over the `b` digits `d`, i.e.
-over the children `child_values(parent, d, s)`; a digit whose child does not exist (`K` not a power of `b`)
-gets `-inf`. Both of the paper's output parametrisations map to that form:
+level-`s` value is `parent`, [`eqdd.outputs.stage_log_probs`][] returns log-probabilities over the `b`
+digits `d`, i.e. over the children `child_values(parent, d, s)`; a digit whose child does not exist (`K`
+not a power of `b`) gets `-inf`. Both of the paper's output parametrisations map to that form:
 
 - `"data"`: `K` logits over the data classes; their softmax is pushed to the stage's values (the mass of a
   child is the mass of the data classes below it), restricted to the children of `parent` and
@@ -35,9 +35,8 @@ gets `-inf`. Both of the paper's output parametrisations map to that form:
 """
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Int
 
 from eqdd._typing import typecheck
 
@@ -136,12 +135,13 @@ def _at(table: tuple[int, ...], level) -> Int[Array, ""]:
     return jnp.asarray(table, jnp.int32)[level]
 
 
-def _prefix(transitions: UpscaleTransitions, values, level):
+def prefix(transitions: UpscaleTransitions, values, level):
+    """The prefix `k // b^(S-level)` that level-`level` values stand for (see the module docstring)."""
     return (values - _at(transitions.offsets, level)) // _at(transitions.scales, level)
 
 
-def _value(transitions: UpscaleTransitions, prefix, level):
-    return _at(transitions.offsets, level) + _at(transitions.scales, level) * prefix
+def _value(transitions: UpscaleTransitions, prefixes, level):
+    return _at(transitions.offsets, level) + _at(transitions.scales, level) * prefixes
 
 
 @typecheck
@@ -175,7 +175,7 @@ def coarsen(
     Returns:
         The level-`(l - 1)` values, int32.
     """
-    parent_prefix = _prefix(transitions, values, level) // transitions.branch_factor
+    parent_prefix = prefix(transitions, values, level) // transitions.branch_factor
     return _value(transitions, parent_prefix, level - 1).astype(jnp.int32)
 
 
@@ -215,8 +215,8 @@ def child_values(
     Returns:
         The children, int32.
     """
-    prefix = _prefix(transitions, parent, stage) * transitions.branch_factor + digit
-    return _value(transitions, prefix, stage + 1).astype(jnp.int32)
+    child = prefix(transitions, parent, stage) * transitions.branch_factor + digit
+    return _value(transitions, child, stage + 1).astype(jnp.int32)
 
 
 @typecheck
@@ -233,7 +233,7 @@ def valid_digits(
     Returns:
         A mask of shape `parent.shape + (b,)`.
     """
-    first = _prefix(transitions, parent, stage)[..., None] * transitions.branch_factor
+    first = prefix(transitions, parent, stage)[..., None] * transitions.branch_factor
     children = first + jnp.arange(transitions.branch_factor, dtype=jnp.int32)
     return children < _at(transitions.counts, stage + 1)
 
@@ -258,10 +258,10 @@ def consistent_values(
     level = stage + 1
     shifted = jnp.arange(transitions.num_input_classes, dtype=jnp.int32) - _at(transitions.offsets, level)
     scale = _at(transitions.scales, level)
-    prefix = shifted // scale
-    at_level = (shifted >= 0) & (shifted % scale == 0) & (prefix < _at(transitions.counts, level))
-    parent_prefix = _prefix(transitions, parent, stage)[..., None]
-    return at_level & (prefix // transitions.branch_factor == parent_prefix)
+    candidate = shifted // scale
+    at_level = (shifted >= 0) & (shifted % scale == 0) & (candidate < _at(transitions.counts, level))
+    parent_prefix = prefix(transitions, parent, stage)[..., None]
+    return at_level & (candidate // transitions.branch_factor == parent_prefix)
 
 
 @typecheck
@@ -281,73 +281,4 @@ def data_floor(
     Returns:
         Data classes, int32.
     """
-    return (_prefix(transitions, values, level) * _at(transitions.divisors, level)).astype(jnp.int32)
-
-
-def _children_log_masses(transitions: UpscaleTransitions, logits: Float[Array, "D K"]) -> Float[Array, "D C"]:
-    """The log-mass of every child of every parent at every stage, from data logits (unnormalised).
-
-    Level `S` holds the logits; each coarser level's log-masses are the `logsumexp` of `b` consecutive
-    entries of the finer level (padded to a multiple of `b` with the lowest finite float), which is the
-    cumulative map summing the probabilities of the classes below each value. Stage `s`'s block is the
-    padded level `s + 1`, `counts[s]` rows of `b` children; the blocks are concatenated in stage order.
-    """
-    low = jnp.finfo(logits.dtype).min
-    level, blocks = logits, []
-    for stage in range(transitions.num_stages - 1, -1, -1):
-        num_parents = transitions.counts[stage]
-        width = num_parents * transitions.branch_factor
-        padded = jnp.pad(level, ((0, 0), (0, width - level.shape[1])), constant_values=low)
-        blocks.append(padded)
-        level = jax.nn.logsumexp(padded.reshape(logits.shape[0], num_parents, -1), axis=-1)
-    return jnp.concatenate(blocks[::-1], axis=1)
-
-
-def _data_digit_logits(transitions: UpscaleTransitions, logits, parent, stage):
-    """Unnormalised digit log-masses of the data parametrisation: each child's data classes, summed."""
-    branch = transitions.branch_factor
-    starts = [0]
-    for num_parents in transitions.counts[:-2]:
-        starts.append(starts[-1] + num_parents * branch)
-    first = _at(tuple(starts), stage) + _prefix(transitions, parent, stage) * branch
-    children = first[:, None] + jnp.arange(branch, dtype=jnp.int32)
-    return jnp.take_along_axis(_children_log_masses(transitions, logits), children, axis=1)
-
-
-@typecheck
-def stage_log_probs(
-    transitions: UpscaleTransitions,
-    output: Float[Array, "D K_out"],
-    parent: Int[Array, " D"],
-    stage: Int[Array, ""] | int,
-    parametrization: str,
-) -> Float[Array, "D b"]:
-    """The model's `log p(x^(s+1) | x^(s))` at every position, over the `b` candidate children.
-
-    Entry `d` is the log-probability of the child `child_values(parent, d, stage)`; children that do not
-    exist get `-inf`, and each row sums to 1 in probability (see the module docstring).
-
-    Arguments:
-        transitions: the maps.
-        output: the network's output, `K` logits over data classes (`"data"`) or `S·b` (`"direct"`).
-        parent: the level-`s` values `x^(s)` of the positions.
-        stage: `s`, in `0..S-1`.
-        parametrization: `"data"` or `"direct"`.
-
-    Returns:
-        Log-probabilities of shape `(D, b)`, in at least float32.
-    """
-    expected = transitions.num_outputs(parametrization)
-    if output.shape[-1] != expected:
-        raise ValueError(
-            f"the {parametrization} parametrisation needs {expected} outputs per position, "
-            f"got {output.shape[-1]}"
-        )
-    output = output.astype(jnp.promote_types(output.dtype, jnp.float32))
-    if parametrization == "data":
-        logits = _data_digit_logits(transitions, output, parent, stage)
-    else:
-        rows = output.reshape(output.shape[0], transitions.num_stages, transitions.branch_factor)
-        logits = jax.lax.dynamic_index_in_dim(rows, stage, axis=1, keepdims=False)
-    logits = jnp.where(valid_digits(transitions, parent, stage), logits, -jnp.inf)
-    return jax.nn.log_softmax(logits, axis=-1)
+    return (prefix(transitions, values, level) * _at(transitions.divisors, level)).astype(jnp.int32)

@@ -13,7 +13,7 @@ from eqdd.data import images
 from eqdd.denoisers.unet import UNet
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
 from eqdd.processes import UpscaleTransitions, upscale
-from eqdd.train import session
+from eqdd.runs import session
 
 # A run's image shape is not saved with it: the datasets' fixed sizes, else read from its folder.
 DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}

@@ -17,8 +17,8 @@ import equinox as eqx
 
 from eqdd.config import ConfigError
 from eqdd.objectives import AbstractARDMObjective, GGMObjective
-from eqdd.runs import images, model_file, text8_ggm, text8_oaardm
-from eqdd.train import StepLosses, TrainState, session
+from eqdd.runs import images, model_file, session, text8_ggm, text8_oaardm
+from eqdd.train import StepLosses, TrainState
 
 EXPERIMENTS = {module.Config.EXPERIMENT: module for module in (text8_oaardm, text8_ggm, images)}
 
@@ -34,7 +34,7 @@ class Run:
         step_losses: the `L_t` tracked in training, which step budgets are planned on.
         data_shape: the shape of one example: `(D,)` for text, `(H, W, C)` for images.
         step: the optimiser steps it was trained for.
-        rebuild: what rebuilding the objective needs besides the config (see `eqdd.train.session.train`).
+        rebuild: what rebuilding the objective needs besides the config (see `eqdd.runs.session.train`).
     """
 
     config: session.TrainingConfig

@@ -12,9 +12,9 @@ from eqdd.config import non_negative, option, positive
 from eqdd.data import pipeline, text8
 from eqdd.denoisers import Transformer
 from eqdd.denoisers.transformer import ACTIVATIONS
-from eqdd.train import session
+from eqdd.runs import session
+from eqdd.runs.session import TrainingConfig
 from eqdd.train.evaluate import BoundReport
-from eqdd.train.session import TrainingConfig
 
 # The paper's text8 network and optimiser (ARDM paper, §7.1).
 PAPER = dict(

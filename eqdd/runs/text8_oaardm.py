@@ -11,8 +11,8 @@ from eqdd.config import fraction, non_negative, option, positive
 from eqdd.data import text8
 from eqdd.denoisers.transformer import ACTIVATIONS
 from eqdd.objectives import OAARDMObjective
+from eqdd.runs import session
 from eqdd.runs import text8 as text8_runs
-from eqdd.train import session
 from eqdd.train.state import OPTIMIZERS, SCHEDULES
 
 

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from eqdd import outputs
 from eqdd._typing import Denoiser, typecheck
-from eqdd.objectives.ggm import classifier_log_probs
 from eqdd.processes import glauber
 from eqdd.processes.glauber import GlauberProcess
 from eqdd.samplers.categorical import sample_categorical
@@ -78,7 +78,7 @@ def reverse_step_log_probs(
     Returns:
         Normalised log-probabilities over the `K` classes.
     """
-    posterior = glauber.posterior_log_probs(process, classifier_log_probs(process, logits), b)
+    posterior = glauber.posterior_log_probs(process, outputs.classifier_log_probs(process, logits), b)
     return top_p_filter(jax.nn.log_softmax(posterior / temperature), top_p)
 
 

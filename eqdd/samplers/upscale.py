@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int, PRNGKeyArray
 
+from eqdd import outputs
 from eqdd._typing import UpscaleDenoiser, typecheck
 from eqdd.processes import absorbing, upscale
 from eqdd.processes.upscale import UpscaleTransitions
@@ -53,7 +54,7 @@ def sample_upscale_stages(
     if policy.shape[0] != num_stages:
         raise ValueError(f"the policy has {policy.shape[0]} rows but the process has {num_stages} stages")
     batched_denoiser = jax.vmap(denoiser, in_axes=(0, None, 0, None))
-    batched_log_probs = jax.vmap(upscale.stage_log_probs, in_axes=(None, 0, 0, None, None))
+    batched_log_probs = jax.vmap(outputs.stage_log_probs, in_axes=(None, 0, 0, None, None))
 
     def generate_stage(parent, stage_inputs):
         stage, stage_policy, stage_key = stage_inputs

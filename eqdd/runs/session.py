@@ -23,10 +23,10 @@ import optax
 
 from eqdd.config import ConfigError, fraction, non_negative, option, positive, seed_range
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
+from eqdd.runs.plots import plot_training
 from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
 from eqdd.train.loop import DivergedError, fit, request_stop
-from eqdd.train.metrics import plot_training
 from eqdd.train.state import OPTIMIZERS, SCHEDULES, TrainState, make_optimizer
 from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
 
