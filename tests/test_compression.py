@@ -91,6 +91,16 @@ def test_round_trip_is_exact_for_any_length(length, seed, batch_size):
     assert compression.decompress(blob, MODEL) == text
 
 
+def test_decompression_streams_the_text_batch_by_batch():
+    # 41 batches of 4 chunks: the text reaches the writer one batch at a time, as it is decoded
+    text = random_text(40 * 4 * D + 7, 3)
+    blob = compression.compress(text, MODEL, BUDGET, batch_size=4)
+    pieces = []
+    compression.decompress_to(blob, MODEL, pieces.append)
+    assert b"".join(pieces) == text
+    assert [len(piece) for piece in pieces] == [4 * D] * 40 + [7]
+
+
 def test_code_length_is_minus_log2_of_the_model_probability():
     text = random_text(12 * D, 1)
     chunks = compression.encode_text(text).reshape(-1, D).astype(np.int32)

@@ -1,8 +1,11 @@
 """Writing a command's output safely: checked before any work, written atomically."""
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def check_output(source: Path | None, target: Path, force: bool) -> None:
@@ -25,18 +28,31 @@ def check_output(source: Path | None, target: Path, force: bool) -> None:
         raise OSError(f"cannot write {target}: the directory {directory} is not writable")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file next to `path`, then rename it to `path`; the file gets the mode
-    a newly created file gets (0666 less the umask), not the temporary file's 0600."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write `path` through: a temporary file next to it, renamed to `path` when the block
+    ends without an error and deleted when it raises; `path` gets the mode a newly created file gets
+    (0666 less the umask), not the temporary file's 0600."""
     with tempfile.NamedTemporaryFile(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as f:
-        temporary = Path(f.name)
+    ) as file:
+        temporary = Path(file.name)
+        try:
+            yield file
+        except BaseException:
+            file.close()
+            temporary.unlink(missing_ok=True)
+            raise
     try:
-        temporary.write_bytes(data)
         umask = os.umask(0)
         os.umask(umask)
         temporary.chmod(0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through [`atomic_file`][]."""
+    with atomic_file(path) as file:
+        file.write(data)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from eqdd import compression
-from eqdd.cli._files import check_output, write_atomically
+from eqdd.cli._files import atomic_file, check_output, write_atomically
 from eqdd.compression import container
 from eqdd.compression.model import describe_shape
 from eqdd.data import pipeline
@@ -147,5 +147,8 @@ def _decompress(args) -> None:
             "with eqdd.compression.decompress_images"
         )
     model = codec.codec_model(codec.open_for(args.checkpoint, header.fingerprint))
-    restored = _decode(blob, model, args.progress)
-    write_atomically(args.output, restored if model.kind == "text" else compression.to_png(restored))
+    if model.kind == "text":  # streamed: memory bounded by a batch of chunks, whatever the length
+        with atomic_file(args.output) as file:
+            compression.decompress_to(blob, model, file.write, args.progress)
+        return
+    write_atomically(args.output, compression.to_png(_decode(blob, model, args.progress)))

@@ -20,7 +20,7 @@ versions and the same kind of CPU (the codec always runs the network on the CPU,
 mismatch is detected and raised as a [`DeterminismError`][eqdd.compression.DeterminismError].
 """
 
-from eqdd.compression.codec import choose_order, decode, encode
+from eqdd.compression.codec import choose_order, decode, decode_batches, encode
 from eqdd.compression.errors import (
     AlphabetError,
     CompressionError,
@@ -36,7 +36,7 @@ from eqdd.compression.images import compress_images, decompress_images, read_ima
 from eqdd.compression.model import CodecModel
 from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
 from eqdd.compression.tables import PRECISION, quantize
-from eqdd.compression.text import compress, decompress, encode_text
+from eqdd.compression.text import compress, decompress, decompress_to, encode_text
 
 __all__ = [
     "PRECISION",
@@ -57,7 +57,9 @@ __all__ = [
     "compress",
     "compress_images",
     "decode",
+    "decode_batches",
     "decompress",
+    "decompress_to",
     "decompress_images",
     "encode",
     "encode_text",

@@ -25,7 +25,7 @@ anything.
 """
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from jaxtyping import Bool, Int, Integer, UInt32
@@ -159,8 +159,7 @@ def encode(
     return coder.get_compressed(), first_table
 
 
-@typecheck
-def decode(
+def decode_batches(
     scheme: Scheme,
     words: UInt32[np.ndarray, " W"],
     num_tokens: int,
@@ -168,8 +167,10 @@ def decode(
     first_table: int,
     show_progress: bool = False,
     unit: str = "symbol",
-) -> Int[np.ndarray, " N"]:
-    """Decompress what [`encode`][eqdd.compression.codec.encode] produced, with the same arguments.
+) -> Iterator[Int[np.ndarray, " n"]]:
+    """Decompress what [`encode`][eqdd.compression.codec.encode] produced, with the same arguments, one
+    batch of chunks at a time: each batch's tokens are yielded as soon as they are decoded, so a caller
+    that writes them out holds one batch, never the whole stream.
 
     Arguments:
         scheme: the model, orders and policy the encoder used.
@@ -180,16 +181,18 @@ def decode(
         show_progress: show a progress bar.
         unit: what the progress bar counts.
 
-    Returns:
-        The tokens (int32).
+    Yields:
+        The tokens (int32) of each batch, in order.
 
     Raises:
         DeterminismError: when the first network call's table differs from the encoder's, or when
-            the words are not used up exactly (the conditionals differed later on).
+            the words are not used up exactly (the conditionals differed later on); the second is found
+            after the last batch.
+        CorruptedFileError: when the words run out before the last batch.
     """
     layout = _Layout(num_tokens, scheme.num_positions, batch_size)
     coder = ans.new_coder(words)
-    decoded = []
+    done = 0
     with progress(num_tokens, "decompressing", unit, show_progress) as bar:
         for batch in range(layout.num_batches):
             real = layout.real(batch)
@@ -199,20 +202,34 @@ def decode(
                 lambda call, coded, table: ans.pop(coder, table),
                 first_table if batch == 0 else None,
             )
-            decoded.append(tokens[real])
+            done += int(real.sum())
             bar.update(int(real.sum()))
+            yield tokens[real].astype(np.int32)
             # Every coded symbol adds information, so the coder empties exactly at the last one; empty
             # earlier, the header claims symbols the file does not hold (damage or a crafted header):
             # stop now rather than decode zeros for as long as it claims.
             if coder.is_empty() and batch + 1 < layout.num_batches:
-                done = sum(int(d.size) for d in decoded)
                 raise CorruptedFileError(
                     f"the file is damaged: its coded words run out after {done:,} of the "
                     f"{num_tokens:,} symbols its header claims"
                 )
     if not coder.is_empty():
         raise DeterminismError("decoding did not use up the coded words exactly")
-    return np.concatenate(decoded).astype(np.int32) if decoded else np.zeros(0, np.int32)
+
+
+@typecheck
+def decode(
+    scheme: Scheme,
+    words: UInt32[np.ndarray, " W"],
+    num_tokens: int,
+    batch_size: int,
+    first_table: int,
+    show_progress: bool = False,
+    unit: str = "symbol",
+) -> Int[np.ndarray, " N"]:
+    """All the tokens of [`decode_batches`][] (same arguments and errors), as one array."""
+    batches = list(decode_batches(scheme, words, num_tokens, batch_size, first_table, show_progress, unit))
+    return np.concatenate(batches) if batches else np.zeros(0, np.int32)
 
 
 @typecheck

@@ -2,8 +2,9 @@
 
 [`compress`][eqdd.compression.message.compress] plans the policy, draws the orders, codes the tokens
 with [`eqdd.compression.codec.encode`][] and packs the header;
-[`decompress`][eqdd.compression.message.decompress] checks the file, its kind and its model before
-decoding, and the original's checksum after. The modules of each kind
+[`decompress_to`][eqdd.compression.message.decompress_to] checks the file, its kind and its model
+before decoding, streams the decoded bytes out batch by batch, and checks the original's checksum
+after. The modules of each kind
 ([`text`][eqdd.compression.text], [`images`][eqdd.compression.images]) only turn their data into
 tokens and back.
 """
@@ -93,24 +94,31 @@ def compress(
     return container.pack(header, words)
 
 
-def decompress(
+def decompress_to(
     blob: bytes,
     model: CodecModel,
     kind: str,
     to_bytes: Callable[[np.ndarray], bytes],
+    write: Callable[[bytes], object],
     show_progress: bool,
-) -> tuple[container.Header, bytes]:
-    """Decode a compressed file, checking everything that can be checked.
+) -> container.Header:
+    """Decode a compressed file batch by batch, handing each batch's original bytes to `write` as soon
+    as it is decoded (memory bounded by one batch), checking everything that can be checked.
+
+    The original's checksum can only be checked at the end: on any error the caller must discard what
+    `write` received (the `eqdd` command writes a temporary file and renames it only on success).
 
     Arguments:
         blob: the file's bytes.
         model: the model the file was compressed with.
         kind: `"text"` or `"images"`: what the caller decodes; must be the model's.
-        to_bytes: the original bytes of the decoded tokens (whose CRC32 the header holds).
+        to_bytes: the original bytes of some decoded tokens (whose CRC32, over the whole stream, the
+            header holds).
+        write: takes the original bytes, batch after batch.
         show_progress: show a progress bar.
 
     Returns:
-        The header and the original bytes, exactly.
+        The header.
 
     Raises:
         FormatError, TruncatedFileError, CorruptedFileError: see [`eqdd.compression.container.unpack`][].
@@ -145,7 +153,7 @@ def decompress(
         scheme = model.scheme(header.order_seed, policy)
         if codec.checksum(scheme.orders) != header.order_crc:
             raise DeterminismError("jax draws other orders from the file's seed")
-        tokens = codec.decode(
+        batches = codec.decode_batches(
             scheme,
             words,
             header.num_symbols,
@@ -154,8 +162,12 @@ def decompress(
             show_progress,
             _UNITS[kind],
         )
-        data = to_bytes(tokens)
-        if zlib.crc32(data) != header.data_crc:
+        crc = 0
+        for tokens in batches:
+            data = to_bytes(tokens)
+            crc = zlib.crc32(data, crc)
+            write(data)
+        if crc != header.data_crc:
             raise DeterminismError("the decoded data fail the original's checksum")
     except DeterminismError as error:
         raise DeterminismError(
@@ -163,4 +175,21 @@ def decompress(
             f"one that wrote the file ({header.environment}). Decode with the same jax and jaxlib versions "
             "on the same kind of CPU."
         ) from None
-    return header, data
+    return header
+
+
+def decompress(
+    blob: bytes,
+    model: CodecModel,
+    kind: str,
+    to_bytes: Callable[[np.ndarray], bytes],
+    show_progress: bool,
+) -> tuple[container.Header, bytes]:
+    """[`decompress_to`][] (same arguments and errors) into memory.
+
+    Returns:
+        The header and the original bytes, exactly.
+    """
+    parts: list[bytes] = []
+    header = decompress_to(blob, model, kind, to_bytes, parts.append, show_progress)
+    return header, b"".join(parts)

@@ -6,6 +6,8 @@ the tokens to [`eqdd.compression.message`][] (the codec and the file format, sha
 bytes, or raises.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 
 from eqdd.compression import message
@@ -77,7 +79,18 @@ def decompress(blob: bytes, model: CodecModel, show_progress: bool = False) -> b
         DeterminismError: the network's outputs here differ from the encoder's (the message names the
             environment the file was written in and this one).
     """
-    _, data = message.decompress(
-        blob, model, "text", lambda tokens: text8.decode(tokens).encode(), show_progress
+    parts: list[bytes] = []
+    decompress_to(blob, model, parts.append, show_progress)
+    return b"".join(parts)
+
+
+def decompress_to(
+    blob: bytes, model: CodecModel, write: Callable[[bytes], object], show_progress: bool = False
+) -> None:
+    """[`decompress`][eqdd.compression.decompress] (same arguments and errors) handing the text to
+    `write` batch by batch as it is decoded: memory stays bounded by one batch of chunks whatever the
+    text's length. The text's checksum is checked at the end: discard what `write` received if this
+    raises."""
+    message.decompress_to(
+        blob, model, "text", lambda tokens: text8.decode(tokens).encode(), write, show_progress
     )
-    return data
