@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     batches = pipeline.iterate(
         pipeline.image_batches(splits.train, config.batch_size, config.seed, config.augment), splits.train
     )
-    state, train_seconds = session.train(config, model, objective, num_steps, batches, train_key)
+    state, train_seconds = session.train(config, model, objective, splits.image_shape, batches, train_key)
 
     test = splits.test.reshape(len(splits.test), -1).astype(np.int32)
     test = test[: config.eval_max_chunks] if config.eval_max_chunks else test

@@ -22,7 +22,7 @@ from eqdd.data import text8
 from eqdd.processes import GlauberProcess
 from eqdd.runs import session
 from eqdd.runs import text8 as text8_runs
-from eqdd.runs.text8_ggm import PRESETS, Config, build, noise_counts, sample
+from eqdd.runs.text8_ggm import PRESETS, Config, build, data_shape, noise_counts, sample
 
 
 def infill(
@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     batches = text8_runs.training_batches(config, splits)
     rebuild = {"noise_counts": counts}
     state, train_seconds = session.train(
-        config, model, objective, process.num_steps, batches, train_key, rebuild
+        config, model, objective, data_shape(config), batches, train_key, rebuild
     )
     report, eval_seconds = text8_runs.evaluate(
         config, objective.estimate, state.ema_model, splits, process.num_steps, eval_key

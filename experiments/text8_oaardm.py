@@ -31,9 +31,8 @@ def main(argv=None) -> dict:
     model, objective = build(config, model_key)
     print(f"model: {session.count_parameters(model):,} parameters", flush=True)
 
-    state, train_seconds = session.train(
-        config, model, objective, config.seq_len, text8_runs.training_batches(config, splits), train_key
-    )
+    batches = text8_runs.training_batches(config, splits)
+    state, train_seconds = session.train(config, model, objective, data_shape(config), batches, train_key)
     report, eval_seconds = text8_runs.evaluate(
         config, objective.estimate, state.ema_model, splits, config.seq_len, eval_key
     )

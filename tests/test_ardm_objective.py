@@ -103,7 +103,7 @@ def test_terms_are_consistent(seed, t):
     expected_sum_bits = -log_p[masked].sum() / math.log(2)
     np.testing.assert_allclose(terms.nelbo, expected_sum_bits / (num_positions - t), rtol=1e-5)
     np.testing.assert_allclose(terms.step_loss, terms.nelbo / num_positions, rtol=1e-6)
-    np.testing.assert_allclose(terms.nce, expected_sum_bits / num_positions, rtol=1e-5)
+    np.testing.assert_allclose(terms.surrogate, expected_sum_bits / num_positions, rtol=1e-5)
     assert int(terms.t) == t
 
 
@@ -216,4 +216,4 @@ def test_training_weights_change_the_loss_only(seed, elbo_weight, ce_weight):
     _, plain = OAARDMObjective(num_classes)(denoiser, x, key)
     for a, b in zip(terms, plain, strict=True):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(loss, elbo_weight * terms.nelbo + ce_weight * terms.nce, rtol=1e-6)
+    np.testing.assert_allclose(loss, elbo_weight * terms.nelbo + ce_weight * terms.surrogate, rtol=1e-6)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from eqdd.objectives import OATerms
+from eqdd.objectives import Terms
 from eqdd.train import evaluate_bound
 from eqdd.train.evaluate import stratified_steps
 
@@ -35,7 +35,7 @@ def test_every_chunk_sees_uniform_steps():
 def test_the_evaluator_scores_each_chunk_at_its_stratified_step():
     def reveal_step(model, x, t, key):  # the estimate is the step, offset by the chunk's id
         value = t.astype(jnp.float32) + 1000.0 * x[0]
-        return OATerms(nelbo=value, step_loss=value, nce=value, t=t)
+        return Terms(nelbo=value, step_loss=value, surrogate=value, t=t)
 
     chunks = np.arange(7)[:, None].repeat(2, axis=1)
     report = evaluate_bound(

@@ -3,15 +3,14 @@
 from eqdd.objectives.ardm import (
     AbstractARDMObjective,
     OAARDMObjective,
-    OATerms,
     oa_ardm_estimate,
     oa_ardm_policy_estimate,
     oa_ardm_policy_log_likelihood,
     oa_ardm_terms,
 )
+from eqdd.objectives.base import AbstractObjective, Terms
 from eqdd.objectives.ggm import (
     GGMObjective,
-    GGMTerms,
     expected_classifier_loss,
     ggm_bound_estimate,
     ggm_step_kl,
@@ -31,10 +30,10 @@ from eqdd.objectives.upscale import (
 
 __all__ = [
     "AbstractARDMObjective",
+    "AbstractObjective",
     "GGMObjective",
-    "GGMTerms",
     "OAARDMObjective",
-    "OATerms",
+    "Terms",
     "UpscaleObjective",
     "expected_classifier_loss",
     "ggm_bound_estimate",

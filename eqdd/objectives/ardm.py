@@ -8,13 +8,13 @@ the corrupted sequence scores all `D - t` masked positions (`sigma >= t`). With
   uniform `t` and `sigma` is the bound on `-log2 p(x) / D`.
 - `step_loss = nelbo / D` is the per-step component `L_t` in bits per dimension; the `L_t` sum to the
   bound over `t` (reference §4.3), and the dynamic-programming policies consume them.
-- `nce = -S / (D·ln 2)` is the un-reweighted masked cross-entropy, the small auxiliary term.
+- `nce = -S / (D·ln 2)` is the un-reweighted masked cross-entropy, the small auxiliary term (the
+  `surrogate` of [`eqdd.objectives.Terms`][]).
 """
 
 import abc
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -23,22 +23,14 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd import outputs
 from eqdd._typing import Denoiser, typecheck
+from eqdd.objectives.base import AbstractObjective, Terms
 from eqdd.processes import absorbing
-
-
-class OATerms(NamedTuple):
-    """The OA-ARDM estimates for one sequence (all in bits per dimension)."""
-
-    nelbo: Float[Array, ""]
-    step_loss: Float[Array, ""]
-    nce: Float[Array, ""]
-    t: Int[Array, ""]
 
 
 @typecheck
 def oa_ardm_terms(
     logits: Float[Array, "D K"], x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""]
-) -> OATerms:
+) -> Terms:
     """Score the masked positions of one sequence.
 
     Arguments:
@@ -48,13 +40,13 @@ def oa_ardm_terms(
         t: the step, in `0..D-1`.
 
     Returns:
-        The [`eqdd.objectives.OATerms`][] of the module docstring.
+        The [`eqdd.objectives.Terms`][] of the module docstring.
     """
     num_positions = x.shape[0]
     masked_sum = jnp.sum(jnp.where(sigma >= t, outputs.log_prob_of(logits, x), 0.0))
     nelbo = -masked_sum / ((num_positions - t) * math.log(2.0))
     nce = -masked_sum / (num_positions * math.log(2.0))
-    return OATerms(nelbo=nelbo, step_loss=nelbo / num_positions, nce=nce, t=t)
+    return Terms(nelbo=nelbo, step_loss=nelbo / num_positions, surrogate=nce, t=t)
 
 
 @typecheck
@@ -64,7 +56,7 @@ def oa_ardm_estimate(
     sigma: Int[Array, " D"],
     t: Int[Array, ""],
     absorbing_token: int,
-) -> OATerms:
+) -> Terms:
     """Corrupt `x` at step `t` of order `sigma`, run the denoiser once and score the result.
 
     Arguments:
@@ -75,7 +67,7 @@ def oa_ardm_estimate(
         absorbing_token: the index of the absorbing token.
 
     Returns:
-        The [`eqdd.objectives.OATerms`][] for this `(sigma, t)`.
+        The [`eqdd.objectives.Terms`][] for this `(sigma, t)`.
     """
     logits = denoiser(absorbing.corrupt(x, sigma, t, absorbing_token), t)
     return oa_ardm_terms(logits, x, sigma, t)
@@ -89,7 +81,7 @@ def oa_ardm_policy_estimate(
     policy: Int[Array, " P"],
     segment: Int[Array, ""],
     absorbing_token: int,
-) -> OATerms:
+) -> Terms:
     """Estimate the cost of generating with a policy (reference §4.4, "ELBO with policy").
 
     Segment `j = segment` runs the network once at `t = b_j`; all masked positions are scored as for
@@ -106,7 +98,7 @@ def oa_ardm_policy_estimate(
         absorbing_token: the index of the absorbing token.
 
     Returns:
-        [`eqdd.objectives.OATerms`][] whose `nelbo` is the policy estimate (bits per dimension) and
+        [`eqdd.objectives.Terms`][] whose `nelbo` is the policy estimate (bits per dimension) and
         whose `step_loss` and `t` are `L_{b_j}` and `b_j`.
     """
     lefts, rights = absorbing.segments(policy, x.shape[0])
@@ -150,9 +142,10 @@ def oa_ardm_policy_log_likelihood(
     return -total / (num_positions * math.log(2.0))
 
 
-class AbstractARDMObjective(eqx.Module):
+class AbstractARDMObjective(AbstractObjective):
     """What the OA-ARDM and Upscale ARDM objectives share: per example a uniform order `sigma` and a
-    uniform step `t` in `0..num_steps(D)-1`, and the loss `elbo_weight · nelbo + ce_weight · nce`.
+    uniform step `t` in `0..num_steps(D)-1`, and the loss `elbo_weight · nelbo + ce_weight · nce` (`nce`
+    is the `surrogate` of the terms).
 
     `elbo_weight = 1` trains on the ELBO (each step's masked cross-entropy weighted by `1/(D - t)`);
     `elbo_weight = 0, ce_weight = 1` trains on the plain masked cross-entropy, every masked position
@@ -173,8 +166,8 @@ class AbstractARDMObjective(eqx.Module):
     @abc.abstractmethod
     def terms(
         self, denoiser: Callable, x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""]
-    ) -> OATerms:
-        """The [`eqdd.objectives.OATerms`][] at the order `sigma` and the step `t`."""
+    ) -> Terms:
+        """The [`eqdd.objectives.Terms`][] at the order `sigma` and the step `t`."""
 
     @abc.abstractmethod
     def policy_terms(
@@ -184,13 +177,13 @@ class AbstractARDMObjective(eqx.Module):
         sigma: Int[Array, " D"],
         policy: Int[Array, "*S P"],
         segment: Int[Array, ""],
-    ) -> OATerms:
+    ) -> Terms:
         """The policy-cost estimate at the order `sigma` and the segment index `segment`."""
 
     @typecheck
     def estimate(
         self, denoiser: Callable, x: Int[Array, " D"], t: Int[Array, ""], key: PRNGKeyArray
-    ) -> OATerms:
+    ) -> Terms:
         """The estimates at a given step `t`, with a random order.
 
         Arguments:
@@ -200,7 +193,7 @@ class AbstractARDMObjective(eqx.Module):
             key: a PRNG key for `sigma`.
 
         Returns:
-            The [`eqdd.objectives.OATerms`][].
+            The [`eqdd.objectives.Terms`][].
         """
         return self.terms(denoiser, x, absorbing.sample_order(key, x.shape[0]), t)
 
@@ -212,7 +205,7 @@ class AbstractARDMObjective(eqx.Module):
         segment: Int[Array, ""],
         key: PRNGKeyArray,
         policy: Int[Array, "*S P"],
-    ) -> OATerms:
+    ) -> Terms:
         """The policy-cost estimate at a given segment index, with a random order.
 
         Evaluate it with `eqdd.train.evaluate_bound(functools.partial(objective.policy_estimate,
@@ -226,7 +219,7 @@ class AbstractARDMObjective(eqx.Module):
             policy: the left boundaries (`(P,)` for an OA-ARDM, `(S, P)` for an Upscale ARDM).
 
         Returns:
-            [`eqdd.objectives.OATerms`][] whose `nelbo` is the policy estimate (see
+            [`eqdd.objectives.Terms`][] whose `nelbo` is the policy estimate (see
             [`eqdd.objectives.oa_ardm_policy_estimate`][], [`eqdd.objectives.upscale_policy_estimate`][]).
         """
         return self.policy_terms(denoiser, x, absorbing.sample_order(key, x.shape[0]), policy, segment)
@@ -234,19 +227,19 @@ class AbstractARDMObjective(eqx.Module):
     @typecheck
     def __call__(
         self, denoiser: Callable, x: Int[Array, " D"], key: PRNGKeyArray
-    ) -> tuple[Float[Array, ""], OATerms]:
+    ) -> tuple[Float[Array, ""], Terms]:
         """Arguments:
             denoiser: the network.
             x: one clean sequence.
             key: a PRNG key for `t` and `sigma`.
 
         Returns:
-            The loss to minimise and the [`eqdd.objectives.OATerms`][] behind it.
+            The loss to minimise and the [`eqdd.objectives.Terms`][] behind it.
         """
         order_key, step_key = jax.random.split(key)
         t = absorbing.sample_step(step_key, self.num_steps(x.shape[0]))
         terms = self.estimate(denoiser, x, t, order_key)
-        return self.elbo_weight * terms.nelbo + self.ce_weight * terms.nce, terms
+        return self.elbo_weight * terms.nelbo + self.ce_weight * terms.surrogate, terms
 
 
 class OAARDMObjective(AbstractARDMObjective):
@@ -260,8 +253,8 @@ class OAARDMObjective(AbstractARDMObjective):
     def num_steps(self, num_positions: int) -> int:
         return num_positions
 
-    def terms(self, denoiser, x, sigma, t) -> OATerms:
+    def terms(self, denoiser, x, sigma, t) -> Terms:
         return oa_ardm_estimate(denoiser, x, sigma, t, self.absorbing_token)
 
-    def policy_terms(self, denoiser, x, sigma, policy, segment) -> OATerms:
+    def policy_terms(self, denoiser, x, sigma, policy, segment) -> Terms:
         return oa_ardm_policy_estimate(denoiser, x, sigma, policy, segment, self.absorbing_token)

@@ -25,7 +25,6 @@ give the bound without its prior term.
 """
 
 import math
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -34,26 +33,9 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd import outputs
 from eqdd._typing import Denoiser, typecheck
+from eqdd.objectives.base import AbstractObjective, Terms
 from eqdd.processes import glauber
 from eqdd.processes.glauber import GlauberProcess
-
-
-class GGMTerms(NamedTuple):
-    """The GGM estimates at one step `t`; a batch of steps gives each field a leading axis.
-
-    `nelbo` and `step_loss` are in bits per token (module docstring); `bce` is the classifier's binary
-    cross-entropy in nats (the training loss).
-    """
-
-    nelbo: Float[Array, "*N"]
-    step_loss: Float[Array, "*N"]
-    bce: Float[Array, "*N"]
-    t: Int[Array, "*N"]
-
-    @property
-    def nce(self) -> Float[Array, "*N"]:
-        """The field the training step's `nce` metric reads: the BCE here."""
-        return self.bce
 
 
 def _weights(process: GlauberProcess) -> tuple[float, float]:
@@ -185,7 +167,7 @@ def ggm_terms(
     t: Int[Array, ""],
     key: PRNGKeyArray,
     closed_form: bool = True,
-) -> GGMTerms:
+) -> Terms:
     """Draw `x_t ~ q(· | x_0)` in closed form and one forward step, run the network once and score it.
 
     Arguments:
@@ -197,7 +179,8 @@ def ggm_terms(
         closed_form: the loss averaged over the noise draw in closed form (default), or its one-sample form.
 
     Returns:
-        The [`eqdd.objectives.GGMTerms`][] at `t`.
+        The [`eqdd.objectives.Terms`][] at `t`; its `surrogate` is the classifier's binary cross-entropy in
+        nats (the training loss), `nelbo` and `step_loss` are in bits per token (module docstring).
     """
     state_key, noise_key = jax.random.split(key)
     i = glauber.position(process, t)
@@ -213,7 +196,7 @@ def ggm_terms(
     marginal = glauber.marginal_log_probs(process, x0, t)[i]
     step_loss = step_kl(process, logits, marginal, x_next[i]) * to_bits
     nelbo = process.num_steps * step_loss + prior_kl(process, x0) * to_bits
-    return GGMTerms(nelbo=nelbo, step_loss=step_loss, bce=bce, t=t)
+    return Terms(nelbo=nelbo, step_loss=step_loss, surrogate=bce, t=t)
 
 
 @typecheck
@@ -236,7 +219,7 @@ def ggm_bound_estimate(
     return ggm_terms(denoiser, process, x0, t, key).nelbo
 
 
-class GGMObjective(eqx.Module):
+class GGMObjective(AbstractObjective):
     """The GGM training loss: the BCE averaged over `timesteps_per_sequence` uniform steps per sequence.
 
     Called on one example, like [`eqdd.objectives.OAARDMObjective`][]; the training step `vmap`s it
@@ -266,7 +249,7 @@ class GGMObjective(eqx.Module):
     @typecheck
     def estimate(
         self, denoiser: Denoiser, x: Int[Array, " L"], t: Int[Array, ""], key: PRNGKeyArray
-    ) -> GGMTerms:
+    ) -> Terms:
         """The terms at a given step `t` (the `estimate` that `eqdd.train.evaluate_bound` takes).
 
         **Arguments:**
@@ -278,14 +261,14 @@ class GGMObjective(eqx.Module):
 
         **Returns:**
 
-        The [`eqdd.objectives.GGMTerms`][] at `t`, scalar fields.
+        The [`eqdd.objectives.Terms`][] at `t`, scalar fields.
         """
         return ggm_terms(denoiser, self.process, x, t, key, self.closed_form)
 
     @typecheck
     def __call__(
         self, denoiser: Denoiser, x: Int[Array, " L"], key: PRNGKeyArray
-    ) -> tuple[Float[Array, ""], GGMTerms]:
+    ) -> tuple[Float[Array, ""], Terms]:
         """**Arguments:**
 
         - `denoiser`: the network.
@@ -294,7 +277,7 @@ class GGMObjective(eqx.Module):
 
         **Returns:**
 
-        The loss to minimise (the mean BCE over the steps) and the [`eqdd.objectives.GGMTerms`][] of each.
+        The loss to minimise (the mean BCE over the steps) and the [`eqdd.objectives.Terms`][] of each.
         """
         if x.shape[0] != self.process.num_positions:
             raise ValueError(
@@ -306,4 +289,4 @@ class GGMObjective(eqx.Module):
         )
         keys = jax.random.split(key, self.timesteps_per_sequence)
         terms = jax.vmap(lambda t, k: self.estimate(denoiser, x, t, k))(steps, keys)
-        return jnp.mean(terms.bce), terms
+        return jnp.mean(terms.surrogate), terms

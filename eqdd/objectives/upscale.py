@@ -12,7 +12,7 @@ stage `s = t // D` and a step within it, `t_in = t mod D`. With an order `sigma`
   `s` owns `L_{s·D}, …, L_{s·D + D - 1}` (plan policies with [`eqdd.policy.optimal_stage_policies`][]);
 - `nce = -Σ / (D·ln 2)`, the un-reweighted masked cross-entropy of the stage.
 
-The terms are [`eqdd.objectives.OATerms`][] with the global `t`, so the training step, its `L_t` tracker
+The terms are [`eqdd.objectives.Terms`][] with the global `t`, so the training step, its `L_t` tracker
 (over `S·D` steps) and `eqdd.train.evaluate_bound` (with `num_steps = S·D`) serve both models.
 """
 
@@ -25,7 +25,8 @@ from jaxtyping import Array, Bool, Float, Int
 
 from eqdd import outputs
 from eqdd._typing import UpscaleDenoiser, typecheck
-from eqdd.objectives.ardm import AbstractARDMObjective, OATerms
+from eqdd.objectives.ardm import AbstractARDMObjective
+from eqdd.objectives.base import Terms
 from eqdd.processes import absorbing, upscale
 from eqdd.processes.upscale import UpscaleTransitions
 
@@ -73,7 +74,7 @@ def upscale_terms(
     sigma: Int[Array, " D"],
     t: Int[Array, ""],
     parametrization: str,
-) -> OATerms:
+) -> Terms:
     """Score the positions of one sequence that are not yet revealed at the global step `t`.
 
     Arguments:
@@ -85,7 +86,7 @@ def upscale_terms(
         parametrization: `"data"` or `"direct"`.
 
     Returns:
-        The [`eqdd.objectives.OATerms`][] of the module docstring.
+        The [`eqdd.objectives.Terms`][] of the module docstring.
     """
     num_positions, num_stages = x.shape[0], transitions.num_stages
     stage, t_in = t // num_positions, t % num_positions
@@ -93,7 +94,7 @@ def upscale_terms(
     masked_sum = jnp.sum(jnp.where(sigma >= t_in, log_p, 0.0))
     nelbo = -num_stages * masked_sum / ((num_positions - t_in) * math.log(2.0))
     nce = -masked_sum / (num_positions * math.log(2.0))
-    return OATerms(nelbo=nelbo, step_loss=nelbo / (num_stages * num_positions), nce=nce, t=t)
+    return Terms(nelbo=nelbo, step_loss=nelbo / (num_stages * num_positions), surrogate=nce, t=t)
 
 
 @typecheck
@@ -104,7 +105,7 @@ def upscale_estimate(
     sigma: Int[Array, " D"],
     t: Int[Array, ""],
     parametrization: str,
-) -> OATerms:
+) -> Terms:
     """Build the input of global step `t` with order `sigma`, run the denoiser once and score the result.
 
     Arguments:
@@ -116,7 +117,7 @@ def upscale_estimate(
         parametrization: `"data"` or `"direct"`.
 
     Returns:
-        The [`eqdd.objectives.OATerms`][] for this `(sigma, t)`.
+        The [`eqdd.objectives.Terms`][] for this `(sigma, t)`.
     """
     tokens, revealed, stage = upscale_inputs(transitions, x, sigma, t)
     output = denoiser(tokens, t, revealed, stage)
@@ -132,7 +133,7 @@ def upscale_policy_estimate(
     policy: Int[Array, "S P"],
     index: Int[Array, ""],
     parametrization: str,
-) -> OATerms:
+) -> Terms:
     """Estimate the cost of generating with one policy per stage (reference §4.4, Upscale version).
 
     Row `s` of `policy` holds stage `s`'s `P` left boundaries (the same budget in every stage). The index
@@ -151,7 +152,7 @@ def upscale_policy_estimate(
         parametrization: `"data"` or `"direct"`.
 
     Returns:
-        [`eqdd.objectives.OATerms`][] whose `nelbo` is the policy estimate (bits per dimension) and whose
+        [`eqdd.objectives.Terms`][] whose `nelbo` is the policy estimate (bits per dimension) and whose
         `step_loss` and `t` are `L_{s·D + b_j}` and `s·D + b_j`.
     """
     num_positions, (num_stages, budget) = x.shape[0], policy.shape
@@ -238,10 +239,10 @@ class UpscaleObjective(AbstractARDMObjective):
         """`S·D`, the number of global steps (and of `L_t` values)."""
         return self.transitions.num_stages * num_positions
 
-    def terms(self, denoiser, x, sigma, t) -> OATerms:
+    def terms(self, denoiser, x, sigma, t) -> Terms:
         return upscale_estimate(denoiser, self.transitions, x, sigma, t, self.parametrization)
 
-    def policy_terms(self, denoiser, x, sigma, policy, segment) -> OATerms:
+    def policy_terms(self, denoiser, x, sigma, policy, segment) -> Terms:
         return upscale_policy_estimate(
             denoiser, self.transitions, x, sigma, policy, segment, self.parametrization
         )

@@ -8,6 +8,7 @@ objective, and hands them to [`train`][]; see `experiments/text8_oaardm.py`.
 import dataclasses
 import fcntl
 import json
+import math
 import os
 import signal
 import sys
@@ -23,6 +24,7 @@ import optax
 
 from eqdd.config import ConfigError, fraction, non_negative, option, positive, seed_range
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
+from eqdd.objectives import AbstractObjective
 from eqdd.runs.plots import plot_training
 from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
@@ -209,8 +211,8 @@ def count_parameters(model: eqx.Module) -> int:
 def train(
     config: TrainingConfig,
     model: eqx.Module,
-    objective: Callable,
-    num_diffusion_steps: int,
+    objective: AbstractObjective,
+    data_shape: tuple[int, ...],
     batches,
     key: jax.Array,
     rebuild: dict[str, Any] | None = None,
@@ -220,8 +222,8 @@ def train(
     Arguments:
         config: the run's options.
         model: the freshly initialised model (the template when resuming).
-        objective: `objective(model, x, key) -> (loss, terms)` per example.
-        num_diffusion_steps: the number of steps `t` whose losses `L_t` are tracked.
+        objective: the objective; it says how many steps `t` (and tracked `L_t`) examples have.
+        data_shape: the shape of one example.
         batches: a checkpointable iterator of global batches (grain), at its start.
         key: the PRNG key of the training randomness.
         rebuild: what else (besides the config) rebuilding the objective needs, e.g. a law estimated
@@ -232,7 +234,7 @@ def train(
     """
     run_dir = Path(config.run_dir)
     optimizer = config.make_optimizer()
-    state = TrainState.create(model, optimizer, key, num_diffusion_steps)
+    state = TrainState.create(model, optimizer, key, objective.num_steps(math.prod(data_shape)))
     checkpointer = Checkpointer(run_dir / "checkpoints")
     if checkpointer.latest_step() is not None:
         check_resumable(checkpointer.metadata()["config"], config)

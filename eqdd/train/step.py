@@ -28,6 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from eqdd.objectives import AbstractObjective
 from eqdd.train.state import TrainState, ema_decay_at, update_ema
 
 DATA_AXIS = "data"
@@ -103,13 +104,16 @@ class TrainStep:
 
 
 def make_train_step(
-    objective, optimizer: optax.GradientTransformation, ema_decay: float, mesh: Mesh | None = None
+    objective: AbstractObjective,
+    optimizer: optax.GradientTransformation,
+    ema_decay: float,
+    mesh: Mesh | None = None,
 ) -> TrainStep:
     """Build `train_step(state, batch) -> (state, metrics)`.
 
     Arguments:
-        objective: called per example as `objective(model, x, key) -> (loss, terms)`, where `terms`
-            has fields `t`, `step_loss`, `nelbo` and `nce`, per example or per example and step.
+        objective: an [`eqdd.objectives.AbstractObjective`][], called per example as
+            `objective(model, x, key) -> (loss, terms)`.
         optimizer: the optax transformation.
         ema_decay: the EMA decay of the evaluation parameters.
         mesh: the device mesh with a `"data"` axis; by default all devices of all processes
@@ -117,7 +121,7 @@ def make_train_step(
 
     Returns:
         The step, a [`TrainStep`][]; every process passes it the same global batch. Its metrics are
-        scalar means over the global batch: `loss`, `nelbo` (bits per dimension), `nce`, and the
+        scalar means over the global batch: `loss`, `nelbo` (bits per dimension), `surrogate`, and the
         global norm of the gradient before clipping, `grad_norm`. The result does not depend on the
         number of devices or processes (up to floating-point summation order).
     """
@@ -148,7 +152,7 @@ def make_train_step(
         metrics = {
             "loss": loss,
             "nelbo": jax.lax.pmean(jnp.mean(terms.nelbo), DATA_AXIS),
-            "nce": jax.lax.pmean(jnp.mean(terms.nce), DATA_AXIS),
+            "surrogate": jax.lax.pmean(jnp.mean(terms.surrogate), DATA_AXIS),
             "grad_norm": optax.tree.norm(grads),
         }
         return eqx.filter(new_state, eqx.is_array), metrics

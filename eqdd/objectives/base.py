@@ -1,0 +1,49 @@
+"""What every objective is: the contract the training step, evaluation and tools rely on.
+
+An objective is called on one example, `objective(denoiser, x, key) -> (loss, terms)` (the training step
+`vmap`s it over the batch), estimates its bound at a given step, `objective.estimate(denoiser, x, t, key)
+-> terms` (what [`eqdd.train.evaluate_bound`][] averages), and says how many steps `t` it has for an
+example of `D` variables, `objective.num_steps(D)` (the length of the tracked `L_t`).
+"""
+
+import abc
+from typing import NamedTuple
+
+import equinox as eqx
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+
+class Terms(NamedTuple):
+    """What an objective reports for one example at one step `t`; an objective that scores several
+    steps per example (the GGM) gives every field a leading axis of steps.
+
+    Attributes:
+        nelbo: the estimate of the bound on `-log2 p(x) / D` (bits per dimension), unbiased over a
+            uniform `t`.
+        step_loss: the step's term `L_t` (bits per dimension), tracked per `t` for step budgets.
+        surrogate: the objective's other training quantity, logged beside `nelbo`: the un-reweighted
+            masked cross-entropy of the ARDMs (bits per dimension), the binary cross-entropy of the GGM's
+            classifier (nats).
+        t: the step.
+    """
+
+    nelbo: Float[Array, "*N"]
+    step_loss: Float[Array, "*N"]
+    surrogate: Float[Array, "*N"]
+    t: Int[Array, "*N"]
+
+
+class AbstractObjective(eqx.Module):
+    """The base of every objective (see the module docstring)."""
+
+    @abc.abstractmethod
+    def num_steps(self, num_positions: int) -> int:
+        """The number of steps `t` (and of `L_t` values) for examples of `num_positions` variables."""
+
+    @abc.abstractmethod
+    def estimate(self, denoiser, x: Int[Array, " D"], t: Int[Array, ""], key: PRNGKeyArray) -> Terms:
+        """The [`Terms`][eqdd.objectives.Terms] at the step `t`, the rest of the randomness from `key`."""
+
+    @abc.abstractmethod
+    def __call__(self, denoiser, x: Int[Array, " D"], key: PRNGKeyArray) -> tuple[Float[Array, ""], Terms]:
+        """The loss to minimise for one example and the [`Terms`][eqdd.objectives.Terms] behind it."""
