@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
         config, objective.estimate, state.ema_model, test, num_steps, eval_key, "bits per dimension", note
     )
     run = Run.from_state(config, state, objective, splits.image_shape)
-    num_stages = inference.num_stages(run)
+    num_stages = objective.num_stages
     budgets = {}
     asked = [int(b) for b in config.budgets.split(",") if b]
     for budget, boundaries in inference.plan_policies(run, asked).items():

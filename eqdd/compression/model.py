@@ -20,18 +20,6 @@ from eqdd.objectives import OAARDMObjective, UpscaleObjective
 FINGERPRINT_BYTES = 16
 
 
-def describe_objective(objective: OAARDMObjective | UpscaleObjective) -> dict[str, Any]:
-    """What of the objective defines the model's likelihood (for the fingerprint): the absorbing token of
-    an OA-ARDM; the classes, branch factor, variant and parametrisation of an Upscale ARDM."""
-    if isinstance(objective, OAARDMObjective):
-        return {"absorbing_token": objective.absorbing_token}
-    transitions = objective.transitions
-    return {
-        "upscale": [transitions.num_classes, transitions.branch_factor, transitions.variant],
-        "parametrization": objective.parametrization,
-    }
-
-
 def fingerprint(denoiser: eqx.Module, step_losses: np.ndarray, description: dict[str, Any]) -> bytes:
     """A hash of a model: its description (the config that builds it), every parameter array, and the
     `L_t` its policies are planned on.
@@ -114,13 +102,13 @@ class CodecModel:
             if len(image_shape) != 3 or math.prod(image_shape) != num_positions:
                 raise ValueError(f"image shape {image_shape} does not hold D = {num_positions} sub-pixels")
         losses = np.asarray(step_losses, np.float64)
-        num_stages = 1 if isinstance(objective, OAARDMObjective) else objective.transitions.num_stages
+        num_stages = objective.num_stages
         if losses.shape != (num_stages * num_positions,):
             raise ValueError(
                 f"L_t must have S·D = {num_stages}·{num_positions} values, got shape {losses.shape}"
             )
         cpu_denoiser = jax.device_put(denoiser, jax.devices("cpu")[0])
-        described = {**description, **describe_objective(objective), "num_positions": num_positions}
+        described = {**description, **objective.describe(), "num_positions": num_positions}
         if image_shape is not None:
             described["image_shape"] = list(image_shape)
         return cls(

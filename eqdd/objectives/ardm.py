@@ -15,6 +15,7 @@ the corrupted sequence scores all `D - t` masked positions (`sigma >= t`). With
 import abc
 import math
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -164,6 +165,10 @@ class AbstractARDMObjective(AbstractObjective):
         """The number of steps `t` (and of `L_t` values) for sequences of `num_positions`."""
 
     @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What defines the model's likelihood besides the network (JSON; part of the codec's fingerprint)."""
+
+    @abc.abstractmethod
     def terms(
         self, denoiser: Callable, x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""]
     ) -> Terms:
@@ -252,6 +257,10 @@ class OAARDMObjective(AbstractARDMObjective):
 
     def num_steps(self, num_positions: int) -> int:
         return num_positions
+
+    def describe(self) -> dict[str, Any]:
+        """The absorbing token."""
+        return {"absorbing_token": self.absorbing_token}
 
     def terms(self, denoiser, x, sigma, t) -> Terms:
         return oa_ardm_estimate(denoiser, x, sigma, t, self.absorbing_token)

@@ -36,6 +36,11 @@ class Terms(NamedTuple):
 class AbstractObjective(eqx.Module):
     """The base of every objective (see the module docstring)."""
 
+    @property
+    def num_stages(self) -> int:
+        """`S`: the stages an example is generated in (the Upscale ARDM's), 1 for the other models."""
+        return 1
+
     @abc.abstractmethod
     def num_steps(self, num_positions: int) -> int:
         """The number of steps `t` (and of `L_t` values) for examples of `num_positions` variables."""

@@ -17,6 +17,7 @@ The terms are [`eqdd.objectives.Terms`][] with the global `t`, so the training s
 """
 
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -235,9 +236,22 @@ class UpscaleObjective(AbstractARDMObjective):
     def __check_init__(self):
         upscale.check_parametrization(self.parametrization)
 
+    @property
+    def num_stages(self) -> int:
+        return self.transitions.num_stages
+
     def num_steps(self, num_positions: int) -> int:
         """`S·D`, the number of global steps (and of `L_t` values)."""
         return self.transitions.num_stages * num_positions
+
+    def describe(self) -> dict[str, Any]:
+        """What defines the likelihood besides the network (for the codec's fingerprint): the classes,
+        branch factor, variant and parametrisation."""
+        transitions = self.transitions
+        return {
+            "upscale": [transitions.num_classes, transitions.branch_factor, transitions.variant],
+            "parametrization": self.parametrization,
+        }
 
     def terms(self, denoiser, x, sigma, t) -> Terms:
         return upscale_estimate(denoiser, self.transitions, x, sigma, t, self.parametrization)

@@ -21,11 +21,6 @@ from eqdd.samplers import sample_oa_ardm, sample_upscale_stages
 from eqdd.train.evaluate import BoundReport, evaluate_bound
 
 
-def num_stages(run: Run) -> int:
-    """`S`: the Upscale ARDM's stages, 1 for the other models."""
-    return run.objective.transitions.num_stages if isinstance(run.objective, UpscaleObjective) else 1
-
-
 def _check_budgets(run: Run) -> None:
     if isinstance(run.objective, GGMObjective):
         raise ConfigError(
@@ -52,7 +47,7 @@ def plan_policies(run: Run, budgets: Sequence[int], given: int = 0) -> dict[int,
         ValueError: for a budget below 1.
     """
     _check_budgets(run)
-    stages = num_stages(run)
+    stages = run.objective.num_stages
     if given and (stages > 1 or not 0 < given < run.num_positions):
         raise ValueError(
             f"given positions ({given}) need an OA-ARDM run and fewer than D = {run.num_positions}"
@@ -101,7 +96,7 @@ def draw(
     """
     objective, size = run.objective, run.num_positions
     if not num_samples:
-        return np.zeros((0, num_stages(run), size), np.int32)
+        return np.zeros((0, run.objective.num_stages, size), np.int32)
     policy = None if policy is None else jnp.asarray(policy)
     if known is not None:
         known, known_tokens = jnp.asarray(known), jnp.asarray(known_tokens, jnp.int32)
