@@ -1,7 +1,8 @@
 """`eqdd compress` and `eqdd decompress`: lossless coding of text and images with a trained OA-ARDM or
 Upscale ARDM.
 
-For a text run, IN must be plain text in the text8 alphabet (lowercase a-z and space); for an image
+For a text run, IN is any UTF-8 text: the model codes its text8 projection (lowercase a-z and space)
+and a side stream the rest ([`eqdd.compression.plain`][]; binary input is refused); for an image
 run, IN is an image file (PNG or any format Pillow reads) of the run's size and channels, and
 decompress writes a PNG. OUT is written only once everything has succeeded (decompression: after
 every check), through a temporary file renamed into place. OUT must not be IN, and an existing OUT is
@@ -17,9 +18,9 @@ import numpy as np
 
 from eqdd import compression
 from eqdd.cli._files import atomic_file, check_output, write_atomically
-from eqdd.compression import container
+from eqdd.compression import container, plain
 from eqdd.compression.model import describe_shape
-from eqdd.data import pipeline
+from eqdd.data import pipeline, text8
 from eqdd.runs import codec, load_run
 from eqdd.runs.codec import DEFAULT_BUDGET
 from eqdd.runs.registry import Run
@@ -69,21 +70,27 @@ def add_commands(commands, checkpoint_help: str) -> None:
     )
 
 
-def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None]:
-    """The input's tokens, and for an image run its pixels."""
+def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
+    """The tokens the model codes, for an image run the pixels, and for text outside the text8
+    alphabet its side stream ([`eqdd.compression.plain`][])."""
     if run.kind == "text":
-        return compression.encode_text(data), None
+        if plain.is_text8(data):
+            return compression.encode_text(data), None, None
+        projection, side = plain.project(data)
+        return compression.encode_text(projection), None, side
     image = compression.read_image(data)
     if image.shape != run.image_shape:
         raise compression.ShapeError(
             f"the image is {describe_shape(image.shape)}, but the run codes "
             f"{describe_shape(run.image_shape)} images (height x width x channels)"
         )
-    return image.reshape(-1), image
+    return image.reshape(-1), image, None
 
 
 def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> bytes | np.ndarray:
     """The text (bytes) or the one image (pixels) of a file."""
+    if blob.startswith(plain.MAGIC):
+        return plain.decompress(blob, model, show_progress)
     if model.kind == "text":
         return compression.decompress(blob, model, show_progress)
     return compression.decompress_images(blob, model, show_progress)[0]
@@ -101,7 +108,7 @@ def _compress(args) -> None:
             "--orders must be >= 1, --order-chunks >= 0, --batch-size in 1..65535"
         )
     run = load_run(args.checkpoint)
-    tokens, image = _read_input(data, run)
+    tokens, image, side = _read_input(data, run)
     model = codec.codec_model(run)
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
@@ -116,7 +123,9 @@ def _compress(args) -> None:
             seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders)
             chosen = f"best of {orders} on the input"
     if image is None:
-        blob = compression.compress(data, model, budget, seed, args.batch_size, args.progress)
+        projection = text8.decode(tokens).encode()
+        blob = compression.compress(projection, model, budget, seed, args.batch_size, args.progress)
+        blob = blob if side is None else plain.wrap(data, side, blob)
         what, unit = f"{len(data):,} characters", "character"
     else:
         blob = compression.compress_images(image[None], model, budget, seed, args.batch_size, args.progress)
@@ -126,8 +135,9 @@ def _compress(args) -> None:
         if not (restored == data if image is None else np.array_equal(restored, image)):
             raise compression.DeterminismError("the compressed file does not decompress to the input")
     stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
+    symbols = len(data) if image is None else tokens.size
     print(
-        f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(tokens.size, 1):.4f} bits per "
+        f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(symbols, 1):.4f} bits per "
         f"{unit}; budget {budget}{stages}, order {seed}: {chosen})",
         file=sys.stderr,
     )
@@ -140,7 +150,8 @@ def _compress(args) -> None:
 def _decompress(args) -> None:
     check_output(args.input, args.output, args.force)
     blob = args.input.read_bytes()
-    header, _ = container.unpack(blob)  # refuse a damaged file before loading the model
+    # refuse a damaged file before loading the model
+    header, _ = container.unpack(plain.unpack(blob)[3] if blob.startswith(plain.MAGIC) else blob)
     if header.kind == "images" and header.num_images != 1:
         raise compression.CompressionError(
             f"the file holds {header.num_images:,} images and `eqdd decompress` writes one PNG: decode it "
@@ -148,7 +159,8 @@ def _decompress(args) -> None:
         )
     model = codec.codec_model(codec.open_for(args.checkpoint, header.fingerprint))
     if model.kind == "text":  # streamed: memory bounded by a batch of chunks, whatever the length
+        decode = plain.decompress_to if blob.startswith(plain.MAGIC) else compression.decompress_to
         with atomic_file(args.output) as file:
-            compression.decompress_to(blob, model, file.write, args.progress)
+            decode(blob, model, file.write, args.progress)
         return
     write_atomically(args.output, compression.to_png(_decode(blob, model, args.progress)))

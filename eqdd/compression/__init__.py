@@ -12,6 +12,7 @@ over the model's exact likelihood under fixed orders and a fixed policy.
 - [`message`][eqdd.compression.message]: a token stream into a file and back, with every check (what
   text and images share);
 - [`text`][eqdd.compression.text]: compress and decompress text in the text8 alphabet;
+- [`plain`][eqdd.compression.plain]: any UTF-8 text, as its text8 projection plus a side stream;
 - [`images`][eqdd.compression.images]: compress and decompress batches of 8-bit images; read image
   files and write PNGs exactly.
 
@@ -20,6 +21,7 @@ versions and the same kind of CPU (the codec always runs the network on the CPU,
 mismatch is detected and raised as a [`DeterminismError`][eqdd.compression.DeterminismError].
 """
 
+from eqdd.compression import plain
 from eqdd.compression.codec import choose_order, decode, decode_batches, encode
 from eqdd.compression.errors import (
     AlphabetError,
@@ -39,6 +41,7 @@ from eqdd.compression.tables import PRECISION, quantize
 from eqdd.compression.text import compress, decompress, decompress_to, encode_text
 
 __all__ = [
+    "plain",
     "PRECISION",
     "AlphabetError",
     "CodecModel",
