@@ -37,7 +37,7 @@ def add_commands(commands, checkpoint_help: str) -> None:
         command = commands.add_parser(name, help=help, description=f"{help}. {__doc__.split(chr(10) * 2)[1]}")
         command.add_argument("input", type=Path, metavar="IN")
         command.add_argument("output", type=Path, metavar="OUT")
-        command.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+        command.add_argument("--checkpoint", metavar="RUN_DIR", help=checkpoint_help)
         command.add_argument(
             "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar"
         )

@@ -2,6 +2,7 @@
 data, and write its model as one file."""
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from eqdd import compression
+from eqdd import __version__, compression
 from eqdd._progress import progress
 from eqdd.cli._files import check_output, write_atomically
 from eqdd.config import ConfigError
@@ -33,7 +34,7 @@ def add_commands(commands, checkpoint_help: str) -> None:
         description="Draw samples from a run: text runs print one sample per line (or write them to "
         "--output), image runs write a PNG grid to --output.",
     )
-    sample.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+    sample.add_argument("--checkpoint", metavar="RUN_DIR", help=checkpoint_help)
     sample.add_argument(
         "--num-samples", type=int, default=4, metavar="N", help="samples (default: %(default)s)"
     )
@@ -65,7 +66,7 @@ def add_commands(commands, checkpoint_help: str) -> None:
         description="The run's negative-ELBO bound in bits per character (text) or dimension (images), "
         "with its standard error over examples, on its test split or on --data.",
     )
-    evaluate.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+    evaluate.add_argument("--checkpoint", metavar="RUN_DIR", help=checkpoint_help)
     evaluate.add_argument("--budget", type=int, help=budget_help.format("the full bound, one call per step"))
     evaluate.add_argument(
         "--data",
@@ -95,6 +96,9 @@ def add_commands(commands, checkpoint_help: str) -> None:
     )
     export.add_argument("output", type=Path, metavar="OUT")
     export.add_argument("--checkpoint", required=True, metavar="RUN_DIR", help=checkpoint_help)
+    export.add_argument(
+        "--note", default="", help="where the model came from (commit, data, command), kept in the file"
+    )
     export.add_argument("-f", "--force", action="store_true", help="overwrite OUT if it exists")
     export.set_defaults(run=_export)
 
@@ -242,7 +246,13 @@ def _evaluate(args) -> None:
 def _export(args) -> None:
     check_output(Path(args.checkpoint), args.output, args.force)
     run = load_run(args.checkpoint)
-    save_model(run, args.output)
+    provenance = {"note": args.note, "eqdd": __version__, "source": str(args.checkpoint)}
+    results = Path(args.checkpoint) / "results.json"
+    if results.is_file():  # what the run measured, on what data
+        saved = json.loads(results.read_text())
+        test = {k: v for k, v in (saved.get("test") or {}).items() if k != "step_losses"}
+        provenance["results"] = {"corpus": saved.get("corpus"), "steps": saved.get("steps"), "test": test}
+    save_model(run, args.output, provenance)
     print(
         f"wrote the {run.experiment} model of {args.checkpoint} (step {run.step:,}) to {args.output} "
         f"({args.output.stat().st_size:,} bytes)",

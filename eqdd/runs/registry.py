@@ -187,10 +187,15 @@ def load_run(path: str | Path) -> Run:
     return Run.from_state(config, state, objective, shape, rebuild)
 
 
-def save_model(run: Run, path: str | Path) -> Path:
+def save_model(run: Run, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
     """Write the run's model (EMA network, tracked `L_t`, settings, step) as one immutable file, for
     [`load_run`][] anywhere: it needs neither the run directory nor the training data. Written
     atomically, with a checksum of its arrays that [`load_run`][] verifies.
+
+    Arguments:
+        run: the run.
+        path: where to write.
+        provenance: where the model came from (JSON: data, commit, command, figures), kept in the file.
 
     Returns:
         The path written.
@@ -203,6 +208,7 @@ def save_model(run: Run, path: str | Path) -> Path:
         "rebuild": run.rebuild,
         "step": run.step,
         "data_shape": list(run.data_shape),
+        "provenance": provenance or {},
     }
     return model_file.write(Path(path), metadata, arrays.getvalue())
 
