@@ -251,7 +251,8 @@ def _export(args) -> None:
     if results.is_file():  # what the run measured, on what data
         saved = json.loads(results.read_text())
         test = {k: v for k, v in (saved.get("test") or {}).items() if k != "step_losses"}
-        provenance["results"] = {"corpus": saved.get("corpus"), "steps": saved.get("steps"), "test": test}
+        kept = {key: saved.get(key) for key in ("corpus", "steps", "codec_order")}
+        provenance["results"] = {**kept, "test": test}
     save_model(run, args.output, provenance)
     print(
         f"wrote the {run.experiment} model of {args.checkpoint} (step {run.step:,}) to {args.output} "

@@ -81,13 +81,17 @@ def choose_run_order(run: Run, train_chunks: Int[np.ndarray, "M D"]) -> dict[str
     return chosen
 
 
-def saved_order(run_dir: str | os.PathLike, model: compression.CodecModel) -> int | None:
-    """The order seed a run chose for `model` ([`choose_order`][]), or `None` when its `results.json`
-    holds none or one chosen for other parameters (a run trained further since)."""
-    path = Path(run_dir) / "results.json"
+def saved_order(source: str | os.PathLike, model: compression.CodecModel) -> int | None:
+    """The order seed a run chose for `model` ([`choose_order`][]), kept in its `results.json` or, for a
+    model file, in the results it was exported with; `None` when there is none or one chosen for other
+    parameters (a run trained further since)."""
     try:
-        chosen = json.loads(path.read_text()).get("codec_order")
-    except (OSError, ValueError):
+        if Path(source).is_file():
+            results = model_file.read(Path(source))[0].get("provenance", {}).get("results") or {}
+        else:
+            results = json.loads((Path(source) / "results.json").read_text())
+        chosen = results.get("codec_order")
+    except (OSError, ValueError, model_file.ModelFileError):
         return None
     if not chosen or chosen.get("fingerprint") != model.fingerprint.hex():
         return None
