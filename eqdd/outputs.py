@@ -8,6 +8,9 @@ for the objectives, the samplers and the codec.
   [`eqdd.processes.upscale`][]).
 - GGM: the classifier's `K` logits plus the noise law's log-probabilities, the time-`t` conditional
   ([`classifier_log_probs`][]).
+- Audio OA-ARDM (the paper's baseline for `K = 2^16`): a mixture of `M` discretised logistics per
+  position from `3M` outputs ([`mixture_log_prob_of`][], [`mixture_log_probs`][]), so the network never
+  emits `K` logits.
 """
 
 import jax
@@ -112,3 +115,71 @@ def classifier_log_probs(process: GlauberProcess, logits: Float[Array, " K"]) ->
         Normalised log-probabilities over the `K` classes.
     """
     return jax.nn.log_softmax(logits + glauber.noise_log_probs(process))
+
+
+def _log1mexp(a: Float[Array, "*S"]) -> Float[Array, "*S"]:
+    """`log(1 - e^a)` for `a < 0`, accurate on both sides of `-log 2`; `a` is kept below zero so that the
+    unused branch of a `where` never produces an infinite gradient."""
+    a = jnp.minimum(a, -1e-30)
+    near = a > -0.6931  # each branch gets a safe argument where the other is used
+    return jnp.where(
+        near, jnp.log(-jnp.expm1(jnp.where(near, a, -1.0))), jnp.log1p(-jnp.exp(jnp.where(near, -1.0, a)))
+    )
+
+
+def _log_bin_masses(
+    k: Int[Array, "*S"], means: Float[Array, "*S"], log_scales: Float[Array, "*S"], num_classes: int
+) -> Float[Array, "*S"]:
+    """`log P(k)` of a logistic discretised into `num_classes` equal bins of `[-1, 1]`, the outer bins
+    reaching to `±∞` (so the `K` masses sum to one exactly)."""
+    half = 1.0 / (num_classes - 1)
+    centre = 2.0 * k / (num_classes - 1) - 1.0
+    inverse = jnp.exp(-log_scales)
+    upper, lower = (centre + half - means) * inverse, (centre - half - means) * inverse
+    # log(σ(u) - σ(l)), from whichever side of the logistic keeps the difference accurate; for a bin far
+    # narrower than the logistic (u - l < 1e-4, where float32 cannot resolve the difference) the density
+    # at the bin's centre times its width, exact to a relative (u - l)²/24
+    left = jax.nn.log_sigmoid(upper) + _log1mexp(jax.nn.log_sigmoid(lower) - jax.nn.log_sigmoid(upper))
+    right = jax.nn.log_sigmoid(-lower) + _log1mexp(jax.nn.log_sigmoid(-upper) - jax.nn.log_sigmoid(-lower))
+    z = (centre - means) * inverse
+    midpoint = jnp.log(2.0 * half) - log_scales - z - 2.0 * jax.nn.softplus(-z)
+    middle = jnp.where(upper - lower < 1e-4, midpoint, jnp.where(upper + lower > 0, right, left))
+    return jnp.where(
+        k == 0, jax.nn.log_sigmoid(upper), jnp.where(k == num_classes - 1, jax.nn.log_sigmoid(-lower), middle)
+    )
+
+
+def _mixture(params: Float[Array, "D P"]) -> tuple[Float[Array, "D 1 M"], ...]:
+    """Log-weights, means and log-scales (clamped at -7, as PixelCNN++), each `(D, 1, M)`."""
+    params = params.astype(jnp.promote_types(params.dtype, jnp.float32))
+    logits, means, log_scales = jnp.split(params[:, None, :], 3, axis=-1)
+    return jax.nn.log_softmax(logits, axis=-1), means, jnp.maximum(log_scales, -7.0)
+
+
+@typecheck
+def mixture_log_prob_of(
+    params: Float[Array, "D P"], x: Int[Array, " D"], num_classes: int
+) -> Float[Array, " D"]:
+    """`log p(x_k)` at every position under a mixture of `M` discretised logistics.
+
+    Arguments:
+        params: per position, `P = 3M` values: `M` mixture logits, `M` means (on `[-1, 1]`, where
+            class `k` sits at `2k/(K-1) - 1`) and `M` log-scales.
+        x: the classes.
+        num_classes: `K`, at least 2.
+
+    Returns:
+        Log-probabilities, in at least float32.
+    """
+    log_weights, means, log_scales = _mixture(params)
+    masses = _log_bin_masses(x[:, None, None], means, log_scales, num_classes)
+    return jax.nn.logsumexp(log_weights + masses, axis=-1)[:, 0]
+
+
+@typecheck
+def mixture_log_probs(params: Float[Array, "D P"], num_classes: int) -> Float[Array, "D K"]:
+    """The whole table `log p(k)` for `k = 0..K-1` at every position (for small `K`, or one position at a
+    time: it holds `D·K·M` values); see [`mixture_log_prob_of`][]."""
+    log_weights, means, log_scales = _mixture(params)
+    classes = jnp.arange(num_classes)[None, :, None]
+    return jax.nn.logsumexp(log_weights + _log_bin_masses(classes, means, log_scales, num_classes), axis=-1)
