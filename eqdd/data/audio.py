@@ -104,37 +104,20 @@ def fixed_length(clips: list[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-class _Tree:
-    """The files of a directory or a zip archive, by relative path."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        if path.is_dir():
-            self.names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-        else:
-            with zipfile.ZipFile(path) as archive:
-                self.names = sorted(n for n in archive.namelist() if not n.endswith("/"))
-
-    def read(self, name: str) -> bytes:
-        if self.path.is_dir():
-            return (self.path / name).read_bytes()
-        with zipfile.ZipFile(self.path) as archive:
-            return archive.read(name)
-
-    def wavs(self, names: list[str]) -> Iterator[tuple[str, np.ndarray, int]]:
-        for name in names:
-            try:
-                samples, rate = read_wav(self.read(name))
-            except AudioDataError as error:
-                raise AudioDataError(f"{self.path}: {name}: {error}") from None
-            yield name, samples, rate
+def _wavs(tree: files.Tree, names: list[str]) -> Iterator[tuple[str, np.ndarray, int]]:
+    for name in names:
+        try:
+            samples, rate = read_wav(tree.read(name))
+        except AudioDataError as error:
+            raise AudioDataError(f"{tree.path}: {name}: {error}") from None
+        yield name, samples, rate
 
 
 def _fsdd_tree(directory: Path) -> Path | None:
     candidates = [directory, *sorted(directory.glob("*.zip"))]
     for candidate in candidates:
         try:
-            if any(FSDD_NAME.search(name) for name in _Tree(candidate).names):
+            if any(FSDD_NAME.search(name) for name in files.Tree(candidate).names):
                 return candidate
         except zipfile.BadZipFile:
             continue
@@ -146,9 +129,9 @@ def _fetch_fsdd(directory: Path) -> Path:
     return files.download(FSDD_URL, directory / FSDD_ARCHIVE, AudioDataError, hint)
 
 
-def _clips(tree: _Tree, names: list[str], rate: int) -> list[np.ndarray]:
+def _clips(tree: files.Tree, names: list[str], rate: int) -> list[np.ndarray]:
     clips = []
-    for name, samples, found in tree.wavs(names):
+    for name, samples, found in _wavs(tree, names):
         if found != rate:
             raise AudioDataError(
                 f"{tree.path}: {name} is at {found:,} Hz; the set's clips are at {rate:,} Hz"
@@ -169,9 +152,9 @@ def load_fsdd(
         fetch=_fetch_fsdd,
         allow_download=allow_download,
     )
-    tree = _Tree(path)
+    tree = files.Tree(path)
     names = {"train": [], "test": []}
-    for name in tree.names:
+    for name in sorted(tree.names):
         match = FSDD_NAME.search(name)
         if match:
             names["test" if int(match[3]) < FSDD_TEST_TAKES else "train"].append(name)
@@ -206,9 +189,9 @@ def load_sc09(data_dir: str | os.PathLike | None = None, length: int = 16000) ->
     for split in ("testing", "validation"):
         listed = path / f"{split}_list.txt"
         lists[split] = set(listed.read_text().split()) if listed.is_file() else set()
-    tree = _Tree(path)
+    tree = files.Tree(path)
     names = {"train": [], "test": []}
-    for name in tree.names:
+    for name in sorted(tree.names):
         if name.endswith(".wav") and name.split("/")[0] in DIGITS and name not in lists["validation"]:
             names["test" if name in lists["testing"] else "train"].append(name)
     if not names["train"] or not names["test"]:

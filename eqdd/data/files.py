@@ -11,6 +11,7 @@ one-time download), in that order. Shared by every corpus.
 import os
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -110,3 +111,19 @@ def hint(what: str, directory: Path) -> str:
         f"Put {what} in a directory and pass it with --data-dir or the environment variable "
         f"{DATA_DIR_VARIABLE}, or place it in the cache directory {directory}."
     )
+
+
+class Tree:
+    """A directory or a zip archive, seen as relative paths of files (with `/`) and their bytes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if path.suffix == ".zip":
+            self._zip = zipfile.ZipFile(path)
+            self.names = [n for n in self._zip.namelist() if not n.endswith("/")]
+        else:
+            self._zip = None
+            self.names = [p.relative_to(path).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
+
+    def read(self, name: str) -> bytes:
+        return self._zip.read(name) if self._zip else (self.path / name).read_bytes()

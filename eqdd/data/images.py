@@ -164,23 +164,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, allow_download: bool
     return ImageSplits("CIFAR-10", train, test, path, exact=True)
 
 
-class _Tree:
-    """A directory or a zip archive, seen as relative paths of files (with `/`) and their bytes."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        if path.suffix == ".zip":
-            self._zip = zipfile.ZipFile(path)
-            self.names = [n for n in self._zip.namelist() if not n.endswith("/")]
-        else:
-            self._zip = None
-            self.names = [p.relative_to(path).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
-
-    def read(self, name: str) -> bytes:
-        return self._zip.read(name) if self._zip else (self.path / name).read_bytes()
-
-
-def _split_images(tree: _Tree) -> dict[str, list[str]]:
+def _split_images(tree: files.Tree) -> dict[str, list[str]]:
     """The image files under `<root>/train/<class>/` and `<root>/test/<class>/` for one root."""
     splits: dict[str, list[str]] = {"train": [], "test": []}
     for name in sorted(tree.names):
@@ -198,7 +182,7 @@ def _image_folder(directory: Path) -> Path | None:
     ]
     for candidate in candidates:
         try:
-            found = _split_images(_Tree(candidate))
+            found = _split_images(files.Tree(candidate))
         except zipfile.BadZipFile:
             continue
         if found["train"] and found["test"]:
@@ -221,7 +205,7 @@ def load_image_folder(data_dir: str | os.PathLike | None = None) -> ImageSplits:
         ImageDataError,
         data_dir,
     )
-    tree = _Tree(path)
+    tree = files.Tree(path)
     splits = {}
     for split, names in _split_images(tree).items():
         images = []

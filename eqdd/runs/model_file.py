@@ -9,9 +9,10 @@ message instead of loading wrong numbers.
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from eqdd._atomic import atomic_file
 
 MAGIC = b"eqdd model file\n"
 FORMAT = 1
@@ -30,20 +31,10 @@ def write(path: Path, metadata: dict[str, Any], arrays: bytes) -> Path:
     """
     header = {"format": FORMAT, "size": len(arrays), "sha256": hashlib.sha256(arrays).hexdigest(), **metadata}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as f:
-        temporary = Path(f.name)
-        f.write(MAGIC + json.dumps(header).encode() + b"\n" + arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        temporary.chmod(0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_file(path) as file:
+        file.write(MAGIC + json.dumps(header).encode() + b"\n" + arrays)
+        file.flush()
+        os.fsync(file.fileno())
     return path
 
 
