@@ -124,7 +124,7 @@ def main(argv=None) -> dict:
             policy = jnp.asarray(naive_policy(config.seq_len, calls))
             samples = np.asarray(
                 eqx.filter_jit(sample_oa_ardm)(
-                    model, oa_key, args.num_samples, config.seq_len, text8.ABSORBING, policy
+                    model, objective.process, oa_key, args.num_samples, config.seq_len, policy=policy
                 )
             )
             sample_calls = calls

@@ -78,12 +78,12 @@ def planning_losses(step_losses: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return policies.monotone_step_losses(policies.fill_unseen(step_losses, seen))
 
 
-def _sampling_seconds(model, key, num_samples, num_positions, policy) -> float:
+def _sampling_seconds(model, process, key, num_samples, num_positions, policy) -> float:
     sample = eqx.filter_jit(sample_oa_ardm)
-    args = (model, key, num_samples, num_positions, text8.ABSORBING, jnp.asarray(policy, jnp.int32))
-    jax.block_until_ready(sample(*args))  # compile
+    args, policy = (model, process, key, num_samples, num_positions), jnp.asarray(policy, jnp.int32)
+    jax.block_until_ready(sample(*args, policy=policy))  # compile
     start = time.perf_counter()
-    jax.block_until_ready(sample(*args))
+    jax.block_until_ready(sample(*args, policy=policy))
     return (time.perf_counter() - start) / num_samples
 
 
@@ -205,7 +205,9 @@ def main(argv=None) -> dict:
         difference, difference_stderr = paired_difference(dp_report, naive_report)
         seconds = None
         if args.num_samples:
-            seconds = _sampling_seconds(model, sample_key, args.num_samples, num_positions, dp_policy)
+            seconds = _sampling_seconds(
+                model, objective.process, sample_key, args.num_samples, num_positions, dp_policy
+            )
         rows.append(
             {
                 "calls": budget,

@@ -161,6 +161,14 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "the default of 8994312 at width 160 (2 heads of 80, MLP 640)",
         [*DEFAULT_8994312, "--width", "160", "--mlp-width", "640"],
     ),
+    # Round 11: on top of the default of 50913c7 (the same recipe as 8994312).
+    "default-50913c7": ("the OA-ARDM default of 50913c7", DEFAULT_8994312),
+    "stratified": (
+        "the default with each batch's steps t stratified (one in each eighth of 0..D-1)",
+        [*DEFAULT_8994312, "--stratify-steps"],
+    ),
+    "ema0.998": ("the default with EMA decay 0.998", [*DEFAULT_8994312, "--ema-decay", "0.998"]),
+    "floor0.6": ("the default decaying to 60% of the peak", [*DEFAULT_8994312, "--lr-floor", "0.6"]),
 }
 
 
@@ -203,7 +211,7 @@ def _start(flags: list[str], num_steps: int, splits, run_dir: str):
     model, objective = build(config, jax.random.PRNGKey(config.seed))
     optimizer = config.make_optimizer()
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.seq_len)
-    step = make_train_step(objective, optimizer, config.ema_decay)
+    step = make_train_step(objective, optimizer, config.ema_decay, stratify_steps=config.stratify_steps)
     return config, objective, state, step, text8_runs.training_batches(config, splits)
 
 

@@ -148,7 +148,7 @@ def time_training(preset: str, batch_size: int | None, backend: str, args) -> di
     calls = jnp.asarray(naive_policy(config.seq_len, min(args.sample_calls, config.seq_len)))
     _, sample_s = _median_seconds(
         lambda: sample(
-            holder["state"].ema_model, key, args.num_samples, config.seq_len, text8.ABSORBING, calls
+            holder["state"].ema_model, objective.process, key, args.num_samples, config.seq_len, policy=calls
         ),
         1,
     )

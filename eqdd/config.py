@@ -44,6 +44,15 @@ def fraction(value) -> str | None:
     return None if 0.0 <= value < 1.0 else f"must be in [0, 1), got {value}"
 
 
+def positive_list(value: str) -> str | None:
+    """Comma-separated positive integers, or nothing (e.g. `--budgets 25,100`)."""
+    try:
+        ok = all(int(b) > 0 for b in value.split(",")) if value else True
+    except ValueError:
+        ok = False
+    return None if ok else f"must be comma-separated positive integers, got {value!r}"
+
+
 def seed_range(value) -> str | None:
     return None if 0 <= value < 2**32 else f"must be in [0, 2**32), got {value}"
 

@@ -2,10 +2,11 @@
 for the objectives, the samplers and the codec.
 
 - OA-ARDM: `K` logits per position, a categorical over the data classes ([`log_prob_of`][],
-  [`oa_probs`][]).
+  [`oa_probs`][]), or a logistic mixture (below), as its [`eqdd.processes.AbsorbingProcess`][] says
+  ([`oa_log_prob_of`][]).
 - Upscale ARDM: the stage distribution over the `b` candidate children of each position's current
-  value, from `K` data logits or `S·b` direct ones ([`stage_log_probs`][]; the maps are
-  [`eqdd.processes.upscale`][]).
+  value, from `K` data logits or `S·b` direct ones ([`stage_log_probs`][]; the maps and the choice
+  between the two are [`eqdd.processes.UpscaleTransitions`][]).
 - GGM: the classifier's `K` logits plus the noise law's log-probabilities, the time-`t` conditional
   ([`classifier_log_probs`][]).
 - Audio OA-ARDM (the paper's baseline for `K = 2^16`): a mixture of `M` discretised logistics per
@@ -19,6 +20,7 @@ from jaxtyping import Array, Float, Int
 
 from eqdd._typing import typecheck
 from eqdd.processes import glauber
+from eqdd.processes.absorbing import AbsorbingProcess
 from eqdd.processes.glauber import GlauberProcess
 from eqdd.processes.upscale import UpscaleTransitions, prefix, valid_digits
 
@@ -32,6 +34,25 @@ def log_prob_of(logits: Float[Array, "D K"], x: Int[Array, " D"]) -> Float[Array
 def oa_probs(logits: Float[Array, "*B D K"]) -> Float[Array, "*B D K"]:
     """An OA-ARDM's categorical probabilities, in float32 (what the codec quantises)."""
     return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+
+
+@typecheck
+def oa_log_prob_of(
+    process: AbsorbingProcess, output: Float[Array, "D P"], x: Int[Array, " D"]
+) -> Float[Array, " D"]:
+    """An OA-ARDM's `log p(x_k)` at every position, for either of its outputs.
+
+    Arguments:
+        process: the absorbing process, which says what the output is.
+        output: the network's output, `K` logits or `3M` mixture parameters per position.
+        x: the classes.
+
+    Returns:
+        Log-probabilities, in at least float32.
+    """
+    if process.mixture_components:
+        return mixture_log_prob_of(output, x, process.num_classes)
+    return log_prob_of(output, x)
 
 
 def _children_log_masses(transitions: UpscaleTransitions, logits: Float[Array, "D K"]) -> Float[Array, "D C"]:
@@ -70,7 +91,6 @@ def stage_log_probs(
     output: Float[Array, "D K_out"],
     parent: Int[Array, " D"],
     stage: Int[Array, ""] | int,
-    parametrization: str,
 ) -> Float[Array, "D b"]:
     """The model's `log p(x^(s+1) | x^(s))` at every position, over the `b` candidate children.
 
@@ -78,23 +98,22 @@ def stage_log_probs(
     exist get `-inf`, and each row sums to 1 in probability (see the module docstring).
 
     Arguments:
-        transitions: the maps.
+        transitions: the maps and the output parametrisation.
         output: the network's output, `K` logits over data classes (`"data"`) or `S·b` (`"direct"`).
         parent: the level-`s` values `x^(s)` of the positions.
         stage: `s`, in `0..S-1`.
-        parametrization: `"data"` or `"direct"`.
 
     Returns:
         Log-probabilities of shape `(D, b)`, in at least float32.
     """
-    expected = transitions.num_outputs(parametrization)
+    expected = transitions.num_outputs
     if output.shape[-1] != expected:
         raise ValueError(
-            f"the {parametrization} parametrisation needs {expected} outputs per position, "
+            f"the {transitions.parametrization} parametrisation needs {expected} outputs per position, "
             f"got {output.shape[-1]}"
         )
     output = output.astype(jnp.promote_types(output.dtype, jnp.float32))
-    if parametrization == "data":
+    if transitions.parametrization == "data":
         logits = _data_digit_logits(transitions, output, parent, stage)
     else:
         rows = output.reshape(output.shape[0], transitions.num_stages, transitions.branch_factor)
@@ -149,11 +168,18 @@ def _log_bin_masses(
     )
 
 
-def _mixture(params: Float[Array, "D P"]) -> tuple[Float[Array, "D 1 M"], ...]:
-    """Log-weights, means and log-scales (clamped at -7, as PixelCNN++), each `(D, 1, M)`."""
+@typecheck
+def mixture_parameters(params: Float[Array, "*B P"]) -> tuple[Float[Array, "*B M"], ...]:
+    """A mixture's normalised log-weights, means and log-scales (clamped at -7, as PixelCNN++), each
+    `(*B, M)` with `P = 3M`, in at least float32."""
     params = params.astype(jnp.promote_types(params.dtype, jnp.float32))
-    logits, means, log_scales = jnp.split(params[:, None, :], 3, axis=-1)
+    logits, means, log_scales = jnp.split(params, 3, axis=-1)
     return jax.nn.log_softmax(logits, axis=-1), means, jnp.maximum(log_scales, -7.0)
+
+
+def _mixture(params: Float[Array, "D P"]) -> tuple[Float[Array, "D 1 M"], ...]:
+    """[`mixture_parameters`][] with an axis for the classes, each `(D, 1, M)`."""
+    return tuple(a[:, None, :] for a in mixture_parameters(params))
 
 
 @typecheck

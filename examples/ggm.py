@@ -49,12 +49,19 @@ def main(num_steps: int = 20, length: int = 32) -> dict:
 
     key_sample, key_infill = jax.random.split(jax.random.PRNGKey(2))
     samples = sample_ggm(
-        state.ema_model, process, key_sample, 2, temperature=1.05, temperature_fraction=0.5, top_p=0.9
+        state.ema_model,
+        process,
+        key_sample,
+        2,
+        length,
+        temperature=1.05,
+        temperature_fraction=0.5,
+        top_p=0.9,
     )
     # Zero-shot infilling: keep the first and last quarters of a chunk, regenerate the middle.
     chunk = jnp.asarray(tokens[:length], jnp.int32)
     known = (jnp.arange(length) < length // 4) | (jnp.arange(length) >= 3 * length // 4)
-    middle = sample_ggm(state.ema_model, process, key_infill, 1, known=known, known_tokens=chunk)
+    middle = sample_ggm(state.ema_model, process, key_infill, 1, length, known=known, known_tokens=chunk)
     texts = [text8.decode(np.asarray(s)) for s in samples]
     infilled = text8.decode(np.asarray(middle[0]))
     for text in texts:

@@ -3,9 +3,10 @@ few steps, then a budget of network calls planned on its step losses and used to
 
     python examples/oa_ardm.py                 # a few seconds on a CPU
 
-The pieces: a denoiser (`eqdd.denoisers.Transformer`), an objective (`eqdd.objectives.OAARDMObjective`,
-per example `(loss, terms)`; `terms.nelbo` is the bound in bits per character), the training step
-(`eqdd.train`), the policy planner (`eqdd.policy`) and the sampler (`eqdd.samplers.sample_oa_ardm`).
+The pieces: a denoiser (`eqdd.denoisers.Transformer`), the forward process
+(`eqdd.processes.AbsorbingProcess`), an objective (`eqdd.objectives.OAARDMObjective`, per example
+`(loss, terms)`; `terms.nelbo` is the bound in bits per character), the training step (`eqdd.train`),
+the policy planner (`eqdd.policy`) and the sampler (`eqdd.samplers.sample_oa_ardm`).
 """
 
 import jax
@@ -16,6 +17,7 @@ from eqdd import policy
 from eqdd.data import text8
 from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
+from eqdd.processes import AbsorbingProcess
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import TrainState, make_optimizer, make_train_step
 
@@ -35,7 +37,8 @@ def main(num_steps: int = 30, length: int = 32, budget: int = 8) -> dict:
         activation="relu2",
         key=jax.random.PRNGKey(0),
     )
-    objective = OAARDMObjective(absorbing_token=text8.ABSORBING, ce_weight=1.0)
+    process = AbsorbingProcess(absorbing_token=text8.ABSORBING)  # the mask token, after the 27 characters
+    objective = OAARDMObjective(process, ce_weight=1.0)
     tokens = text8.encode(TEXT * 4)
     x = jnp.asarray(tokens[:length], jnp.int32)
     loss, terms = objective(model, x, jax.random.PRNGKey(1))  # one example: a random step t and order
@@ -56,7 +59,7 @@ def main(num_steps: int = 30, length: int = 32, budget: int = 8) -> dict:
     )
     boundaries, bits = policy.optimal_policy(losses, budget)
     samples = sample_oa_ardm(
-        state.ema_model, jax.random.PRNGKey(3), 2, length, text8.ABSORBING, policy=jnp.asarray(boundaries)
+        state.ema_model, process, jax.random.PRNGKey(3), 2, length, policy=jnp.asarray(boundaries)
     )
     texts = [text8.decode(np.asarray(s)) for s in samples]
     print(f"{budget} calls at steps {boundaries.tolist()} (planned bound {bits:.2f} bits/char):")

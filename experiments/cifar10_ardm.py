@@ -13,9 +13,6 @@ to --run-dir: checkpoints (a run there is resumed), metrics.jsonl, training.png,
 samples.png (a grid) and generation.png (the stages of one sample's generation).
 """
 
-import functools
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +20,7 @@ import numpy as np
 from eqdd.config import parse_config
 from eqdd.data import images, pipeline
 from eqdd.processes import absorbing, upscale
-from eqdd.runs import codec, inference, session
+from eqdd.runs import budgets, codec, session
 from eqdd.runs.images import PRESETS, Config, build
 from eqdd.runs.registry import Run
 
@@ -63,7 +60,7 @@ def main(argv=None) -> dict:
     num_variables = int(np.prod(splits.image_shape))
     print(f"model: {session.count_parameters(model):,} parameters; D = {num_variables}", flush=True)
     batches = pipeline.iterate(
-        pipeline.image_batches(splits.train, config.batch_size, config.seed, config.augment), splits.train
+        pipeline.example_batches(splits.train, config.batch_size, config.seed, config.augment), splits.train
     )
     state, train_seconds = session.train(config, model, objective, splits.image_shape, batches, train_key)
 
@@ -74,37 +71,9 @@ def main(argv=None) -> dict:
         config, objective.estimate, state.ema_model, test, num_steps, eval_key, "bits per dimension", note
     )
     run = Run.from_state(config, state, objective, splits.image_shape)
-    num_stages = objective.num_stages
-    budgets = {}
-    asked = [int(b) for b in config.budgets.split(",") if b]
-    for budget, boundaries in inference.plan_policies(run, asked).items():
-        policy = jnp.asarray(boundaries)
-        budget_report, _ = session.evaluate(
-            config,
-            functools.partial(objective.policy_estimate, policy=policy),
-            state.ema_model,
-            test,
-            policy.size,
-            eval_key,
-            f"bits per dimension with {policy.size} network calls (DP policy)",
-            note,
-        )
-        budgets[budget] = {"calls": policy.size, "bpd": budget_report.bpd, "stderr": budget_report.stderr}
-
-    begin = time.perf_counter()
-    sample_policy, calls = None, num_stages * num_variables
-    if config.sample_budget:
-        sample_policy = inference.plan_policies(run, [config.sample_budget]).popitem()[1]
-        calls = sample_policy.size
-    drawn = inference.draw(run, sample_key, config.num_samples, sample_policy)
-    sample_seconds = time.perf_counter() - begin
+    bounds = budgets.budget_bounds(run, test, eval_key, "bits per dimension", note)
+    drawn, calls, sample_seconds = budgets.draw_samples(run, sample_key, "images")
     samples = drawn[:, -1].reshape(-1, *splits.image_shape).astype(np.uint8)
-    if len(samples):
-        print(
-            f"sampled {len(samples)} images with {calls} network calls in {sample_seconds:.1f} s", flush=True
-        )
-    else:
-        calls = 0  # nothing was drawn
 
     train_chunks = splits.train[:4].reshape(-1, num_variables).astype(np.int32)
     codec_order = codec.choose_run_order(run, train_chunks)
@@ -116,7 +85,7 @@ def main(argv=None) -> dict:
         report,
         state,
         seconds,
-        budgets=budgets,
+        budgets=bounds,
         sample_calls=calls,
         codec_order=codec_order,
     )

@@ -41,7 +41,7 @@ def main(argv=None) -> dict:
     samples = (
         np.asarray(
             eqx.filter_jit(sample_oa_ardm)(
-                state.ema_model, sample_key, config.num_samples, config.seq_len, text8.ABSORBING
+                state.ema_model, objective.process, sample_key, config.num_samples, config.seq_len
             )
         )
         if config.num_samples

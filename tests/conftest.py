@@ -12,6 +12,21 @@ from eqdd.runs import images as image_runs_module
 from eqdd.train import Checkpointer, StepLosses, TrainState
 from tests.scripts import write_text8
 
+# JAX's persistent compilation cache, shared by the two pytest-xdist workers and by every subprocess a
+# test starts (through the environment they inherit): the same tiny models are compiled in several files
+# and again in the scripts the tests run. `EQDD_TEST_JAX_CACHE=` (empty) turns it off.
+_CACHE = os.environ.setdefault(
+    "EQDD_TEST_JAX_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "jax-tests")
+)
+if _CACHE:
+    for name, value in (
+        ("jax_compilation_cache_dir", _CACHE),
+        ("jax_persistent_cache_min_compile_time_secs", 0),
+        ("jax_persistent_cache_min_entry_size_bytes", -1),
+    ):
+        os.environ.setdefault(name.upper(), str(value))
+        jax.config.update(name, value)
+
 # Compilation dominates the first example of a jitted property test, so no deadline; few examples,
 # derandomised, so the suite is fast and reproducible.
 settings.register_profile(

@@ -18,6 +18,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from eqdd.denoisers import Transformer  # noqa: E402
 from eqdd.objectives import OAARDMObjective  # noqa: E402
+from eqdd.processes import AbsorbingProcess  # noqa: E402
 from eqdd.train import (  # noqa: E402
     Checkpointer,
     TrainState,
@@ -52,7 +53,7 @@ def arrays(tree):
 
 def run_steps(mesh, count, attention_backend="xla"):
     state, optimizer = setup(attention_backend)
-    step = make_train_step(OAARDMObjective(K), optimizer, 0.9, mesh)
+    step = make_train_step(OAARDMObjective(AbsorbingProcess(K)), optimizer, 0.9, mesh)
     state = replicate(state, mesh)
     source = batches()
     history = []
@@ -74,7 +75,7 @@ def check_equivalence():
             for name in a:
                 np.testing.assert_allclose(a[name], b[name], rtol=1e-5)
     try:  # a batch that does not split over the devices is refused
-        make_train_step(OAARDMObjective(K), setup()[1], 0.9)(
+        make_train_step(OAARDMObjective(AbsorbingProcess(K)), setup()[1], 0.9)(
             replicate(setup()[0], data_mesh()), np.zeros((12, D), np.int32)
         )
     except ValueError as error:
@@ -125,7 +126,7 @@ def train_and_save(directory, num_steps, checkpoint_every):
     the final arrays in expected.npz for check_restore."""
     mesh = data_mesh()
     state, optimizer = setup()
-    step = make_train_step(OAARDMObjective(K), optimizer, 0.9, mesh)
+    step = make_train_step(OAARDMObjective(AbsorbingProcess(K)), optimizer, 0.9, mesh)
     checkpointer = Checkpointer(Path(directory) / "ckpt")
     state = fit(
         replicate(state, mesh),
@@ -176,7 +177,7 @@ def check_restore(directory):
     for i, leaf in enumerate(arrays(state)):
         np.testing.assert_array_equal(leaf, expected[f"arr_{i}"])
     mesh = data_mesh()
-    state, metrics = make_train_step(OAARDMObjective(K), optimizer, 0.9, mesh)(
+    state, metrics = make_train_step(OAARDMObjective(AbsorbingProcess(K)), optimizer, 0.9, mesh)(
         replicate(state, mesh), next(batches())
     )
     assert int(state.step) == saved_step + 1 and np.isfinite(float(metrics["loss"]))

@@ -61,3 +61,9 @@ def test_shapes_are_checked():
         absorbing.corrupt(jnp.zeros(4, jnp.int32), jnp.arange(5), 1, 9)
     with pytest.raises(TypeCheckError):
         absorbing.corrupt(jnp.zeros(5), jnp.arange(5), 1, 9)  # float tokens
+
+
+def test_the_process_refuses_a_negative_absorbing_token():
+    assert absorbing.AbsorbingProcess(27).absorbing_token == 27
+    with pytest.raises(ValueError, match="must be non-negative, got -1"):
+        absorbing.AbsorbingProcess(-1)

@@ -16,6 +16,7 @@ from eqdd.objectives import (
     oa_ardm_policy_log_likelihood,
     oa_ardm_terms,
 )
+from eqdd.processes import AbsorbingProcess
 from tests.oracles import TabularDenoiser, all_orders, all_states, log2_prob, random_law, state_index
 
 PROBLEMS = [(2, 2), (3, 2), (3, 3), (4, 2), (4, 3)]  # (D, K)
@@ -28,7 +29,7 @@ def _enumerated_elbo(law, x, num_positions, num_classes):
     steps = jnp.arange(num_positions, dtype=jnp.int32)
 
     def at(sigma, t):
-        return oa_ardm_estimate(denoiser, jnp.asarray(x), sigma, t, num_classes).nelbo
+        return oa_ardm_estimate(denoiser, AbsorbingProcess(num_classes), jnp.asarray(x), sigma, t).nelbo
 
     table = jax.vmap(lambda sigma: jax.vmap(lambda t: at(sigma, t))(steps))(orders)
     return float(jnp.mean(table)), np.asarray(table)
@@ -76,7 +77,7 @@ def test_monte_carlo_mean_converges_to_the_likelihood():
     law = random_law(rng, num_positions, num_classes)
     x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
     denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
-    objective = OAARDMObjective(absorbing_token=num_classes)
+    objective = OAARDMObjective(AbsorbingProcess(num_classes))
     keys = jax.random.split(jax.random.PRNGKey(0), 40_000)
     losses, terms = jax.jit(jax.vmap(lambda k: objective(denoiser, x, k)))(keys)
     samples = np.asarray(terms.nelbo, np.float64)
@@ -96,7 +97,7 @@ def test_terms_are_consistent(seed, t):
     logits = jax.random.normal(key1, (num_positions, num_classes))
     x = jax.random.randint(key2, (num_positions,), 0, num_classes)
     sigma = jax.random.permutation(key3, num_positions).astype(jnp.int32)
-    terms = oa_ardm_terms(logits, x, sigma, jnp.int32(t))
+    terms = oa_ardm_terms(AbsorbingProcess(logits.shape[1]), logits, x, sigma, jnp.int32(t))
     log_p = np.asarray(jax.nn.log_softmax(logits))[np.arange(num_positions), np.asarray(x)]
     masked = np.asarray(sigma) >= t
     assert masked.sum() == num_positions - t
@@ -130,12 +131,16 @@ def test_policy_estimator_mean_equals_the_expected_code_length(policy):
         segments = jnp.arange(len(policy), dtype=jnp.int32)
 
         def estimate(sigma, j):
-            return oa_ardm_policy_estimate(denoiser, x, sigma, policy_array, j, num_classes).nelbo
+            return oa_ardm_policy_estimate(
+                denoiser, AbsorbingProcess(num_classes), x, sigma, policy_array, j
+            ).nelbo
 
         table = np.asarray(jax.vmap(lambda sigma: jax.vmap(lambda j: estimate(sigma, j))(segments))(orders))
         code_lengths = np.asarray(
             jax.vmap(
-                lambda sigma: oa_ardm_policy_log_likelihood(denoiser, x, sigma, policy_array, num_classes)
+                lambda sigma: oa_ardm_policy_log_likelihood(
+                    denoiser, AbsorbingProcess(num_classes), x, sigma, policy_array
+                )
             )(orders)
         )
         _, full_table = _enumerated_elbo(law, np.asarray(x), num_positions, num_classes)
@@ -155,7 +160,7 @@ def test_policy_estimator_mean_equals_the_expected_code_length(policy):
                 lambda state: jnp.mean(
                     jax.vmap(
                         lambda sigma: oa_ardm_policy_log_likelihood(
-                            denoiser, state, sigma, policy_array, num_classes
+                            denoiser, AbsorbingProcess(num_classes), state, sigma, policy_array
                         )
                     )(orders)
                 )
@@ -176,7 +181,7 @@ def test_policy_estimator_monte_carlo_mean_converges():
     x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
     policy = jnp.array([0, 2], jnp.int32)
     denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
-    objective = OAARDMObjective(absorbing_token=num_classes)
+    objective = OAARDMObjective(AbsorbingProcess(num_classes))
     keys = jax.random.split(jax.random.PRNGKey(0), 40_000)
     segments = jax.random.randint(jax.random.PRNGKey(1), (40_000,), 0, 2)
     samples = jax.jit(jax.vmap(lambda j, k: objective.policy_estimate(denoiser, x, j, k, policy).nelbo))(
@@ -188,7 +193,11 @@ def test_policy_estimator_monte_carlo_mean_converges():
             jnp.mean(
                 jax.vmap(
                     lambda sigma: oa_ardm_policy_log_likelihood(
-                        TabularDenoiser(law, num_positions, num_classes), x, sigma, policy, num_classes
+                        TabularDenoiser(law, num_positions, num_classes),
+                        AbsorbingProcess(num_classes),
+                        x,
+                        sigma,
+                        policy,
                     )
                 )(jnp.asarray(all_orders(num_positions)))
             )
@@ -212,8 +221,9 @@ def test_training_weights_change_the_loss_only(seed, elbo_weight, ce_weight):
     denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
     x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
     key = jax.random.PRNGKey(seed)
-    loss, terms = OAARDMObjective(num_classes, ce_weight, elbo_weight)(denoiser, x, key)
-    _, plain = OAARDMObjective(num_classes)(denoiser, x, key)
+    process = AbsorbingProcess(num_classes)
+    loss, terms = OAARDMObjective(process, ce_weight, elbo_weight)(denoiser, x, key)
+    _, plain = OAARDMObjective(process)(denoiser, x, key)
     for a, b in zip(terms, plain, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(loss, elbo_weight * terms.nelbo + ce_weight * terms.surrogate, rtol=1e-6)

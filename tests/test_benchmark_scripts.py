@@ -1,4 +1,5 @@
-"""benchmarks/_scripts.py: benchmarks train missing runs by running the experiment script itself."""
+"""benchmarks/_scripts.py (benchmarks train missing runs by running the experiment script itself) and the
+small benchmarks that need no run."""
 
 import pytest
 
@@ -13,3 +14,14 @@ def test_run_experiment_runs_the_script_and_reports_its_failure(capfd):
     with pytest.raises(SystemExit, match=r"experiments/text8_oaardm.py --width 0 failed with status \d"):
         scripts.run_experiment("text8_oaardm", ["--width", "0"])
     assert "--width" in capfd.readouterr().err
+
+
+def test_the_convolution_benchmark_times_both_forms_plain_and_in_a_scan(capsys):
+    bench = load_script("benchmarks/conv_in_loops.py")
+    timings = bench.main(
+        ["--channels", "4", "--length", "32", "--batch", "1", "--calls", "2", "--repeats", "1"]
+    )
+    assert set(timings) == {"conv_plain", "conv_loop", "shift_plain", "shift_loop"}
+    assert all(seconds > 0 for seconds in timings.values())
+    out = capsys.readouterr().out
+    assert "XLA convolution" in out and "shifted products" in out and "faster than XLA's convolution" in out

@@ -16,6 +16,7 @@ from eqdd.compression import ans, codec, container, plain
 from eqdd.data import text8
 from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
+from eqdd.processes import AbsorbingProcess
 
 D = 16
 BUDGET = 5
@@ -29,7 +30,9 @@ def tiny_model(seed: int) -> compression.CodecModel:
     )
     network = eqx.tree_at(lambda m: m.head.weight, network, 4 * network.head.weight)
     losses = np.linspace(3.0, 1.0, D)
-    return compression.CodecModel.create(network, OAARDMObjective(text8.ABSORBING), D, losses, {"test": seed})
+    return compression.CodecModel.create(
+        network, OAARDMObjective(AbsorbingProcess(text8.ABSORBING)), D, losses, {"test": seed}
+    )
 
 
 MODEL = tiny_model(0)
@@ -305,11 +308,11 @@ def test_header_holds_what_decoding_needs(blob):
 
 def test_schemes_refuse_orders_and_policies_that_do_not_fit():
     policy = MODEL.plan(BUDGET)[0]
-    orders = compression.orders_from_seed(0, 1, D)
+    orders, process = compression.orders_from_seed(0, 1, D), MODEL.objective.process
     with pytest.raises(ValueError, match="one stage, got 2 orders"):
-        compression.OAScheme(MODEL.denoiser, np.concatenate([orders, orders]), policy, text8.ABSORBING)
+        compression.OAScheme(MODEL.denoiser, process, np.concatenate([orders, orders]), policy)
     with pytest.raises(ValueError, match="permutation of 0..D-1"):
-        compression.OAScheme(MODEL.denoiser, np.zeros((1, D), np.int32), policy, text8.ABSORBING)
+        compression.OAScheme(MODEL.denoiser, process, np.zeros((1, D), np.int32), policy)
     with pytest.raises(ValueError, match="one order and one policy row per stage"):
-        compression.OAScheme(MODEL.denoiser, orders, policy[0], text8.ABSORBING)
+        compression.OAScheme(MODEL.denoiser, process, orders, policy[0])
     assert [call.ends_stage for call in MODEL.scheme(0, policy).calls] == [False] * (BUDGET - 1) + [True]

@@ -18,7 +18,7 @@ from eqdd.compression import container
 from eqdd.data import images
 from eqdd.denoisers.unet import UNet
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
-from eqdd.processes import UpscaleTransitions
+from eqdd.processes import AbsorbingProcess, UpscaleTransitions
 from tests.test_compression import MODEL as TEXT_MODEL
 from tests.test_compression import random_text
 
@@ -33,7 +33,7 @@ def tiny_image_model(seed: int, shape: tuple[int, int, int] = SHAPE) -> compress
     network = eqx.tree_at(lambda m: m.out_conv.weight, network, 4 * network.out_conv.weight)
     return compression.CodecModel.create(
         network,
-        OAARDMObjective(images.NUM_CLASSES),
+        OAARDMObjective(AbsorbingProcess(images.NUM_CLASSES)),
         D,
         np.linspace(8.0, 2.0, D),
         {"test": seed},
@@ -44,14 +44,14 @@ def tiny_image_model(seed: int, shape: tuple[int, int, int] = SHAPE) -> compress
 def tiny_upscale_model(branch_factor: int, variant: str, parametrization: str) -> compression.CodecModel:
     """An untrained Upscale ARDM U-Net (`S = log_b 256` stages), output layer scaled up likewise."""
     objective = UpscaleObjective(
-        UpscaleTransitions(images.NUM_CLASSES, branch_factor, variant), parametrization
+        UpscaleTransitions(images.NUM_CLASSES, branch_factor, variant, parametrization)
     )
     process = objective.transitions
     num_steps = process.num_stages * D
     network = UNet(
         SHAPE,
         process.num_input_classes,
-        process.num_outputs(parametrization),
+        process.num_outputs,
         8,
         1,
         num_steps,

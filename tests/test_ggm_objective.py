@@ -258,6 +258,17 @@ def test_objective_terms_shapes_and_gradients(kernel, closed_form):
     assert one.nelbo.shape == () and int(one.t) == 3
 
 
+def test_a_quantile_spreads_a_sequences_steps_one_in_each_share_of_the_range():
+    _, process = _tiny_process("flip", 0)
+    objective = GGMObjective(process, timesteps_per_sequence=3)
+    model = _TinyDenoiser(process, jax.random.PRNGKey(0))
+    x = jnp.array([0, 1, 2], jnp.int32)
+    for quantile in (0.0, 0.4, 0.999):
+        _, terms = objective(model, x, jax.random.PRNGKey(1), jnp.float32(quantile))
+        expected = np.floor((np.arange(3) + np.float32(quantile)) / 3 * process.num_steps)
+        np.testing.assert_array_equal(terms.t, expected)
+
+
 def test_bad_arguments_are_refused():
     _, process = _tiny_process("flip", 0)
     with pytest.raises(ValueError, match="timesteps_per_sequence must be at least 1"):

@@ -104,6 +104,7 @@ def test_sampler_draws_the_law_of_its_reverse_chain(kernel, schedule, temperatur
             process,
             key,
             20_000,
+            NUM_POSITIONS,
             temperature=temperature,
             temperature_fraction=fraction,
             top_p=top_p,
@@ -119,7 +120,13 @@ def test_infilling_never_changes_known_positions():
     known = jax.random.bernoulli(jax.random.PRNGKey(1), 0.5, (500, NUM_POSITIONS))
     tokens = jax.random.randint(jax.random.PRNGKey(2), (500, NUM_POSITIONS), 0, VOCAB_SIZE)
     samples = _sample(
-        TabularClassifier(table), process, jax.random.PRNGKey(3), 500, known=known, known_tokens=tokens
+        TabularClassifier(table),
+        process,
+        jax.random.PRNGKey(3),
+        500,
+        NUM_POSITIONS,
+        known=known,
+        known_tokens=tokens,
     )
     np.testing.assert_array_equal(np.where(known, samples, -1), np.where(known, tokens, -1))
     assert np.any(np.where(known, -1, samples) != np.where(known, -1, tokens))  # the rest is sampled
@@ -129,6 +136,7 @@ def test_infilling_never_changes_known_positions():
         process,
         jax.random.PRNGKey(4),
         50,
+        NUM_POSITIONS,
         known=jnp.array([True, False, True]),
         known_tokens=jnp.array([2, 0, 1]),
     )
@@ -177,25 +185,28 @@ def test_temperature_fraction_zero_is_no_temperature():
     _, process = _tiny_process("flip", "round_robin", 0)
     table = jax.random.normal(jax.random.PRNGKey(0), (process.num_steps, 4**NUM_POSITIONS, VOCAB_SIZE))
     classifier, key = TabularClassifier(table), jax.random.PRNGKey(5)
-    plain = _sample(classifier, process, key, 200)
+    plain = _sample(classifier, process, key, 200, NUM_POSITIONS)
     np.testing.assert_array_equal(
-        _sample(classifier, process, key, 200, temperature=3.0, temperature_fraction=0.0), plain
+        _sample(classifier, process, key, 200, NUM_POSITIONS, temperature=3.0, temperature_fraction=0.0),
+        plain,
     )
-    assert not np.array_equal(_sample(classifier, process, key, 200, temperature=3.0), plain)
+    assert not np.array_equal(_sample(classifier, process, key, 200, NUM_POSITIONS, temperature=3.0), plain)
 
 
 def test_bad_arguments_are_refused():
     _, process = _tiny_process("flip", "round_robin", 0)
     classifier = TabularClassifier(jnp.zeros((process.num_steps, 4**NUM_POSITIONS, VOCAB_SIZE)))
     key = jax.random.PRNGKey(0)
+    with pytest.raises(ValueError, match=f"sequences of {NUM_POSITIONS} tokens, not {NUM_POSITIONS + 1}"):
+        sample_ggm(classifier, process, key, 2, NUM_POSITIONS + 1)
     with pytest.raises(ValueError, match="top_p must lie in"):
-        sample_ggm(classifier, process, key, 2, top_p=0.0)
+        sample_ggm(classifier, process, key, 2, NUM_POSITIONS, top_p=0.0)
     with pytest.raises(ValueError, match="temperature must be positive"):
-        sample_ggm(classifier, process, key, 2, temperature=0.0)
+        sample_ggm(classifier, process, key, 2, NUM_POSITIONS, temperature=0.0)
     with pytest.raises(ValueError, match="temperature_fraction must lie in"):
-        sample_ggm(classifier, process, key, 2, temperature_fraction=1.5)
+        sample_ggm(classifier, process, key, 2, NUM_POSITIONS, temperature_fraction=1.5)
     with pytest.raises(ValueError, match="needs both"):
-        sample_ggm(classifier, process, key, 2, known=jnp.ones(3, bool))
+        sample_ggm(classifier, process, key, 2, NUM_POSITIONS, known=jnp.ones(3, bool))
     with pytest.raises(TypeCheckError):
         reverse_step_log_probs(process, jnp.zeros((VOCAB_SIZE, 1)), jnp.int32(0))
     assert math.isfinite(float(top_p_filter(jnp.zeros(3), 0.5)[0]))

@@ -94,7 +94,7 @@ def test_missing_data_gives_instructions(tmp_path, monkeypatch):
 
 def test_batches_are_flat_images_and_augmentation_keeps_the_pixels():
     x = np.arange(4 * 6 * 6 * 2, dtype=np.uint8).reshape(4, 6, 6, 2)
-    batch = next(pipeline.iterate(pipeline.image_batches(x, 4, seed=0, augment=True), x))
+    batch = next(pipeline.iterate(pipeline.example_batches(x, 4, seed=0, augment=True), x))
     assert batch.shape == (4, 72) and batch.dtype == np.int32
     originals = {tuple(sorted(image.ravel())) for image in x}
     assert {tuple(sorted(row)) for row in batch} == originals

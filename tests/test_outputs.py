@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from eqdd import outputs
+from eqdd.objectives import OAARDMObjective, oa_ardm_terms
+from eqdd.processes import AbsorbingProcess
 
 
 @pytest.mark.parametrize("num_classes", [2, 3, 16, 256])
@@ -49,3 +51,24 @@ def test_sixteen_bit_audio_in_float32_sums_to_one_and_keeps_finite_gradients():
     np.testing.assert_allclose(grads[2, 2], -1.0, atol=1e-3)
     table = np.exp(np.asarray(outputs.mixture_log_probs(params, 1 << 16), np.float64))
     np.testing.assert_allclose(table.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_an_oa_ardm_with_a_mixture_output_scores_its_masked_positions():
+    # The terms of a logistic-mixture OA-ARDM against the whole table of its K = 16 classes.
+    rng = np.random.default_rng(0)
+    num_positions, num_classes, t = 8, 16, 3
+    params = jnp.asarray(rng.normal(size=(num_positions, 6)), jnp.float32)
+    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
+    sigma = jnp.asarray(rng.permutation(num_positions), jnp.int32)
+    process = AbsorbingProcess(num_classes, mixture_components=2)
+    assert process.num_outputs == 6
+    terms = oa_ardm_terms(process, params, x, sigma, jnp.int32(t))
+    table = np.asarray(outputs.mixture_log_probs(params, num_classes))
+    masked = np.asarray(sigma) >= t
+    expected = -table[np.arange(num_positions), np.asarray(x)][masked].sum() / (
+        (num_positions - t) * np.log(2)
+    )
+    np.testing.assert_allclose(terms.nelbo, expected, rtol=1e-5)
+    objective = OAARDMObjective(process)
+    assert objective.describe() == {"absorbing_token": num_classes, "mixture_components": 2}
+    assert OAARDMObjective(AbsorbingProcess(num_classes)).describe() == {"absorbing_token": num_classes}

@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from eqdd import outputs
+from eqdd.processes import AbsorbingProcess
 from eqdd.samplers import sample_categorical, sample_exponential, sample_oa_ardm
-from eqdd.samplers.categorical import exponential_from_bits
+from eqdd.samplers.categorical import exponential_from_bits, sample_logistic_mixture
 from tests.oracles import TabularDenoiser, all_orders, all_states, random_law, state_index
 
 _categorical = jax.jit(lambda key, logits: sample_categorical(key, jnp.broadcast_to(logits, (200_000, 6))))
@@ -70,7 +72,8 @@ def test_exponential_tails_reach_far_beyond_float32_gumbel():
 
 def _exact_tabular_sampler(law, num_positions, num_classes, policy, count, seed):
     denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
-    sample = jax.jit(lambda key: sample_oa_ardm(denoiser, key, count, num_positions, num_classes, policy))
+    process = AbsorbingProcess(num_classes)
+    sample = jax.jit(lambda key: sample_oa_ardm(denoiser, process, key, count, num_positions, policy=policy))
     return np.asarray(sample(jax.random.PRNGKey(seed)))
 
 
@@ -155,7 +158,16 @@ def test_infilling_draws_from_the_conditional_law(policy):
     tokens = jnp.array([0, given, 0], jnp.int32)
     steps = None if policy is None else jnp.asarray(policy, jnp.int32)
     draw = jax.jit(
-        lambda key: sample_oa_ardm(denoiser, key, 40_000, num_positions, num_classes, steps, known, tokens)
+        lambda key: sample_oa_ardm(
+            denoiser,
+            AbsorbingProcess(num_classes),
+            key,
+            40_000,
+            num_positions,
+            policy=steps,
+            known=known,
+            known_tokens=tokens,
+        )
     )
     samples = np.asarray(draw(jax.random.PRNGKey(7)))
     assert (samples[:, 1] == given).all()
@@ -168,4 +180,53 @@ def test_infilling_draws_from_the_conditional_law(policy):
 def test_infilling_needs_both_the_mask_and_the_tokens():
     denoiser = TabularDenoiser(np.full(8, 1 / 8), 3, 2, dtype=jnp.float32)
     with pytest.raises(ValueError, match="both"):
-        sample_oa_ardm(denoiser, jax.random.PRNGKey(0), 2, 3, 2, known=jnp.ones(3, bool))
+        sample_oa_ardm(denoiser, AbsorbingProcess(2), jax.random.PRNGKey(0), 2, 3, known=jnp.ones(3, bool))
+
+
+_mixture_draws = jax.jit(
+    lambda key, params: sample_logistic_mixture(key, jnp.broadcast_to(params, (200_000, params.shape[0])), 7)
+)
+
+
+@settings(max_examples=6)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_the_logistic_mixture_sampler_draws_the_discretised_law(seed):
+    # Three components over K = 7 bins, some mass in both outer bins: the draws' frequencies against the
+    # law computed by `eqdd.outputs.mixture_log_probs` (an independent, closed-form route).
+    rng = np.random.default_rng(seed)
+    params = np.concatenate([rng.normal(size=3), rng.uniform(-1.3, 1.3, 3), rng.uniform(-2.5, -0.5, 3)])
+    params = jnp.asarray(params, jnp.float32)
+    draws = np.asarray(_mixture_draws(jax.random.PRNGKey(seed), params))
+    probs = np.exp(np.asarray(outputs.mixture_log_probs(params[None], 7), np.float64))[0]
+    observed, expected = np.bincount(draws, minlength=7), probs / probs.sum() * len(draws)
+    rare = expected < 5
+    if rare.any():
+        observed = np.append(observed[~rare], observed[rare].sum())
+        expected = np.append(expected[~rare], expected[rare].sum())
+    assert stats.chisquare(observed, expected).pvalue > 1e-4
+
+
+def test_an_oa_ardm_with_a_mixture_output_samples_its_classes():
+    # A denoiser whose mixture puts all but 1e-7 of the mass on class 2k+1 at position k (the narrowest
+    # logistic, scale e^-7, is 1/36 of a bin at K = 64): the sampler must map the mixture back to those
+    # classes and keep the given positions.
+    num_classes, num_positions = 64, 6
+    means = 2.0 * (2 * jnp.arange(num_positions) + 1) / (num_classes - 1) - 1.0
+
+    def denoiser(tokens, t):
+        weights = jnp.zeros((num_positions, 1))
+        return jnp.concatenate([weights, means[:, None], jnp.full((num_positions, 1), -12.0)], axis=1)
+
+    process = AbsorbingProcess(num_classes, mixture_components=1)
+    known = jnp.arange(num_positions) == 0
+    drawn = sample_oa_ardm(
+        denoiser,
+        process,
+        jax.random.PRNGKey(0),
+        3,
+        num_positions,
+        known=known,
+        known_tokens=jnp.full(num_positions, 40, jnp.int32),
+    )
+    expected = np.where(np.asarray(known), 40, 2 * np.arange(num_positions) + 1)
+    np.testing.assert_array_equal(np.asarray(drawn), np.broadcast_to(expected, (3, num_positions)))

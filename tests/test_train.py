@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
+from eqdd.processes import AbsorbingProcess
 from eqdd.train import Checkpointer, StepLosses, TrainState, fit, make_optimizer, make_train_step
 from eqdd.train.loop import DivergedError, request_stop
 from eqdd.train.metrics import read_metrics
@@ -65,7 +66,7 @@ def _setup(seed=0):
     model = Transformer(K + 1, K, 32, 1, 2, 64, key=jax.random.PRNGKey(seed))
     optimizer = make_optimizer(3e-3, 5, 1.0)
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(seed + 1), D)
-    return state, make_train_step(OAARDMObjective(absorbing_token=K), optimizer, 0.9)
+    return state, make_train_step(OAARDMObjective(AbsorbingProcess(K)), optimizer, 0.9)
 
 
 _STATE, _STEP = _setup()
@@ -80,6 +81,34 @@ def test_training_reduces_the_loss():
     assert np.mean(history[-15:]) < 0.6 * np.mean(history[:5])
     assert int(state.step) == 80
     assert bool(state.step_losses.seen.all())  # every t was observed and tracked
+
+
+def test_stratified_steps_put_one_example_of_a_batch_in_each_stratum():
+    # D = 16 steps and a batch of 8: strata of two steps each, one example in each, at every step.
+    optimizer = make_optimizer(3e-3, 5, 1.0)
+    step = make_train_step(OAARDMObjective(AbsorbingProcess(K)), optimizer, 0.9, stratify_steps=True)
+    state, batches = _STATE, _corpus_batches()
+    for _ in range(3):
+        fresh = eqx.tree_at(lambda s: s.step_losses, state, StepLosses.empty(D))
+        state, _ = step(fresh, next(batches))
+        seen = np.asarray(state.step_losses.seen).reshape(BATCH, D // BATCH)
+        np.testing.assert_array_equal(seen.sum(axis=1), np.ones(BATCH))
+
+
+@settings(max_examples=20)
+@given(st.floats(0.0, 1.0, exclude_max=True))
+def test_a_quantile_places_the_step_and_keeps_it_uniform(quantile):
+    # t = floor(quantile·D): the quantiles of [i/D, (i+1)/D) give step i, so a uniform quantile gives a
+    # uniform step (the stratified training step relies on it).
+    objective = OAARDMObjective(AbsorbingProcess(K))
+    x = jnp.arange(D, dtype=jnp.int32) % K
+    _, terms = _ONE_EXAMPLE(objective, x, jnp.float32(quantile))
+    assert int(terms.t) == min(int(np.floor(np.float32(quantile) * D)), D - 1)
+
+
+_ONE_EXAMPLE = eqx.filter_jit(
+    lambda objective, x, quantile: objective(_STATE.model, x, jax.random.PRNGKey(0), quantile)
+)
 
 
 def _assert_same_arrays(a, b):
@@ -253,7 +282,9 @@ def test_a_step_with_every_new_option_on_trains():
         3e-3, 5, 1.0, schedule="cosine", total_steps=40, floor=0.1, optimizer="muon", muon_learning_rate=0.02
     )
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
-    step = make_train_step(OAARDMObjective(K, ce_weight=1.0, elbo_weight=0.0), optimizer, 0.9)
+    step = make_train_step(
+        OAARDMObjective(AbsorbingProcess(K), ce_weight=1.0, elbo_weight=0.0), optimizer, 0.9
+    )
     batches, history = _corpus_batches(), []
     for _ in range(40):
         state, metrics = step(state, next(batches))

@@ -115,14 +115,14 @@ def test_transitions_match_the_reference_matrices_and_the_digit_arithmetic(probl
         )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _stage_log_probs_at_every_level(transitions, outputs, parametrization):
+@functools.partial(jax.jit, static_argnums=0)
+def _stage_log_probs_at_every_level(transitions, outputs):
     """`stage_log_probs` of every stage `s`, with each class's level-`s` value as the parent: `(S, K, b)`."""
     classes = jnp.arange(transitions.num_classes, dtype=jnp.int32)
 
     def at(output, stage):
         parent = upscale.level_values(transitions, classes, stage)
-        return stage_log_probs(transitions, output, parent, stage, parametrization)
+        return stage_log_probs(transitions, output, parent, stage)
 
     return jax.vmap(at)(outputs, jnp.arange(transitions.num_stages, dtype=jnp.int32))
 
@@ -147,7 +147,7 @@ def test_data_parametrisation_is_the_paper_formula(num_classes, branch, variant)
         np.random.default_rng(num_classes * branch).normal(size=(len(matrices), num_classes, num_classes)) * 3
     )
     with jax.enable_x64(True):
-        log_probs = np.asarray(_stage_log_probs_at_every_level(transitions, jnp.asarray(logits), "data"))
+        log_probs = np.asarray(_stage_log_probs_at_every_level(transitions, jnp.asarray(logits)))
     assert log_probs.dtype == np.float64
     for stage in range(transitions.num_stages):
         valid = stages["valid"][stage]
@@ -180,7 +180,7 @@ def test_data_and_direct_parametrisations_give_every_path_the_same_probability(p
     digits = (classes[None, :] // branch ** np.arange(num_stages - 1, -1, -1)[:, None]) % branch  # (S, K)
     with jax.enable_x64(True):
         outputs = jnp.broadcast_to(jnp.asarray(theta), (num_stages, num_classes, num_classes))
-        data = np.asarray(_stage_log_probs_at_every_level(transitions, outputs, "data"))  # (S, K, b)
+        data = np.asarray(_stage_log_probs_at_every_level(transitions, outputs))  # (S, K, b)
         direct_outputs = rng.normal(size=(num_stages, num_classes, num_stages, branch))
         for stage in range(num_stages):
             shifted = np.where(np.isfinite(data[stage]), data[stage], -50.0) + rng.normal(
@@ -188,7 +188,8 @@ def test_data_and_direct_parametrisations_give_every_path_the_same_probability(p
             )
             direct_outputs[stage, :, stage] = shifted
         direct_outputs = jnp.asarray(direct_outputs.reshape(num_stages, num_classes, -1))
-        direct = np.asarray(_stage_log_probs_at_every_level(transitions, direct_outputs, "direct"))
+        direct_transitions = UpscaleTransitions(num_classes, branch, variant, "direct")
+        direct = np.asarray(_stage_log_probs_at_every_level(direct_transitions, direct_outputs))
     path_data = np.take_along_axis(data, digits[:, :, None], axis=2)[:, :, 0].sum(axis=0)
     path_direct = np.take_along_axis(direct, digits[:, :, None], axis=2)[:, :, 0].sum(axis=0)
     log_softmax = theta - np.log(np.exp(theta - theta.max()).sum()) - theta.max()
@@ -198,13 +199,14 @@ def test_data_and_direct_parametrisations_give_every_path_the_same_probability(p
 
 def test_large_class_counts_need_no_dense_matrix():
     transitions = UpscaleTransitions(2**16, 16)
-    assert transitions.num_stages == 4 and transitions.num_outputs("direct") == 64
+    assert transitions.num_stages == 4 and transitions.num_outputs == 2**16
+    assert UpscaleTransitions(2**16, 16, parametrization="direct").num_outputs == 64
     x = jnp.array([0, 1, 4095, 65535, 40000], jnp.int32)
     np.testing.assert_array_equal(upscale.level_values(transitions, x, 1), (np.asarray(x) >> 12) << 12)
     np.testing.assert_array_equal(upscale.stage_digit(transitions, x, 3), np.asarray(x) % 16)
     logits = jax.random.normal(jax.random.PRNGKey(0), (5, 2**16))
     parent = upscale.level_values(transitions, x, 2)
-    log_probs = jax.jit(stage_log_probs, static_argnums=(0, 4))(transitions, logits, parent, 2, "data")
+    log_probs = jax.jit(stage_log_probs, static_argnums=0)(transitions, logits, parent, 2)
     np.testing.assert_allclose(jax.nn.logsumexp(log_probs, axis=-1), 0.0, atol=1e-5)
     augmented = UpscaleTransitions(2**16, 2, "augmented")
     assert augmented.num_input_classes == 2**17 - 1 and augmented.absorbing_state == 2**17 - 2
@@ -215,9 +217,9 @@ def test_data_parametrisation_survives_extreme_logits_and_has_finite_gradients()
     # 1e-10 to the probabilities instead).
     transitions = UpscaleTransitions(4, 2)
     logits = jnp.array([[0.0, 0.0, -200.0, -300.0]])
-    log_prob, grad = jax.value_and_grad(
-        lambda z: stage_log_probs(transitions, z, jnp.array([0]), 0, "data")[0, 1]
-    )(logits)
+    log_prob, grad = jax.value_and_grad(lambda z: stage_log_probs(transitions, z, jnp.array([0]), 0)[0, 1])(
+        logits
+    )
     assert float(log_prob) == pytest.approx(-200.0 - np.log(2.0), abs=1e-3)
     assert np.isfinite(np.asarray(grad)).all()
 
@@ -229,16 +231,16 @@ def test_bad_arguments_are_refused_clearly():
         UpscaleTransitions(1, 2)
     with pytest.raises(ValueError, match="unknown variant"):
         UpscaleTransitions(256, 4, "text")
-    transitions = UpscaleTransitions(8, 2)
-    with pytest.raises(ValueError, match="unknown parametrization"):
-        transitions.num_outputs("digits")
+    with pytest.raises(ValueError, match="unknown parametrization 'digits'; choose one of data, direct"):
+        UpscaleTransitions(8, 2, parametrization="digits")
+    transitions = UpscaleTransitions(8, 2, parametrization="direct")
     with pytest.raises(ValueError, match="needs 6 outputs"):
-        stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(3, jnp.int32), 0, "direct")
+        stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(3, jnp.int32), 0)
 
 
 def test_shapes_are_checked():
     transitions = UpscaleTransitions(8, 2)
     with pytest.raises(TypeCheckError):
-        stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(4, jnp.int32), 0, "data")
+        stage_log_probs(transitions, jnp.zeros((3, 8)), jnp.zeros(4, jnp.int32), 0)
     with pytest.raises(TypeCheckError):
         upscale.level_values(transitions, jnp.zeros(3), 1)

@@ -44,20 +44,20 @@ PROBLEMS = [
 
 def _problem(num_positions, num_classes, branch, variant, parametrization, seed=0, dtype=jnp.float64):
     law = random_law(np.random.default_rng(seed), num_positions, num_classes)
-    transitions = UpscaleTransitions(num_classes, branch, variant)
+    transitions = UpscaleTransitions(num_classes, branch, variant, parametrization)
     denoiser = UpscaleTabularDenoiser(
         law, num_positions, num_classes, branch, variant, parametrization, dtype=dtype
     )
     return law, transitions, denoiser
 
 
-def _enumerated_terms(denoiser, transitions, parametrization, states, num_positions):
+def _enumerated_terms(denoiser, transitions, states, num_positions):
     """`(nelbo, step_loss)` of every state at every global step and order: `(states, S·D, D!)` each."""
     orders = jnp.asarray(all_orders(num_positions))
     steps = jnp.arange(transitions.num_stages * num_positions, dtype=jnp.int32)
 
     def at(x, t, sigma):
-        terms = upscale_estimate(denoiser, transitions, x, sigma, t, parametrization)
+        terms = upscale_estimate(denoiser, transitions, x, sigma, t)
         return terms.nelbo, terms.step_loss
 
     table = jax.vmap(jax.vmap(at, (None, None, 0)), (None, 0, None))
@@ -68,13 +68,11 @@ def _enumerated_terms(denoiser, transitions, parametrization, states, num_positi
 
 @pytest.mark.parametrize("problem", PROBLEMS, ids=str)
 def test_enumerated_elbo_equals_the_log_likelihood_of_every_sequence(problem):
-    num_positions, num_classes, _, _, parametrization = problem
+    num_positions, num_classes, _, _, _ = problem
     states = all_states(num_positions, num_classes)
     with jax.enable_x64(True):
         law, transitions, denoiser = _problem(*problem)
-        nelbo, step_loss = _enumerated_terms(
-            denoiser, transitions, parametrization, jnp.asarray(states), num_positions
-        )
+        nelbo, step_loss = _enumerated_terms(denoiser, transitions, jnp.asarray(states), num_positions)
     assert nelbo.dtype == np.float64
     # nelbo is in bits per dimension; with exact conditionals the bound is tight for every x
     np.testing.assert_allclose(nelbo.mean(axis=(1, 2)) * num_positions, -np.log2(law), atol=1e-6)
@@ -85,13 +83,11 @@ def test_enumerated_elbo_equals_the_log_likelihood_of_every_sequence(problem):
 def test_one_stage_at_a_time_is_an_oa_ardm_of_that_stage():
     # Stage s's D steps alone give -log2 p(x^(s+1) | x^(s)) / D, times S: the stage's share of the bound.
     problem = PROBLEMS[1]
-    num_positions, num_classes, branch, _, parametrization = problem
+    num_positions, num_classes, branch, _, _ = problem
     states = all_states(num_positions, num_classes)
     with jax.enable_x64(True):
         law, transitions, denoiser = _problem(*problem)
-        nelbo, _ = _enumerated_terms(
-            denoiser, transitions, parametrization, jnp.asarray(states), num_positions
-        )
+        nelbo, _ = _enumerated_terms(denoiser, transitions, jnp.asarray(states), num_positions)
     num_stages = transitions.num_stages
     per_stage = nelbo.mean(axis=2).reshape(len(states), num_stages, num_positions).mean(axis=2)
     for stage in range(num_stages):
@@ -117,7 +113,7 @@ def test_fixed_order_code_length_is_exact_and_normalised(problem):
     # The code an entropy coder achieves: with one call per step it is -log2 p(x) for every choice of
     # orders (the conditionals are exact); with fewer calls it is still a normalised model of x (the
     # code lengths satisfy Kraft's equality) and costs more than the entropy on average.
-    num_positions, num_classes, _, _, parametrization = problem
+    num_positions, num_classes, _, _, _ = problem
     states = all_states(num_positions, num_classes)
     rng = np.random.default_rng(num_positions * num_classes)
     with jax.enable_x64(True):
@@ -128,9 +124,7 @@ def test_fixed_order_code_length_is_exact_and_normalised(problem):
         @jax.jit
         def code_lengths(policy):
             return jax.vmap(
-                lambda x: upscale_policy_log_likelihood(
-                    denoiser, transitions, x, sigmas, policy, parametrization
-                )
+                lambda x: upscale_policy_log_likelihood(denoiser, transitions, x, sigmas, policy)
             )(jnp.asarray(states))
 
         full = np.asarray(code_lengths(jnp.tile(jnp.arange(num_positions, dtype=jnp.int32), (num_stages, 1))))
@@ -147,16 +141,15 @@ def test_fixed_order_code_length_is_exact_and_normalised(problem):
             jnp.asarray(states[0]),
             sigmas[:1],
             jnp.zeros((1, 1), jnp.int32),
-            parametrization,
         )
 
 
 def test_monte_carlo_mean_of_the_objective_converges_to_the_likelihood():
     problem = (3, 5, 2, "augmented", "direct")
-    num_positions, num_classes, _, _, parametrization = problem
+    num_positions, num_classes, _, _, _ = problem
     law, transitions, denoiser = _problem(*problem, seed=5, dtype=jnp.float32)
     x = jnp.asarray(np.random.default_rng(5).integers(0, num_classes, num_positions), jnp.int32)
-    objective = UpscaleObjective(transitions, parametrization, ce_weight=0.25)
+    objective = UpscaleObjective(transitions, ce_weight=0.25)
     keys = jax.random.split(jax.random.PRNGKey(0), 20_000)
     losses, terms = jax.jit(jax.vmap(lambda k: objective(denoiser, x, k)))(keys)
     steps = np.asarray(terms.t)
@@ -171,7 +164,7 @@ def test_monte_carlo_mean_of_the_objective_converges_to_the_likelihood():
 
 def test_policy_estimator_mean_equals_the_policy_cost():
     problem = (3, 4, 2, "zero", "data")
-    num_positions, num_classes, _, _, parametrization = problem
+    num_positions, num_classes, _, _, _ = problem
     x = jnp.asarray(np.random.default_rng(3).integers(0, num_classes, num_positions), jnp.int32)
     with jax.enable_x64(True):
         law, transitions, denoiser = _problem(*problem, seed=3)
@@ -180,14 +173,12 @@ def test_policy_estimator_mean_equals_the_policy_cost():
         @jax.jit
         def enumerate_policy(policy):
             def at(sigma, u):
-                return upscale_policy_estimate(
-                    denoiser, transitions, x, sigma, policy, u, parametrization
-                ).nelbo
+                return upscale_policy_estimate(denoiser, transitions, x, sigma, policy, u).nelbo
 
             indices = jnp.arange(policy.size, dtype=jnp.int32)
             return jax.vmap(jax.vmap(at, (None, 0)), (0, None))(orders, indices)
 
-        nelbo, step_loss = _enumerated_terms(denoiser, transitions, parametrization, x[None], num_positions)
+        nelbo, step_loss = _enumerated_terms(denoiser, transitions, x[None], num_positions)
         stage_policies = [[[0, 2], [0, 1]], [[0], [0]], [[0, 1, 2], [0, 1, 2]]]
         tables = [np.asarray(enumerate_policy(jnp.asarray(p, jnp.int32))) for p in stage_policies]
     exact_step_losses = step_loss[0].mean(axis=1)  # L_t over the S·D global steps
@@ -223,7 +214,7 @@ def test_stage_policies_are_optimal_per_stage_on_sorted_losses():
         policies.optimal_stage_policies(losses[:-1], num_stages, [1])
 
 
-def _policy_law(denoiser, transitions, parametrization, num_positions, stage_policies):
+def _policy_law(denoiser, transitions, num_positions, stage_policies):
     """The exact law of the stage sampler with a policy: for every state x (its levels are a unique path),
     `Π_s mean_sigma Π_j Π_{k in segment j} p_s(digit of x_k | input at b_j)`."""
     num_classes = transitions.num_classes
@@ -238,7 +229,7 @@ def _policy_law(denoiser, transitions, parametrization, num_positions, stage_pol
             tokens, revealed, _ = upscale_inputs(transitions, x, sigma, t)
             output = denoiser(tokens, t, revealed, jnp.int32(stage))
             parent = upscale.level_values(transitions, x, stage)
-            log_probs = stage_log_probs(transitions, output, parent, stage, parametrization)
+            log_probs = stage_log_probs(transitions, output, parent, stage)
             digit = upscale.stage_digit(transitions, x, stage)
             log_p = jnp.take_along_axis(log_probs, digit[:, None], axis=1)[:, 0]
             total += jnp.sum(jnp.where((sigma >= left) & (sigma < right), log_p, 0.0))
@@ -262,15 +253,15 @@ def test_stage_sampler_draws_from_the_law_of_the_model(variant, parametrization,
     num_positions, num_classes, branch, count = 2, 5, 2, 60_000
     law = random_law(np.random.default_rng(1), num_positions, num_classes)
     law = 0.5 * law + 0.5 / len(law)  # every state's expected count is large
-    transitions = UpscaleTransitions(num_classes, branch, variant)
+    transitions = UpscaleTransitions(num_classes, branch, variant, parametrization)
     if stage_policies is None:
         expected = law  # one position per call: the model's law, which is the data's
     else:
         with jax.enable_x64(True):
             exact = UpscaleTabularDenoiser(law, num_positions, num_classes, branch, variant, parametrization)
-            expected = _policy_law(exact, transitions, parametrization, num_positions, stage_policies)
+            expected = _policy_law(exact, transitions, num_positions, stage_policies)
             full = [list(range(num_positions))] * transitions.num_stages
-            full_law = _policy_law(exact, transitions, parametrization, num_positions, full)
+            full_law = _policy_law(exact, transitions, num_positions, full)
         np.testing.assert_allclose(full_law, law, rtol=1e-12)  # the enumeration itself is right
         assert expected.sum() == pytest.approx(1.0, abs=1e-12)
         assert 0.5 * np.abs(expected - law).sum() > 0.01  # a different law, so the test has teeth
@@ -280,9 +271,7 @@ def test_stage_sampler_draws_from_the_law_of_the_model(variant, parametrization,
     policy = None if stage_policies is None else jnp.asarray(stage_policies, jnp.int32)
     levels = np.asarray(
         jax.jit(
-            lambda key: sample_upscale_stages(
-                denoiser, transitions, key, count, num_positions, parametrization, policy
-            )
+            lambda key: sample_upscale_stages(denoiser, transitions, key, count, num_positions, policy=policy)
         )(jax.random.PRNGKey(0))
     )
     samples = levels[:, -1]
@@ -313,16 +302,12 @@ class _TinyUpscaleNet(eqx.Module):
 
 
 def test_the_training_step_and_the_evaluations_accept_an_upscale_model():
-    parametrization = "data"
     num_positions, batch = 6, 8
-    transitions = UpscaleTransitions(16, 4, "augmented")
-    objective = UpscaleObjective(transitions, parametrization, ce_weight=0.5)
+    transitions = UpscaleTransitions(16, 4, "augmented", "data")
+    objective = UpscaleObjective(transitions, ce_weight=0.5)
     num_steps = objective.num_steps(num_positions)
     model = _TinyUpscaleNet(
-        transitions.num_input_classes,
-        transitions.num_stages,
-        transitions.num_outputs(parametrization),
-        jax.random.PRNGKey(0),
+        transitions.num_input_classes, transitions.num_stages, transitions.num_outputs, jax.random.PRNGKey(0)
     )
     optimizer = optax.adam(1e-2)
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), num_steps)
@@ -357,8 +342,6 @@ def test_the_training_step_and_the_evaluations_accept_an_upscale_model():
 
 def test_bad_arguments_and_shapes_are_refused():
     transitions = UpscaleTransitions(4, 2)
-    with pytest.raises(ValueError, match="unknown parametrization"):
-        UpscaleObjective(transitions, "digits")
     denoiser = UpscaleTabularDenoiser(np.full(16, 1 / 16), 2, 4, 2, "zero", "data", dtype=jnp.float32)
     with pytest.raises(ValueError, match="3 rows but the process has 2 stages"):
         sample_upscale(

@@ -73,6 +73,10 @@ def add_commands(commands, checkpoint_help: str) -> None:
 def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
     """The tokens the model codes, for an image run the pixels, and for text outside the text8
     alphabet its side stream ([`eqdd.compression.plain`][])."""
+    if run.kind == "audio":
+        raise compression.CompressionError(
+            "this version of eqdd compresses text and images; an audio run cannot code a file"
+        )
     if run.kind == "text":
         if plain.is_text8(data):
             return compression.encode_text(data), None, None

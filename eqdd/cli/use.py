@@ -14,7 +14,7 @@ from eqdd import __version__, compression
 from eqdd._progress import progress
 from eqdd.cli._files import check_output, write_atomically
 from eqdd.config import ConfigError
-from eqdd.data import images, pipeline, text8
+from eqdd.data import audio, images, pipeline, text8
 from eqdd.runs import inference, load_run, save_model
 from eqdd.runs.registry import Run
 
@@ -30,9 +30,10 @@ def add_commands(commands, checkpoint_help: str) -> None:
     )
     sample = commands.add_parser(
         "sample",
-        help="draw samples from a run (text to stdout or a file, images to a PNG grid)",
+        help="draw samples from a run (text to stdout or a file, images to a PNG grid, audio to a WAV)",
         description="Draw samples from a run: text runs print one sample per line (or write them to "
-        "--output), image runs write a PNG grid to --output.",
+        "--output), image runs write a PNG grid to --output, audio runs one WAV file of the clips one "
+        "after another, a quarter second of silence between them.",
     )
     sample.add_argument("--checkpoint", metavar="RUN_DIR", help=checkpoint_help)
     sample.add_argument(
@@ -49,7 +50,9 @@ def add_commands(commands, checkpoint_help: str) -> None:
         help=f"text runs (OA-ARDM or GGM): keep the template's characters and sample the positions marked "
         f"{UNKNOWN!r} and every position after its end (at most D characters)",
     )
-    sample.add_argument("--output", type=Path, metavar="FILE", help="write here (a PNG for image runs)")
+    sample.add_argument(
+        "--output", type=Path, metavar="FILE", help="write here (a PNG for image runs, a WAV for audio runs)"
+    )
     sample.add_argument("--seed", type=int, default=0, help="PRNG seed (default: %(default)s)")
     sample.add_argument(
         "--batch-size", type=int, default=16, help="samples per compiled call (default: %(default)s)"
@@ -63,7 +66,8 @@ def add_commands(commands, checkpoint_help: str) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="the run's bound (bits per character or dimension) with its standard error, on any data",
-        description="The run's negative-ELBO bound in bits per character (text) or dimension (images), "
+        description="The run's negative-ELBO bound in bits per character (text), dimension (images) or "
+        "16-bit sample (audio), "
         "with its standard error over examples, on its test split or on --data.",
     )
     evaluate.add_argument("--checkpoint", metavar="RUN_DIR", help=checkpoint_help)
@@ -72,8 +76,9 @@ def add_commands(commands, checkpoint_help: str) -> None:
         "--data",
         type=Path,
         metavar="PATH",
-        help="a text file in the text8 alphabet (cut into chunks of D characters, the rest dropped), or a "
-        "folder of images of the run's size (default: the run's test split)",
+        help="a text file in the text8 alphabet (cut into chunks of D characters, the rest dropped), a "
+        "folder of images of the run's size, or a WAV file or folder of them at the run's rate (padded or "
+        "cut to D samples) (default: the run's test split)",
     )
     evaluate.add_argument("--passes", type=int, default=2, help="passes over the data (default: %(default)s)")
     evaluate.add_argument(
@@ -137,6 +142,8 @@ def _sample(args) -> None:
     run = load_run(args.checkpoint)
     if run.kind == "images" and args.output is None:
         raise ConfigError("an image run writes its samples as a PNG grid: give --output FILE.png")
+    if run.kind == "audio" and args.output is None:
+        raise ConfigError("an audio run writes its samples as one WAV file: give --output FILE.wav")
     known = tokens = None
     if args.infill is not None:
         known, tokens = _template(args.infill, run)
@@ -161,6 +168,13 @@ def _sample(args) -> None:
     if run.kind == "images":
         images.save_grid(samples.reshape(-1, *run.image_shape).astype(np.uint8), args.output)
         print(f"wrote {len(samples)} samples to {args.output}", file=sys.stderr)
+        return
+    if run.kind == "audio":
+        rate = audio.SAMPLE_RATES[run.config.dataset]
+        gap = np.full((len(samples), rate // 4), audio.SILENCE, samples.dtype)
+        clips = audio.from_classes(np.concatenate([samples, gap], axis=1).reshape(-1)[: -(rate // 4)])
+        write_atomically(args.output, audio.wav_bytes(clips, rate))
+        print(f"wrote {len(samples)} samples to {args.output} ({rate:,} Hz)", file=sys.stderr)
         return
     text = "".join(text8.decode(s) + "\n" for s in samples)
     if args.output is None:
@@ -189,6 +203,24 @@ def _image_folder(folder: Path, run: Run) -> np.ndarray:
     return np.stack(pixels).astype(np.int32)
 
 
+def _wav_clips(path: Path, run: Run) -> np.ndarray:
+    """A WAV file, or every WAV file under a folder (any depth, sorted by path), as clips of the run's
+    length (padded with silence or cut, as its training clips were), `(N, D)`."""
+    paths = sorted(p for p in path.rglob("*.wav") if p.is_file()) if path.is_dir() else [path]
+    if not paths:
+        raise ConfigError(f"--data {path} holds no .wav files")
+    rate, clips = audio.SAMPLE_RATES[run.config.dataset], []
+    for wav in paths:
+        try:
+            samples, found = audio.read_wav(wav.read_bytes())
+        except audio.AudioDataError as error:
+            raise ConfigError(f"--data: {wav}: {error}") from None
+        if found != rate:
+            raise ConfigError(f"--data: {wav} is at {found:,} Hz; the run models {rate:,} Hz audio")
+        clips.append(samples)
+    return audio.fixed_length(clips, run.num_positions).astype(np.int32)
+
+
 def _examples(args, run: Run) -> tuple[np.ndarray, str]:
     """The examples `(N, D)` to evaluate on, and what they are."""
     config = run.config
@@ -198,10 +230,15 @@ def _examples(args, run: Run) -> tuple[np.ndarray, str]:
             return pipeline.eval_chunks(
                 splits.test, run.num_positions
             ), f"the test split of {splits.describe()}"
-        splits = images.load(config.dataset, config.data_dir)
+        if run.kind == "audio":
+            splits = audio.load(config.dataset, config.data_dir, run.num_positions)
+        else:
+            splits = images.load(config.dataset, config.data_dir)
         return splits.test.reshape(len(splits.test), -1).astype(
             np.int32
         ), f"the test split of {splits.describe()}"
+    if run.kind == "audio":
+        return _wav_clips(args.data, run), str(args.data)
     if run.kind == "images":
         if not args.data.is_dir():
             raise ConfigError(f"--data {args.data}: an image run is evaluated on a folder of images")
@@ -234,7 +271,7 @@ def _evaluate(args) -> None:
         key=jax.random.PRNGKey(args.seed),
         progress=args.progress,
     )
-    unit = "character" if run.kind == "text" else "dimension"
+    unit = {"text": "character", "images": "dimension", "audio": "16-bit sample"}[run.kind]
     how = "its full bound" if args.budget is None else f"the DP policy of {args.budget} calls"
     print(
         f"{report.bpd:.4f} ± {report.stderr:.4f} bits per {unit} on {source}: {report.num_chunks:,} "

@@ -153,7 +153,5 @@ class CodecModel:
         `policy` `(S, P)`, as the codec drives it."""
         orders = orders_from_seed(order_seed, self.num_stages, self.num_positions)
         if isinstance(self.objective, OAARDMObjective):
-            return OAScheme(self.denoiser, orders, policy, self.objective.absorbing_token)
-        return UpscaleScheme(
-            self.denoiser, self.objective.transitions, self.objective.parametrization, orders, policy
-        )
+            return OAScheme(self.denoiser, self.objective.process, orders, policy)
+        return UpscaleScheme(self.denoiser, self.objective.transitions, orders, policy)

@@ -30,6 +30,7 @@ from eqdd._typing import Denoiser, UpscaleDenoiser
 from eqdd.objectives import oa_ardm_policy_log_likelihood, upscale_policy_log_likelihood
 from eqdd.policy import check_policy
 from eqdd.processes import absorbing, upscale
+from eqdd.processes.absorbing import AbsorbingProcess
 from eqdd.processes.upscale import UpscaleTransitions
 
 
@@ -140,10 +141,8 @@ def _oa_probabilities(
 
 
 @eqx.filter_jit
-def _oa_code_lengths(denoiser, sigma, policy, absorbing_token, chunks):
-    return jax.vmap(lambda x: oa_ardm_policy_log_likelihood(denoiser, x, sigma, policy, absorbing_token))(
-        chunks
-    )
+def _oa_code_lengths(denoiser, sigma, policy, process, chunks):
+    return jax.vmap(lambda x: oa_ardm_policy_log_likelihood(denoiser, process, x, sigma, policy))(chunks)
 
 
 class OAScheme(Scheme):
@@ -154,16 +153,21 @@ class OAScheme(Scheme):
 
     Arguments:
         denoiser: `(x: int[D], t) -> logits[D, K]`.
+        process: the absorbing process the model was trained with (its token is the mask).
         orders: `(1, D)`.
         policy: `(1, P)` left boundaries.
-        absorbing_token: the mask token.
     """
 
-    def __init__(self, denoiser: Denoiser, orders: np.ndarray, policy: np.ndarray, absorbing_token: int):
+    def __init__(self, denoiser: Denoiser, process: AbsorbingProcess, orders: np.ndarray, policy: np.ndarray):
         if orders.shape[0] != 1:
             raise ValueError(f"an OA-ARDM has one stage, got {orders.shape[0]} orders")
+        if process.mixture_components:
+            raise ValueError(
+                "the codec codes an OA-ARDM's categorical outputs; a logistic-mixture output over "
+                f"{process.num_classes:,} classes has no table to code with (code audio with an Upscale ARDM)"
+            )
         self._plan_calls(orders, policy)
-        self.denoiser, self.padding = denoiser, absorbing_token
+        self.denoiser, self.process, self.padding = denoiser, process, process.absorbing_token
 
     def start(self, rows: int) -> np.ndarray:
         return np.full((rows, self.num_positions), self.padding, np.int32)
@@ -182,14 +186,13 @@ class OAScheme(Scheme):
 
     def code_lengths(self, chunks: np.ndarray, batch_size: int = 64) -> np.ndarray:
         sigma, policy = jnp.asarray(self.orders[0]), jnp.asarray(self.policy[0])
-        return self._batched(_oa_code_lengths, chunks, batch_size, self.denoiser, sigma, policy, self.padding)
+        return self._batched(_oa_code_lengths, chunks, batch_size, self.denoiser, sigma, policy, self.process)
 
 
 @eqx.filter_jit
 def _upscale_probabilities(
     denoiser: UpscaleDenoiser,
     transitions: UpscaleTransitions,
-    parametrization: str,
     current: Int[Array, "B D"],
     parent: Int[Array, "B D"],
     revealed: Bool[Array, " D"],
@@ -197,17 +200,15 @@ def _upscale_probabilities(
     t: Int[Array, ""],
 ) -> Float[Array, "B D b"]:
     output = jax.vmap(denoiser, in_axes=(0, None, None, None))(current, t, revealed, stage)
-    log_probs = jax.vmap(outputs.stage_log_probs, in_axes=(None, 0, 0, None, None))(
-        transitions, output, parent, stage, parametrization
+    log_probs = jax.vmap(outputs.stage_log_probs, in_axes=(None, 0, 0, None))(
+        transitions, output, parent, stage
     )
     return jnp.exp(log_probs.astype(jnp.float32))
 
 
 @eqx.filter_jit
-def _upscale_code_lengths(denoiser, transitions, parametrization, sigmas, policy, chunks):
-    return jax.vmap(
-        lambda x: upscale_policy_log_likelihood(denoiser, transitions, x, sigmas, policy, parametrization)
-    )(chunks)
+def _upscale_code_lengths(denoiser, transitions, sigmas, policy, chunks):
+    return jax.vmap(lambda x: upscale_policy_log_likelihood(denoiser, transitions, x, sigmas, policy))(chunks)
 
 
 class UpscaleScheme(Scheme):
@@ -220,8 +221,7 @@ class UpscaleScheme(Scheme):
 
     Arguments:
         denoiser: `(tokens, t, revealed, stage) -> output`.
-        transitions: the maps the model was trained with.
-        parametrization: `"data"` or `"direct"`.
+        transitions: the maps and the output parametrisation the model was trained with.
         orders: `(S, D)`.
         policy: `(S, P)` left boundaries.
     """
@@ -230,15 +230,13 @@ class UpscaleScheme(Scheme):
         self,
         denoiser: UpscaleDenoiser,
         transitions: UpscaleTransitions,
-        parametrization: str,
         orders: np.ndarray,
         policy: np.ndarray,
     ):
-        upscale.check_parametrization(parametrization)
         if orders.shape[0] != transitions.num_stages:
             raise ValueError(f"the process has {transitions.num_stages} stages, got {orders.shape[0]} orders")
         self._plan_calls(orders, policy)
-        self.denoiser, self.transitions, self.parametrization = denoiser, transitions, parametrization
+        self.denoiser, self.transitions = denoiser, transitions
         self.padding = 0
 
     def start(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -254,7 +252,6 @@ class UpscaleScheme(Scheme):
             _upscale_probabilities(
                 self.denoiser,
                 self.transitions,
-                self.parametrization,
                 current,
                 parent,
                 revealed,
@@ -289,7 +286,6 @@ class UpscaleScheme(Scheme):
             batch_size,
             self.denoiser,
             self.transitions,
-            self.parametrization,
             sigmas,
             policy,
         )

@@ -36,6 +36,7 @@ FSDD_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs
 FSDD_ARCHIVE = "fsdd-recordings.zip"
 FSDD_NAME = re.compile(r"(?:^|/)recordings/(\d)_([A-Za-z]+)_(\d+)\.wav$")
 FSDD_TEST_TAKES = 5  # takes 0-4 are the test set
+SAMPLE_RATES = {"fsdd": 8000, "sc09": 16000}
 
 
 class AudioDataError(files.DataError):
@@ -87,13 +88,20 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
     return np.frombuffer(frames, "<i2").copy(), rate
 
 
-def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
-    """Write int16 samples as a mono 16-bit PCM WAV file."""
-    with wave.open(str(path), "wb") as clip:
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """Int16 samples as a mono 16-bit PCM WAV file's bytes."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as clip:
         clip.setnchannels(1)
         clip.setsampwidth(2)
         clip.setframerate(sample_rate)
         clip.writeframes(np.asarray(samples, "<i2").tobytes())
+    return buffer.getvalue()
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write int16 samples as a mono 16-bit PCM WAV file."""
+    Path(path).write_bytes(wav_bytes(samples, sample_rate))
 
 
 def fixed_length(clips: list[np.ndarray], length: int) -> np.ndarray:
@@ -162,8 +170,8 @@ def load_fsdd(
         raise AudioDataError(f"{path} has no {'training' if not names['train'] else 'test'} recordings")
     return AudioSplits(
         "FSDD",
-        *(fixed_length(_clips(tree, names[s], 8000), length) for s in ("train", "test")),
-        8000,
+        *(fixed_length(_clips(tree, names[s], SAMPLE_RATES["fsdd"]), length) for s in ("train", "test")),
+        SAMPLE_RATES["fsdd"],
         path,
         False,
     )
@@ -200,8 +208,8 @@ def load_sc09(data_dir: str | os.PathLike | None = None, length: int = 16000) ->
         )
     return AudioSplits(
         "SC09",
-        *(fixed_length(_clips(tree, names[s], 16000), length) for s in ("train", "test")),
-        16000,
+        *(fixed_length(_clips(tree, names[s], SAMPLE_RATES["sc09"]), length) for s in ("train", "test")),
+        SAMPLE_RATES["sc09"],
         path,
         True,
     )

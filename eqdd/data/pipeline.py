@@ -131,23 +131,26 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def image_batches(images: np.ndarray, batch_size: int, seed: int, augment: bool = False) -> grain.MapDataset:
-    """Endless shuffled batches of images, flattened to `(batch_size, H·W·C)` int32 (row-major `H, W, C`).
+def example_batches(
+    examples: np.ndarray, batch_size: int, seed: int, augment: bool = False
+) -> grain.MapDataset:
+    """Endless shuffled batches of examples (images `(N, H, W, C)`, audio clips `(N, L)`), each flattened
+    row-major to `(batch_size, D)` int32.
 
     Arguments:
-        images: uint8 images `(N, H, W, C)`.
-        batch_size: images per batch.
+        examples: the examples, along the first axis.
+        batch_size: examples per batch.
         seed: the shuffling (and augmentation) seed.
-        augment: apply [`eqdd.data.pipeline.augment_image`][].
+        augment: apply [`eqdd.data.pipeline.augment_image`][] (images only).
 
     Returns:
-        A grain `MapDataset`; iterate it with [`eqdd.data.pipeline.iterate`][] (given `images`).
+        A grain `MapDataset`; iterate it with [`eqdd.data.pipeline.iterate`][] (given `examples`).
     """
-    if len(images) < batch_size:
-        raise ValueError(f"{len(images)} images cannot fill a batch of {batch_size}")
-    dataset = grain.MapDataset.source(images).shuffle(seed=seed).repeat()
+    if len(examples) < batch_size:
+        raise ValueError(f"{len(examples)} examples cannot fill a batch of {batch_size}")
+    dataset = grain.MapDataset.source(examples).shuffle(seed=seed).repeat()
     if augment:
         dataset = dataset.random_map(augment_image, seed=seed + 1)
-    return dataset.map(lambda image: np.ascontiguousarray(image).reshape(-1).astype(np.int32)).batch(
+    return dataset.map(lambda example: np.ascontiguousarray(example).reshape(-1).astype(np.int32)).batch(
         batch_size, drop_remainder=True
     )

@@ -2,8 +2,10 @@
 
 import math
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from eqdd._typing import typecheck
 
@@ -35,3 +37,23 @@ def sinusoidal_features(
     """
     angles = sinusoidal_angles(values, width, max_scale)
     return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+
+
+def step_embedding(
+    mlp: tuple[eqx.nn.Linear, eqx.nn.Linear], t: Int[Array, ""] | int, num_steps: int, width: int
+) -> Float[Array, " E"]:
+    """The denoisers' embedding of the step `t`: sinusoidal features of `t·1000/num_steps` (so every
+    process's steps span the same range) through a two-layer MLP with a swish between.
+
+    Arguments:
+        mlp: the two layers, `width -> hidden -> E`.
+        t: the step.
+        num_steps: the number of steps (the largest `t` plus one).
+        width: the features' width, the first layer's input.
+
+    Returns:
+        The embedding, the second layer's output.
+    """
+    first, second = mlp
+    scaled_t = jnp.asarray(t, jnp.float32)[None] * (1000.0 / num_steps)
+    return second(jax.nn.swish(first(sinusoidal_features(scaled_t, width)[0])))

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd._typing import typecheck
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND, dot_product_attention
-from eqdd.denoisers.embeddings import sinusoidal_angles, sinusoidal_features
+from eqdd.denoisers.embeddings import sinusoidal_angles, sinusoidal_features, step_embedding
 
 
 def _dense(in_size: int, out_size: int, *, use_bias: bool, key: PRNGKeyArray) -> eqx.nn.Linear:
@@ -248,9 +248,7 @@ class Transformer(eqx.Module):
         if not self.rotary:
             h = h + sinusoidal_features(jnp.arange(num_positions, dtype=h.dtype), width)
         if self.time_mlp is not None:
-            scaled_t = jnp.asarray(t, h.dtype)[None] * (1000.0 / num_positions)
-            first, second = self.time_mlp
-            h = h + second(jax.nn.swish(first(sinusoidal_features(scaled_t, width)[0])))
+            h = h + step_embedding(self.time_mlp, t, num_positions, width).astype(h.dtype)
         for block in self.blocks:
             h = block(h)
         return _per_position(self.head, _per_position(self.final_norm, h))

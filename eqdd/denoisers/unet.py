@@ -23,7 +23,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from eqdd._typing import typecheck
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND, dot_product_attention
-from eqdd.denoisers.embeddings import sinusoidal_features
+from eqdd.denoisers.embeddings import step_embedding
 
 
 def _groups(channels: int) -> int:
@@ -207,9 +207,7 @@ class UNet(eqx.Module):
         embedded = jax.vmap(jax.vmap(self.embedding_proj))(einops.rearrange(embedded, "h w c e -> h w (c e)"))
         h = jnp.concatenate([convolved, einops.rearrange(embedded, "h w e -> e h w")], axis=0)
 
-        scaled_t = jnp.asarray(t, jnp.float32)[None] * (1000.0 / self.num_steps)
-        first, second = self.time_mlp
-        time = second(jax.nn.swish(first(sinusoidal_features(scaled_t, h.shape[0])[0])))
+        time = step_embedding(self.time_mlp, t, self.num_steps, h.shape[0])
 
         skips = [h]
         for block in self.down:

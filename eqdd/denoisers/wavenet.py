@@ -7,7 +7,8 @@ convolution (3/4 of the width); and the integer classes through an embedding (1/
 sides: non-causal) of the signal plus a projection of the step embedding, a gated activation
 `tanh(a)·σ(b)`, and a 1x1 convolution to a residual and a skip path. The skips are summed and turned into
 `num_classes` outputs per sample by two 1x1 convolutions. The step `t` enters every block through a
-sinusoidal embedding and an MLP.
+sinusoidal embedding and an MLP. The convolutions are computed as shifted matrix products
+([`eqdd.denoisers.convolution.convolve`][]), which keeps the samplers' loops fast on a CPU.
 
 Called like every denoiser of the library on a flat sequence: `(tokens, t, revealed=None, stage=0) ->
 (D, num_classes)`.
@@ -21,7 +22,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from eqdd._typing import typecheck
-from eqdd.denoisers.embeddings import sinusoidal_features
+from eqdd.denoisers.convolution import convolve
+from eqdd.denoisers.embeddings import step_embedding
 
 
 class WaveBlock(eqx.Module):
@@ -43,8 +45,8 @@ class WaveBlock(eqx.Module):
         self, h: Float[Array, "C L"], time: Float[Array, " T"]
     ) -> tuple[Float[Array, "C L"], Float[Array, "C L"]]:
         channels = h.shape[0]
-        gates = self.dilated(h + self.time_proj(time)[:, None])
-        y = self.out(jnp.tanh(gates[:channels]) * jax.nn.sigmoid(gates[channels:]))
+        gates = convolve(self.dilated, h + self.time_proj(time)[:, None])
+        y = convolve(self.out, jnp.tanh(gates[:channels]) * jax.nn.sigmoid(gates[channels:]))
         return (h + y[:channels]) / math.sqrt(2.0), y[channels:]
 
 
@@ -142,17 +144,16 @@ class WaveNet(eqx.Module):
             features.append(
                 jnp.broadcast_to(jax.nn.one_hot(stage, self.num_stages)[:, None], (self.num_stages, length))
             )
-        convolved = self.value_conv(jnp.concatenate(features, axis=0).astype(jnp.float32))
+        convolved = convolve(self.value_conv, jnp.concatenate(features, axis=0).astype(jnp.float32))
         h = jnp.concatenate([convolved, jax.vmap(self.embedding)(tokens).T], axis=0)
 
-        scaled_t = jnp.asarray(t, jnp.float32)[None] * (1000.0 / self.num_steps)
-        first, second = self.time_mlp
-        time = second(jax.nn.swish(first(sinusoidal_features(scaled_t, h.shape[0])[0])))
+        time = step_embedding(self.time_mlp, t, self.num_steps, h.shape[0])
 
         skips = jnp.zeros_like(h)
         for block in self.blocks:
             h, skip = block(h, time)
             skips = skips + skip
         hidden, out = self.head
-        logits = out(jax.nn.relu(hidden(jax.nn.relu(skips / math.sqrt(len(self.blocks))))))
+        hidden_units = jax.nn.relu(convolve(hidden, jax.nn.relu(skips / math.sqrt(len(self.blocks)))))
+        logits = convolve(out, hidden_units)
         return logits.T

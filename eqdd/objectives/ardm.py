@@ -24,18 +24,24 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd import outputs
 from eqdd._typing import Denoiser, typecheck
-from eqdd.objectives.base import AbstractObjective, Terms
+from eqdd.objectives.base import AbstractObjective, Terms, step_at
 from eqdd.processes import absorbing
+from eqdd.processes.absorbing import AbsorbingProcess
 
 
 @typecheck
 def oa_ardm_terms(
-    logits: Float[Array, "D K"], x: Int[Array, " D"], sigma: Int[Array, " D"], t: Int[Array, ""]
+    process: AbsorbingProcess,
+    output: Float[Array, "D P"],
+    x: Int[Array, " D"],
+    sigma: Int[Array, " D"],
+    t: Int[Array, ""],
 ) -> Terms:
     """Score the masked positions of one sequence.
 
     Arguments:
-        logits: the denoiser's output for the sequence corrupted at step `t`.
+        process: the absorbing process (which says what the output is).
+        output: the denoiser's output for the sequence corrupted at step `t`.
         x: the clean sequence.
         sigma: the order.
         t: the step, in `0..D-1`.
@@ -44,7 +50,7 @@ def oa_ardm_terms(
         The [`eqdd.objectives.Terms`][] of the module docstring.
     """
     num_positions = x.shape[0]
-    masked_sum = jnp.sum(jnp.where(sigma >= t, outputs.log_prob_of(logits, x), 0.0))
+    masked_sum = jnp.sum(jnp.where(sigma >= t, outputs.oa_log_prob_of(process, output, x), 0.0))
     nelbo = -masked_sum / ((num_positions - t) * math.log(2.0))
     nce = -masked_sum / (num_positions * math.log(2.0))
     return Terms(nelbo=nelbo, step_loss=nelbo / num_positions, surrogate=nce, t=t)
@@ -53,35 +59,35 @@ def oa_ardm_terms(
 @typecheck
 def oa_ardm_estimate(
     denoiser: Denoiser,
+    process: AbsorbingProcess,
     x: Int[Array, " D"],
     sigma: Int[Array, " D"],
     t: Int[Array, ""],
-    absorbing_token: int,
 ) -> Terms:
     """Corrupt `x` at step `t` of order `sigma`, run the denoiser once and score the result.
 
     Arguments:
-        denoiser: maps a corrupted sequence and `t` to logits of shape `(D, K)`.
+        denoiser: maps a corrupted sequence and `t` to its output (see `process`).
+        process: the absorbing process.
         x: the clean sequence.
         sigma: the order.
         t: the step.
-        absorbing_token: the index of the absorbing token.
 
     Returns:
         The [`eqdd.objectives.Terms`][] for this `(sigma, t)`.
     """
-    logits = denoiser(absorbing.corrupt(x, sigma, t, absorbing_token), t)
-    return oa_ardm_terms(logits, x, sigma, t)
+    output = denoiser(absorbing.corrupt(x, sigma, t, process.absorbing_token), t)
+    return oa_ardm_terms(process, output, x, sigma, t)
 
 
 @typecheck
 def oa_ardm_policy_estimate(
     denoiser: Denoiser,
+    process: AbsorbingProcess,
     x: Int[Array, " D"],
     sigma: Int[Array, " D"],
     policy: Int[Array, " P"],
     segment: Int[Array, ""],
-    absorbing_token: int,
 ) -> Terms:
     """Estimate the cost of generating with a policy (reference §4.4, "ELBO with policy").
 
@@ -92,18 +98,18 @@ def oa_ardm_policy_estimate(
 
     Arguments:
         denoiser: the network.
+        process: the absorbing process.
         x: the clean sequence.
         sigma: the order.
         policy: the `P` left boundaries (see [`eqdd.processes.absorbing.segments`][]).
         segment: which segment, in `0..P-1`.
-        absorbing_token: the index of the absorbing token.
 
     Returns:
         [`eqdd.objectives.Terms`][] whose `nelbo` is the policy estimate (bits per dimension) and
         whose `step_loss` and `t` are `L_{b_j}` and `b_j`.
     """
     lefts, rights = absorbing.segments(policy, x.shape[0])
-    terms = oa_ardm_estimate(denoiser, x, sigma, lefts[segment], absorbing_token)
+    terms = oa_ardm_estimate(denoiser, process, x, sigma, lefts[segment])
     weight = (rights[segment] - lefts[segment]) * policy.shape[0]
     return terms._replace(nelbo=terms.step_loss * weight)
 
@@ -111,10 +117,10 @@ def oa_ardm_policy_estimate(
 @typecheck
 def oa_ardm_policy_log_likelihood(
     denoiser: Denoiser,
+    process: AbsorbingProcess,
     x: Int[Array, " D"],
     sigma: Int[Array, " D"],
     policy: Int[Array, " P"],
-    absorbing_token: int,
 ) -> Float[Array, ""]:
     """The exact code length of `x` under a fixed order and policy, `-log2 p(x | sigma, policy) / D`.
 
@@ -123,10 +129,10 @@ def oa_ardm_policy_log_likelihood(
 
     Arguments:
         denoiser: the network.
+        process: the absorbing process.
         x: the clean sequence.
         sigma: the order.
         policy: the left boundaries.
-        absorbing_token: the index of the absorbing token.
 
     Returns:
         Bits per dimension.
@@ -136,7 +142,8 @@ def oa_ardm_policy_log_likelihood(
 
     def add_segment(total, segment):
         left, right = segment
-        log_p_x = outputs.log_prob_of(denoiser(absorbing.corrupt(x, sigma, left, absorbing_token), left), x)
+        output = denoiser(absorbing.corrupt(x, sigma, left, process.absorbing_token), left)
+        log_p_x = outputs.oa_log_prob_of(process, output, x)
         return total + jnp.sum(jnp.where((sigma >= left) & (sigma < right), log_p_x, 0.0)), None
 
     total, _ = jax.lax.scan(add_segment, jnp.zeros(()), (lefts, rights))
@@ -231,27 +238,36 @@ class AbstractARDMObjective(AbstractObjective):
 
     @typecheck
     def __call__(
-        self, denoiser: Callable, x: Int[Array, " D"], key: PRNGKeyArray
+        self,
+        denoiser: Callable,
+        x: Int[Array, " D"],
+        key: PRNGKeyArray,
+        quantile: Float[Array, ""] | None = None,
     ) -> tuple[Float[Array, ""], Terms]:
         """Arguments:
             denoiser: the network.
             x: one clean sequence.
-            key: a PRNG key for `t` and `sigma`.
+            key: a PRNG key for `sigma` (and `t` when no `quantile` is given).
+            quantile: optional, in `[0, 1)`: `t = floor(quantile · num_steps(D))`.
 
         Returns:
             The loss to minimise and the [`eqdd.objectives.Terms`][] behind it.
         """
         order_key, step_key = jax.random.split(key)
-        t = absorbing.sample_step(step_key, self.num_steps(x.shape[0]))
+        num_steps = self.num_steps(x.shape[0])
+        if quantile is None:
+            t = absorbing.sample_step(step_key, num_steps)
+        else:
+            t = step_at(quantile, num_steps)
         terms = self.estimate(denoiser, x, t, order_key)
         return self.elbo_weight * terms.nelbo + self.ce_weight * terms.surrogate, terms
 
 
 class OAARDMObjective(AbstractARDMObjective):
     """The OA-ARDM training loss ([`AbstractARDMObjective`][]): `D` steps, [`oa_ardm_estimate`][] and
-    [`oa_ardm_policy_estimate`][] with the absorbing token."""
+    [`oa_ardm_policy_estimate`][] with the process's absorbing token."""
 
-    absorbing_token: int = eqx.field(static=True)
+    process: AbsorbingProcess
     ce_weight: float = eqx.field(static=True, default=0.0)
     elbo_weight: float = eqx.field(static=True, default=1.0)
 
@@ -259,11 +275,15 @@ class OAARDMObjective(AbstractARDMObjective):
         return num_positions
 
     def describe(self) -> dict[str, Any]:
-        """The absorbing token."""
-        return {"absorbing_token": self.absorbing_token}
+        """The absorbing token, and the mixture's size for a logistic-mixture output."""
+        mixture = self.process.mixture_components
+        return {
+            "absorbing_token": self.process.absorbing_token,
+            **({"mixture_components": mixture} if mixture else {}),
+        }
 
     def terms(self, denoiser, x, sigma, t) -> Terms:
-        return oa_ardm_estimate(denoiser, x, sigma, t, self.absorbing_token)
+        return oa_ardm_estimate(denoiser, self.process, x, sigma, t)
 
     def policy_terms(self, denoiser, x, sigma, policy, segment) -> Terms:
-        return oa_ardm_policy_estimate(denoiser, x, sigma, policy, segment, self.absorbing_token)
+        return oa_ardm_policy_estimate(denoiser, self.process, x, sigma, policy, segment)

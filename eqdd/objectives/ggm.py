@@ -33,7 +33,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd import outputs
 from eqdd._typing import Denoiser, typecheck
-from eqdd.objectives.base import AbstractObjective, Terms
+from eqdd.objectives.base import AbstractObjective, Terms, step_at
 from eqdd.processes import glauber
 from eqdd.processes.glauber import GlauberProcess
 
@@ -267,13 +267,19 @@ class GGMObjective(AbstractObjective):
 
     @typecheck
     def __call__(
-        self, denoiser: Denoiser, x: Int[Array, " L"], key: PRNGKeyArray
+        self,
+        denoiser: Denoiser,
+        x: Int[Array, " L"],
+        key: PRNGKeyArray,
+        quantile: Float[Array, ""] | None = None,
     ) -> tuple[Float[Array, ""], Terms]:
         """**Arguments:**
 
         - `denoiser`: the network.
         - `x`: one clean sequence of length `L`.
-        - `key`: a PRNG key for the steps and the forward draws.
+        - `key`: a PRNG key for the forward draws (and the steps when no `quantile` is given).
+        - `quantile`: optional, in `[0, 1)`: the `n` steps are then `floor((i + quantile) / n · T)`
+          for `i` in `0..n-1`, one in each `n`-th of the range.
 
         **Returns:**
 
@@ -284,9 +290,11 @@ class GGMObjective(AbstractObjective):
                 f"the sequence has {x.shape[0]} tokens but the process has {self.process.num_positions}"
             )
         step_key, key = jax.random.split(key)
-        steps = jax.random.randint(
-            step_key, (self.timesteps_per_sequence,), 0, self.process.num_steps, dtype=jnp.int32
-        )
+        count = self.timesteps_per_sequence
+        if quantile is None:
+            steps = jax.random.randint(step_key, (count,), 0, self.process.num_steps, dtype=jnp.int32)
+        else:
+            steps = step_at((jnp.arange(count) + quantile) / count, self.process.num_steps)
         keys = jax.random.split(key, self.timesteps_per_sequence)
         terms = jax.vmap(lambda t, k: self.estimate(denoiser, x, t, k))(steps, keys)
         return jnp.mean(terms.surrogate), terms

@@ -58,11 +58,11 @@ def upscale_inputs(
     return tokens, revealed, stage
 
 
-def _digit_log_likelihoods(transitions, output, x, stage, parametrization) -> Float[Array, " D"]:
+def _digit_log_likelihoods(transitions, output, x, stage) -> Float[Array, " D"]:
     """`log p(x^(s+1)_k | ·)` in nats at every position: the log-probability of the digit of `x_k` that
     stage `s` reveals, given its level-`s` parent."""
     parent = upscale.level_values(transitions, x, stage)
-    log_probs = outputs.stage_log_probs(transitions, output, parent, stage, parametrization)
+    log_probs = outputs.stage_log_probs(transitions, output, parent, stage)
     digit = upscale.stage_digit(transitions, x, stage)
     return jnp.take_along_axis(log_probs, digit[:, None], axis=-1)[:, 0]
 
@@ -74,24 +74,22 @@ def upscale_terms(
     x: Int[Array, " D"],
     sigma: Int[Array, " D"],
     t: Int[Array, ""],
-    parametrization: str,
 ) -> Terms:
     """Score the positions of one sequence that are not yet revealed at the global step `t`.
 
     Arguments:
-        transitions: the maps.
+        transitions: the maps and the output parametrisation.
         output: the denoiser's output for the input of step `t` (see [`upscale_inputs`][]).
         x: the clean sequence (data classes).
         sigma: the stage's order.
         t: the global step, in `0..S·D-1`.
-        parametrization: `"data"` or `"direct"`.
 
     Returns:
         The [`eqdd.objectives.Terms`][] of the module docstring.
     """
     num_positions, num_stages = x.shape[0], transitions.num_stages
     stage, t_in = t // num_positions, t % num_positions
-    log_p = _digit_log_likelihoods(transitions, output, x, stage, parametrization)
+    log_p = _digit_log_likelihoods(transitions, output, x, stage)
     masked_sum = jnp.sum(jnp.where(sigma >= t_in, log_p, 0.0))
     nelbo = -num_stages * masked_sum / ((num_positions - t_in) * math.log(2.0))
     nce = -masked_sum / (num_positions * math.log(2.0))
@@ -105,24 +103,22 @@ def upscale_estimate(
     x: Int[Array, " D"],
     sigma: Int[Array, " D"],
     t: Int[Array, ""],
-    parametrization: str,
 ) -> Terms:
     """Build the input of global step `t` with order `sigma`, run the denoiser once and score the result.
 
     Arguments:
         denoiser: `(tokens, t, revealed, stage) -> output` (see `eqdd._typing.UpscaleDenoiser`).
-        transitions: the maps.
+        transitions: the maps and the output parametrisation.
         x: the clean sequence.
         sigma: the stage's order.
         t: the global step, in `0..S·D-1`; the denoiser is given this global `t`.
-        parametrization: `"data"` or `"direct"`.
 
     Returns:
         The [`eqdd.objectives.Terms`][] for this `(sigma, t)`.
     """
     tokens, revealed, stage = upscale_inputs(transitions, x, sigma, t)
     output = denoiser(tokens, t, revealed, stage)
-    return upscale_terms(transitions, output, x, sigma, t, parametrization)
+    return upscale_terms(transitions, output, x, sigma, t)
 
 
 @typecheck
@@ -133,7 +129,6 @@ def upscale_policy_estimate(
     sigma: Int[Array, " D"],
     policy: Int[Array, "S P"],
     index: Int[Array, ""],
-    parametrization: str,
 ) -> Terms:
     """Estimate the cost of generating with one policy per stage (reference §4.4, Upscale version).
 
@@ -145,12 +140,11 @@ def upscale_policy_estimate(
 
     Arguments:
         denoiser: the network.
-        transitions: the maps.
+        transitions: the maps and the output parametrisation.
         x: the clean sequence.
         sigma: the stage's order.
         policy: `(S, P)` left boundaries.
         index: `u`, in `0..S·P-1`.
-        parametrization: `"data"` or `"direct"`.
 
     Returns:
         [`eqdd.objectives.Terms`][] whose `nelbo` is the policy estimate (bits per dimension) and whose
@@ -164,7 +158,7 @@ def upscale_policy_estimate(
     stage, segment = index // budget, index % budget
     lefts, rights = absorbing.segments(policy[stage], num_positions)
     t = stage * num_positions + lefts[segment]
-    terms = upscale_estimate(denoiser, transitions, x, sigma, t, parametrization)
+    terms = upscale_estimate(denoiser, transitions, x, sigma, t)
     weight = (rights[segment] - lefts[segment]) * num_stages * budget
     return terms._replace(nelbo=terms.step_loss * weight)
 
@@ -176,7 +170,6 @@ def upscale_policy_log_likelihood(
     x: Int[Array, " D"],
     sigmas: Int[Array, "S D"],
     policy: Int[Array, "S P"],
-    parametrization: str,
 ) -> Float[Array, ""]:
     """The exact code length of `x` under fixed orders and policies, `-log2 p(x | sigmas, policy) / D`.
 
@@ -188,11 +181,10 @@ def upscale_policy_log_likelihood(
 
     Arguments:
         denoiser: the network.
-        transitions: the maps.
+        transitions: the maps and the output parametrisation.
         x: the clean sequence.
         sigmas: `(S, D)`, one order per stage.
         policy: `(S, P)` left boundaries, one row per stage.
-        parametrization: `"data"` or `"direct"`.
 
     Returns:
         Bits per dimension.
@@ -211,9 +203,7 @@ def upscale_policy_log_likelihood(
             left, right = segment
             t = stage * num_positions + left
             tokens, revealed, _ = upscale_inputs(transitions, x, sigma, t)
-            log_p = _digit_log_likelihoods(
-                transitions, denoiser(tokens, t, revealed, stage), x, stage, parametrization
-            )
+            log_p = _digit_log_likelihoods(transitions, denoiser(tokens, t, revealed, stage), x, stage)
             return total + jnp.sum(jnp.where((sigma >= left) & (sigma < right), log_p, 0.0)), None
 
         return jax.lax.scan(add_segment, total, absorbing.segments(stage_policy, num_positions))
@@ -229,12 +219,8 @@ class UpscaleObjective(AbstractARDMObjective):
     [`num_steps`][] steps."""
 
     transitions: UpscaleTransitions
-    parametrization: str = eqx.field(static=True, default="data")
     ce_weight: float = eqx.field(static=True, default=0.0)
     elbo_weight: float = eqx.field(static=True, default=1.0)
-
-    def __check_init__(self):
-        upscale.check_parametrization(self.parametrization)
 
     @property
     def num_stages(self) -> int:
@@ -250,13 +236,11 @@ class UpscaleObjective(AbstractARDMObjective):
         transitions = self.transitions
         return {
             "upscale": [transitions.num_classes, transitions.branch_factor, transitions.variant],
-            "parametrization": self.parametrization,
+            "parametrization": transitions.parametrization,
         }
 
     def terms(self, denoiser, x, sigma, t) -> Terms:
-        return upscale_estimate(denoiser, self.transitions, x, sigma, t, self.parametrization)
+        return upscale_estimate(denoiser, self.transitions, x, sigma, t)
 
     def policy_terms(self, denoiser, x, sigma, policy, segment) -> Terms:
-        return upscale_policy_estimate(
-            denoiser, self.transitions, x, sigma, policy, segment, self.parametrization
-        )
+        return upscale_policy_estimate(denoiser, self.transitions, x, sigma, policy, segment)

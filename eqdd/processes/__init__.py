@@ -1,6 +1,8 @@
-"""Forward processes: pure functions with no parameters."""
+"""Forward processes: a small configuration object per process (`AbsorbingProcess`, `UpscaleTransitions`,
+`GlauberProcess`) and the maths as pure functions of their modules."""
 
 from eqdd.processes.absorbing import (
+    AbsorbingProcess,
     corrupt,
     current_mask,
     revealed_mask,
@@ -12,6 +14,7 @@ from eqdd.processes.glauber import GlauberProcess, unigram_law
 from eqdd.processes.upscale import UpscaleTransitions
 
 __all__ = [
+    "AbsorbingProcess",
     "GlauberProcess",
     "UpscaleTransitions",
     "corrupt",

@@ -7,13 +7,57 @@ Conventions (the code convention of the reference, 0-indexed):
 - At step `t` in `0..D-1`, the positions with `sigma < t` are revealed (exactly `t` of them), the
   position with `sigma == t` is the one generated next, and the `D - t` positions with `sigma >= t`
   are masked, i.e. hold the absorbing token.
+
+The process has one setting, the absorbing token ([`AbsorbingProcess`][]); the maths is in the free
+functions of this module.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Int, PRNGKeyArray
 
 from eqdd._typing import typecheck
+
+
+class AbsorbingProcess(eqx.Module):
+    """The configuration of the absorbing process and of the OA-ARDM's output.
+
+    The data classes are `0..absorbing_token-1` and the absorbing (mask) token is the class after them,
+    so the network's inputs hold `absorbing_token + 1` classes. The network's output per position is a
+    categorical over the data classes (`K = absorbing_token` logits) or, with `mixture_components = M
+    > 0`, `3M` parameters of a mixture of `M` discretised logistics over the `K` classes (the paper's
+    audio baseline, for `K = 2^16`; see [`eqdd.outputs.mixture_log_prob_of`][]). Static integers, so a
+    value of this class is hashable and may sit in a static field; the maths is in the free functions
+    of this module and, for the output, in [`eqdd.outputs.oa_log_prob_of`][].
+
+    Attributes:
+        absorbing_token: the mask token, `K`.
+        mixture_components: `M`, or 0 for `K` logits.
+    """
+
+    absorbing_token: int = eqx.field(static=True)
+    mixture_components: int = eqx.field(static=True, default=0)
+
+    def __check_init__(self):
+        if self.absorbing_token < 0:
+            raise ValueError(
+                f"the absorbing token is a class index and must be non-negative, got {self.absorbing_token}"
+            )
+        if self.mixture_components < 0:
+            raise ValueError(
+                f"mixture_components must be 0 (logits) or positive, got {self.mixture_components}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        """`K`, the data classes (`0..K-1`; the absorbing token is `K`)."""
+        return self.absorbing_token
+
+    @property
+    def num_outputs(self) -> int:
+        """The network's outputs per position: `K` logits, or `3M` mixture parameters."""
+        return 3 * self.mixture_components if self.mixture_components else self.num_classes
 
 
 @typecheck

@@ -23,7 +23,9 @@ built, so `K = 2^16` costs nothing. Levels and stages may be traced integers.
 The model's distribution over a stage's values is given **per candidate child**: for a position whose
 level-`s` value is `parent`, [`eqdd.outputs.stage_log_probs`][] returns log-probabilities over the `b`
 digits `d`, i.e. over the children `child_values(parent, d, s)`; a digit whose child does not exist (`K`
-not a power of `b`) gets `-inf`. Both of the paper's output parametrisations map to that form:
+not a power of `b`) gets `-inf`. Both of the paper's output parametrisations map to that form (the
+model's is `UpscaleTransitions.parametrization`, so that the maps and the meaning of the network's output
+travel as one value):
 
 - `"data"`: `K` logits over the data classes; their softmax is pushed to the stage's values (the mass of a
   child is the mass of the data classes below it), restricted to the children of `parent` and
@@ -46,15 +48,23 @@ _INT32_MAX = 2**31 - 1
 
 
 class UpscaleTransitions(eqx.Module):
-    """The configuration of the digit-removing maps; the maths is in the free functions of this module.
+    """The configuration of the digit-removing maps and of the model's output parametrisation; the maths
+    is in the free functions of this module (and, for the output, in [`eqdd.outputs.stage_log_probs`][]).
 
-    Two static integers and a string, so a value of this class is hashable and may sit in a static
+    Two static integers and two strings, so a value of this class is hashable and may sit in a static
     field. The per-level tables are tuples of Python integers (index them with a level in `0..S`).
+
+    Attributes:
+        num_classes: `K`, the data classes.
+        branch_factor: `b`, the base of the digits.
+        variant: `"zero"` or `"augmented"` (see the module docstring).
+        parametrization: what the network outputs, `"data"` (`K` logits) or `"direct"` (`S·b`).
     """
 
     num_classes: int = eqx.field(static=True)
     branch_factor: int = eqx.field(static=True)
     variant: str = eqx.field(static=True, default="zero")
+    parametrization: str = eqx.field(static=True, default="data")
 
     def __check_init__(self):
         if self.num_classes < 2:
@@ -63,6 +73,11 @@ class UpscaleTransitions(eqx.Module):
             raise ValueError(f"branch_factor must be at least 2, got {self.branch_factor}")
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.parametrization not in PARAMETRIZATIONS:
+            raise ValueError(
+                f"unknown parametrization {self.parametrization!r}; "
+                f"choose one of {', '.join(PARAMETRIZATIONS)}"
+            )
         if self.branch_factor**self.num_stages > _INT32_MAX or self.num_input_classes > _INT32_MAX:
             raise ValueError(
                 f"num_classes {self.num_classes} with branch_factor {self.branch_factor} needs integers "
@@ -117,18 +132,10 @@ class UpscaleTransitions(eqx.Module):
         """The values a network input can hold: `K` ("zero") or `K'` ("augmented")."""
         return self.absorbing_state + 1 if self.variant == "augmented" else self.num_classes
 
-    def num_outputs(self, parametrization: str) -> int:
+    @property
+    def num_outputs(self) -> int:
         """The network's outputs per position: `K` for `"data"`, `S·b` for `"direct"`."""
-        check_parametrization(parametrization)
-        return self.num_classes if parametrization == "data" else self.num_stages * self.branch_factor
-
-
-def check_parametrization(parametrization: str) -> None:
-    """Raise a `ValueError` naming the choices unless `parametrization` is `"data"` or `"direct"`."""
-    if parametrization not in PARAMETRIZATIONS:
-        raise ValueError(
-            f"unknown parametrization {parametrization!r}; choose one of {', '.join(PARAMETRIZATIONS)}"
-        )
+        return self.num_classes if self.parametrization == "data" else self.num_stages * self.branch_factor
 
 
 def _at(table: tuple[int, ...], level) -> Int[Array, ""]:

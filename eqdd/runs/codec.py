@@ -14,12 +14,29 @@ from jaxtyping import Int
 
 from eqdd import compression
 from eqdd import policy as policies
-from eqdd.objectives import AbstractARDMObjective
+from eqdd.objectives import AbstractARDMObjective, OAARDMObjective
 from eqdd.runs import model_file
 from eqdd.runs.registry import Run, load_run, save_model
 
 DEFAULT_BUDGET = 50  # the paper's compression default (reference §4.5)
 MODELS = "models"  # under a run directory: the models files were compressed with
+
+
+def why_not_codable(run: Run) -> str | None:
+    """Why a run's model cannot drive the codec, or `None` when it can: a GGM's bound is not an exact
+    likelihood, and an OA-ARDM with a logistic-mixture output has no table of its `K = 2^16` classes."""
+    objective = run.objective
+    if not isinstance(objective, AbstractARDMObjective):
+        return (
+            f"a run of {run.experiment} cannot code files: its bound is not an exact likelihood; give a run "
+            "of experiments/text8_oaardm.py or experiments/cifar10_ardm.py"
+        )
+    if isinstance(objective, OAARDMObjective) and objective.process.mixture_components:
+        return (
+            "an OA-ARDM with a logistic-mixture output cannot code files (the coder needs a table of every "
+            "class); use an Upscale ARDM run"
+        )
+    return None
 
 
 def codec_model(run: Run) -> compression.CodecModel:
@@ -31,13 +48,11 @@ def codec_model(run: Run) -> compression.CodecModel:
     backend or the evaluation options).
 
     Raises:
-        CompressionError: for a GGM run (its bound is not an exact likelihood to code with).
+        CompressionError: for a run that cannot code ([`why_not_codable`][]).
     """
-    if not isinstance(run.objective, AbstractARDMObjective):
-        raise compression.CompressionError(
-            f"a run of {run.experiment} cannot code files: its bound is not an exact likelihood; give a run "
-            "of experiments/text8_oaardm.py or experiments/cifar10_ardm.py"
-        )
+    reason = why_not_codable(run)
+    if reason:
+        raise compression.CompressionError(reason)
     config = run.config
     description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
     losses = policies.fill_unseen(np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen))
@@ -75,6 +90,10 @@ def choose_run_order(run: Run, train_chunks: Int[np.ndarray, "M D"]) -> dict[str
     """At the end of a run: [`choose_order`][] among `config.codec_orders` candidates on `train_chunks`
     for the run's [`codec_model`][] (printed), for its `results.json`; `None` when `codec_orders` is 0."""
     if not run.config.codec_orders:
+        return None
+    reason = why_not_codable(run)
+    if reason:
+        print(f"no order for eqdd compress: {reason}", flush=True)
         return None
     chosen = choose_order(codec_model(run), train_chunks, run.config.codec_orders)
     print(f"order for eqdd compress: seed {chosen['seed']} of {run.config.codec_orders}", flush=True)

@@ -12,7 +12,7 @@ from eqdd.config import non_negative, option, positive
 from eqdd.data import images
 from eqdd.denoisers.unet import UNet
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
-from eqdd.processes import UpscaleTransitions, upscale
+from eqdd.processes import AbsorbingProcess, UpscaleTransitions, upscale
 from eqdd.runs import session
 
 # A run's image shape is not saved with it: the datasets' fixed sizes, else read from its folder.
@@ -30,6 +30,7 @@ def _budgets(value: str) -> str | None:
 @dataclasses.dataclass(frozen=True)
 class Config(session.TrainingConfig):
     EXPERIMENT = "cifar10_ardm"
+    KIND = "images"
 
     run_dir: str = option("runs/cifar10_ardm", "output directory; a run already there is resumed")
     dataset: str = option("fashion_mnist", "image set", choices=images.DATASETS)
@@ -107,19 +108,22 @@ PRESETS = {
 
 
 def transitions(config: Config) -> UpscaleTransitions:
-    return UpscaleTransitions(images.NUM_CLASSES, config.branch_factor, config.upscale_variant)
+    """The Upscale ARDM's maps and output parametrisation a config describes."""
+    return UpscaleTransitions(
+        images.NUM_CLASSES, config.branch_factor, config.upscale_variant, config.parametrization
+    )
 
 
 def build(config: Config, image_shape: tuple[int, int, int], key: jax.Array):
     """The U-Net and objective a config describes, and the number of steps `t` (D, or S·D)."""
     num_variables = int(np.prod(image_shape))
     if config.model == "oa":
-        objective = OAARDMObjective(images.NUM_CLASSES, config.ce_weight)
+        objective = OAARDMObjective(AbsorbingProcess(images.NUM_CLASSES), config.ce_weight)
         inputs, outputs, stages, num_steps = images.NUM_CLASSES + 1, images.NUM_CLASSES, 1, num_variables
     else:
-        objective = UpscaleObjective(transitions(config), config.parametrization, config.ce_weight)
+        objective = UpscaleObjective(transitions(config), config.ce_weight)
         process = objective.transitions
-        inputs, outputs = process.num_input_classes, process.num_outputs(config.parametrization)
+        inputs, outputs = process.num_input_classes, process.num_outputs
         stages, num_steps = process.num_stages, objective.num_steps(num_variables)
     model = UNet(
         image_shape,

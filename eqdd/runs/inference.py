@@ -56,6 +56,8 @@ def plan_policies(run: Run, budgets: Sequence[int], given: int = 0) -> dict[int,
     losses = losses[given:]
     per_stage = losses.size // stages
     budgets = sorted({min(budget, per_stage) for budget in budgets})
+    if not budgets:
+        return {}
     planned = policies.optimal_stage_policies(losses, stages, budgets)
     return {
         budget: boundaries[0] + given if stages == 1 else boundaries
@@ -104,15 +106,18 @@ def draw(
         if known is not None:
             raise ConfigError("infilling needs an OA-ARDM or a GGM run, not an Upscale ARDM")
         sample = eqx.filter_jit(sample_upscale_stages)
-        return np.asarray(
-            sample(
-                run.model, objective.transitions, key, num_samples, size, objective.parametrization, policy
-            )
-        )
+        return np.asarray(sample(run.model, objective.transitions, key, num_samples, size, policy=policy))
     if isinstance(objective, OAARDMObjective):
         sample = eqx.filter_jit(sample_oa_ardm)
         drawn = sample(
-            run.model, key, num_samples, size, objective.absorbing_token, policy, known, known_tokens
+            run.model,
+            objective.process,
+            key,
+            num_samples,
+            size,
+            policy=policy,
+            known=known,
+            known_tokens=known_tokens,
         )
         return np.asarray(drawn)[:, None]
     if policy is not None:

@@ -17,10 +17,10 @@ import equinox as eqx
 
 from eqdd.config import ConfigError
 from eqdd.objectives import AbstractARDMObjective, GGMObjective
-from eqdd.runs import images, model_file, session, text8_ggm, text8_oaardm
+from eqdd.runs import audio, images, model_file, session, text8_ggm, text8_oaardm
 from eqdd.train import StepLosses, TrainState
 
-EXPERIMENTS = {module.Config.EXPERIMENT: module for module in (text8_oaardm, text8_ggm, images)}
+EXPERIMENTS = {module.Config.EXPERIMENT: module for module in (text8_oaardm, text8_ggm, images, audio)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +70,13 @@ class Run:
 
     @property
     def kind(self) -> str:
-        """`"text"` or `"images"`."""
-        return "text" if len(self.data_shape) == 1 else "images"
+        """`"text"`, `"images"` or `"audio"` (the experiment's `Config.KIND`)."""
+        return self.config.KIND
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
-        """`(H, W, C)` for an image run, `None` for text."""
-        return None if self.kind == "text" else self.data_shape
+        """`(H, W, C)` for an image run, `None` otherwise."""
+        return self.data_shape if self.kind == "images" else None
 
     @property
     def num_positions(self) -> int:

@@ -63,6 +63,7 @@ class TrainingConfig:
         0.02, "peak learning rate of Muon's matrices (--optimizer muon)", positive
     )
     ema_decay: float = option(0.995, "EMA decay of the evaluation parameters", fraction)
+    stratify_steps: bool = option(False, "spread each batch's diffusion steps evenly over their range")
     log_every: int = option(10, "steps between metrics records", positive)
     checkpoint_every: int = option(200, "steps between checkpoints", positive)
     eval_passes: int = option(2, "passes over the test split (fresh t and order each)", positive)
@@ -91,8 +92,13 @@ class TrainingConfig:
             "eval_max_chunks",
             "num_samples",
             "progress",
+            "stratify_steps",  # each t stays uniform either way
         }
     )
+
+    # What an example of this experiment is: "text", "images" or "audio" (how `eqdd sample`, `evaluate`
+    # and `compress` read and write it).
+    KIND = "text"
 
     # The experiment a run of this config belongs to, saved with its checkpoints so that
     # `eqdd.load_run` knows how to rebuild it (`eqdd.runs.registry`).
@@ -100,7 +106,12 @@ class TrainingConfig:
 
     # The values that settings added since eqdd 0.1.0 had implicitly in runs saved before they existed
     # (a run's saved config lacks them); their defaults may differ.
-    LEGACY = {"lr_schedule": "constant", "optimizer": "adamw", "muon_learning_rate": 0.02}
+    LEGACY = {
+        "lr_schedule": "constant",
+        "optimizer": "adamw",
+        "muon_learning_rate": 0.02,
+        "stratify_steps": False,
+    }
 
     def cross_checks(self) -> list[str]:
         problems = []
@@ -254,7 +265,7 @@ def train(
     begin = time.perf_counter()
     state = fit(
         replicate(state, mesh),
-        make_train_step(objective, optimizer, config.ema_decay, mesh),
+        make_train_step(objective, optimizer, config.ema_decay, mesh, config.stratify_steps),
         batches,
         num_steps=config.num_steps,
         checkpointer=checkpointer,

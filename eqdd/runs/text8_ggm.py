@@ -140,6 +140,7 @@ def sample(config: Config, model, process: GlauberProcess, key, num_samples: int
         process,
         key,
         num_samples,
+        config.seq_len,
         temperature=config.temperature,
         temperature_fraction=config.temperature_fraction,
         top_p=config.top_p,

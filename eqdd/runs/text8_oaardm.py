@@ -11,6 +11,7 @@ from eqdd.config import fraction, non_negative, option, positive
 from eqdd.data import text8
 from eqdd.denoisers.transformer import ACTIVATIONS
 from eqdd.objectives import OAARDMObjective
+from eqdd.processes import AbsorbingProcess
 from eqdd.runs import session
 from eqdd.runs import text8 as text8_runs
 from eqdd.train.state import OPTIMIZERS, SCHEDULES
@@ -77,7 +78,7 @@ def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
     model = text8_runs.transformer(
         config, text8.NUM_CLASSES + 1, text8.NUM_CLASSES, config.time_conditioning, key
     )
-    return model, OAARDMObjective(text8.ABSORBING, config.ce_weight, config.elbo_weight)
+    return model, OAARDMObjective(AbsorbingProcess(text8.ABSORBING), config.ce_weight, config.elbo_weight)
 
 
 def data_shape(config: Config) -> tuple[int]:

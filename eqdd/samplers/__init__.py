@@ -1,4 +1,8 @@
-"""Samplers: exact categorical draws and the OA-ARDM, Upscale ARDM and GGM generators."""
+"""Samplers: exact categorical draws and the OA-ARDM, Upscale ARDM and GGM generators.
+
+Every generator has one signature, `sample_x(denoiser, process, key, num_samples, num_positions, *,
+options)`, with the forward process object the model was trained with (`eqdd.processes`).
+"""
 
 from eqdd.samplers.ancestral import sample_oa_ardm
 from eqdd.samplers.categorical import sample_categorical, sample_exponential

@@ -12,20 +12,22 @@ may start at `b_0 = k` (steps before it have nothing left to draw).
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from eqdd._typing import Denoiser, typecheck
 from eqdd.processes import absorbing
-from eqdd.samplers.categorical import sample_categorical
+from eqdd.processes.absorbing import AbsorbingProcess
+from eqdd.samplers.categorical import sample_categorical, sample_logistic_mixture
 
 
 @typecheck
 def sample_oa_ardm(
     denoiser: Denoiser,
+    process: AbsorbingProcess,
     key: PRNGKeyArray,
     num_samples: int,
     num_positions: int,
-    absorbing_token: int,
+    *,
     policy: Int[Array, " P"] | None = None,
     known: Bool[Array, " {num_positions}"] | None = None,
     known_tokens: Int[Array, " {num_positions}"] | None = None,
@@ -33,11 +35,12 @@ def sample_oa_ardm(
     """Generate sequences, each with its own random order, optionally around given positions.
 
     Arguments:
-        denoiser: maps a corrupted sequence and `t` to logits of shape `(D, K)`.
+        denoiser: maps a corrupted sequence and `t` to its output (`K` logits or mixture parameters
+            per position, as `process` says).
+        process: the absorbing process the model was trained with.
         key: a PRNG key.
         num_samples: how many sequences.
         num_positions: the sequence length `D`.
-        absorbing_token: the index of the absorbing token.
         policy: left boundaries of the segments (see the module docstring); `None` means
             `0, 1, …, D-1`, one position per network call.
         known: which positions are given (the same for every sample); `None` for none.
@@ -48,6 +51,7 @@ def sample_oa_ardm(
     """
     if (known is None) != (known_tokens is None):
         raise ValueError("infilling needs both `known` and `known_tokens`")
+    absorbing_token = process.absorbing_token
     if known is None:
         known = jnp.zeros(num_positions, bool)
         known_tokens = jnp.full(num_positions, absorbing_token, jnp.int32)
@@ -70,8 +74,8 @@ def sample_oa_ardm(
         left, right, step_key = segment
         steps = left + jnp.arange(width)
         positions = by_step[:, steps % num_positions]  # distinct positions: width <= D
-        logits = batched_denoiser(x, left)[rows, positions]
-        draws = sample_categorical(step_key, logits)
+        output = batched_denoiser(x, left)[rows, positions]
+        draws = _draw(process, step_key, output)
         chosen = jnp.where((steps < right) & ~known[positions], draws, x[rows, positions])
         return x.at[rows, positions].set(chosen), None
 
@@ -79,3 +83,10 @@ def sample_oa_ardm(
     segments = (lefts, rights, jax.random.split(draw_key, policy.shape[0]))
     samples, _ = jax.lax.scan(generate_segment, start, segments)
     return samples
+
+
+def _draw(process: AbsorbingProcess, key: PRNGKeyArray, output: Float[Array, "*B P"]) -> Int[Array, "*B"]:
+    """One class per row of the network's output, from the distribution the process says it is."""
+    if process.mixture_components:
+        return sample_logistic_mixture(key, output, process.num_classes)
+    return sample_categorical(key, output)

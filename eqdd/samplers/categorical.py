@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt32
 
+from eqdd import outputs
 from eqdd._typing import typecheck
 
 _TWO_TO_MINUS_32 = 2.0**-32
@@ -68,3 +69,34 @@ def sample_categorical(key: PRNGKeyArray, logits: Float[Array, "*B K"]) -> Int[A
     """
     race = logits.astype(jnp.float32) - jnp.log(sample_exponential(key, logits.shape))
     return jnp.argmax(race, axis=-1).astype(jnp.int32)
+
+
+@typecheck
+def sample_logistic_mixture(
+    key: PRNGKeyArray, params: Float[Array, "*B P"], num_classes: int
+) -> Int[Array, "*B"]:
+    """Draw one class per row from a mixture of discretised logistics (see
+    [`eqdd.outputs.mixture_log_prob_of`][] for the parameters and the bins).
+
+    A component by an exponential race on the mixture logits, then a logistic value
+    `mean + scale·log(E1/E2)` (`E1, E2 ~ Exp(1)` independent: their log-ratio is a standard logistic,
+    with both tails at full float32 precision), then its bin; the outer bins reach to `±∞`, so the draw
+    is exact for the discretised law.
+
+    Arguments:
+        key: a JAX PRNG key.
+        params: `3M` mixture parameters per row.
+        num_classes: `K`, the bins of `[-1, 1]`.
+
+    Returns:
+        Int32 classes in `0..K-1`, of shape `params.shape[:-1]`.
+    """
+    component_key, value_key = jax.random.split(key)
+    log_weights, means, log_scales = outputs.mixture_parameters(params)
+    component = sample_categorical(component_key, log_weights)[..., None]
+    mean = jnp.take_along_axis(means, component, axis=-1)[..., 0]
+    scale = jnp.exp(jnp.take_along_axis(log_scales, component, axis=-1)[..., 0])
+    races = sample_exponential(value_key, (2, *mean.shape))
+    value = mean + scale * (jnp.log(races[0]) - jnp.log(races[1]))
+    bins = jnp.round((value + 1.0) * (num_classes - 1) / 2.0)
+    return jnp.clip(bins, 0, num_classes - 1).astype(jnp.int32)

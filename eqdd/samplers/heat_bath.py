@@ -88,13 +88,14 @@ def sample_ggm(
     process: GlauberProcess,
     key: PRNGKeyArray,
     num_samples: int,
+    num_positions: int,
     *,
     temperature: float = 1.0,
     temperature_fraction: float = 1.0,
     top_p: float = 1.0,
-    known: Bool[Array, "*N L"] | None = None,
-    known_tokens: Int[Array, "*N L"] | None = None,
-) -> Int[Array, "{num_samples} L"]:
+    known: Bool[Array, "*N {num_positions}"] | None = None,
+    known_tokens: Int[Array, "*N {num_positions}"] | None = None,
+) -> Int[Array, "{num_samples} {num_positions}"]:
     """Generate sequences with `T` network calls (one per step), optionally infilling known positions.
 
     Arguments:
@@ -102,6 +103,7 @@ def sample_ggm(
         process: the forward process the network was trained on.
         key: a PRNG key.
         num_samples: how many sequences.
+        num_positions: the sequence length `L`, which must be the process's.
         temperature: the sampling temperature, positive.
         temperature_fraction: the temperature applies to the first `round(fraction·T)` denoising steps
             (`t = T-1` downwards) and 1 to the rest; the paper's images use 0.5.
@@ -112,7 +114,14 @@ def sample_ggm(
     Returns:
         Int32 samples of shape `(num_samples, L)`. Under the replace kernel a position may hold `φ` (class
         `V`) if the network gives it mass at the last visit.
+
+    Raises:
+        ValueError: for `num_positions` other than the process's `L`, or an option out of its range.
     """
+    if num_positions != process.num_positions:
+        raise ValueError(
+            f"the process generates sequences of {process.num_positions} tokens, not {num_positions}"
+        )
     _check_top_p(top_p)
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -120,7 +129,7 @@ def sample_ggm(
         raise ValueError(f"temperature_fraction must lie in [0, 1], got {temperature_fraction}")
     if (known is None) != (known_tokens is None):
         raise ValueError("infilling needs both `known` and `known_tokens`")
-    num_positions, num_steps = process.num_positions, process.num_steps
+    num_steps = process.num_steps
     shape = (num_samples, num_positions)
     if known is None:
         known, known_tokens = jnp.zeros(shape, bool), jnp.zeros(shape, jnp.int32)

@@ -22,22 +22,21 @@ from eqdd.samplers.categorical import sample_categorical
 @typecheck
 def sample_upscale_stages(
     denoiser: UpscaleDenoiser,
-    transitions: UpscaleTransitions,
+    process: UpscaleTransitions,
     key: PRNGKeyArray,
     num_samples: int,
     num_positions: int,
-    parametrization: str = "data",
+    *,
     policy: Int[Array, "S P"] | None = None,
 ) -> Int[Array, "{num_samples} S {num_positions}"]:
     """Generate sequences and keep every level they pass through.
 
     Arguments:
         denoiser: `(tokens, t, revealed, stage) -> output` (see `eqdd._typing.UpscaleDenoiser`).
-        transitions: the maps the model was trained with.
+        process: the maps and the output parametrisation the model was trained with.
         key: a PRNG key.
         num_samples: how many sequences.
         num_positions: the sequence length `D`.
-        parametrization: the model's output parametrisation, `"data"` or `"direct"`.
         policy: `(S, P)` left boundaries, row `s` for stage `s` (see `eqdd.processes.absorbing.segments`;
             plan them with [`eqdd.policy.optimal_stage_policies`][]); `None` means `0..D-1` in every
             stage, one position per network call.
@@ -47,14 +46,13 @@ def sample_upscale_stages(
         (map them to the data range with [`eqdd.processes.upscale.data_floor`][] to picture them), and
         `[:, -1]` the samples (data classes).
     """
-    upscale.check_parametrization(parametrization)
-    num_stages = transitions.num_stages
+    num_stages = process.num_stages
     if policy is None:
         policy = jnp.tile(jnp.arange(num_positions, dtype=jnp.int32), (num_stages, 1))
     if policy.shape[0] != num_stages:
         raise ValueError(f"the policy has {policy.shape[0]} rows but the process has {num_stages} stages")
     batched_denoiser = jax.vmap(denoiser, in_axes=(0, None, 0, None))
-    batched_log_probs = jax.vmap(outputs.stage_log_probs, in_axes=(None, 0, 0, None, None))
+    batched_log_probs = jax.vmap(outputs.stage_log_probs, in_axes=(None, 0, 0, None))
 
     def generate_stage(parent, stage_inputs):
         stage, stage_policy, stage_key = stage_inputs
@@ -67,9 +65,9 @@ def sample_upscale_stages(
         def generate_segment(current, segment):
             left, right, step_key = segment
             output = batched_denoiser(current, stage * num_positions + left, sigmas < left, stage)
-            log_probs = batched_log_probs(transitions, output, parent, stage, parametrization)
+            log_probs = batched_log_probs(process, output, parent, stage)
             digits = sample_categorical(step_key, log_probs)
-            children = upscale.child_values(transitions, parent, digits, stage)
+            children = upscale.child_values(process, parent, digits, stage)
             in_segment = (sigmas >= left) & (sigmas < right)
             return jnp.where(in_segment, children, current), None
 
@@ -77,7 +75,7 @@ def sample_upscale_stages(
         level, _ = jax.lax.scan(generate_segment, parent, segments)
         return level, level
 
-    start = jnp.full((num_samples, num_positions), transitions.absorbing_state, jnp.int32)
+    start = jnp.full((num_samples, num_positions), process.absorbing_state, jnp.int32)
     stages = (jnp.arange(num_stages, dtype=jnp.int32), policy, jax.random.split(key, num_stages))
     _, levels = jax.lax.scan(generate_stage, start, stages)
     return jnp.swapaxes(levels, 0, 1)
@@ -86,11 +84,11 @@ def sample_upscale_stages(
 @typecheck
 def sample_upscale(
     denoiser: UpscaleDenoiser,
-    transitions: UpscaleTransitions,
+    process: UpscaleTransitions,
     key: PRNGKeyArray,
     num_samples: int,
     num_positions: int,
-    parametrization: str = "data",
+    *,
     policy: Int[Array, "S P"] | None = None,
 ) -> Int[Array, "{num_samples} {num_positions}"]:
     """Generate sequences (data classes); the last level of [`sample_upscale_stages`][], same arguments.
@@ -98,7 +96,5 @@ def sample_upscale(
     Returns:
         Int32 samples of shape `(num_samples, D)`.
     """
-    levels = sample_upscale_stages(
-        denoiser, transitions, key, num_samples, num_positions, parametrization, policy
-    )
+    levels = sample_upscale_stages(denoiser, process, key, num_samples, num_positions, policy=policy)
     return levels[:, -1]

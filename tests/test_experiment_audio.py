@@ -1,0 +1,132 @@
+"""experiments/sc09_ardm.py end to end on tiny clips written in FSDD's layout, and its runs through
+`eqdd.load_run`, `eqdd sample` and `eqdd evaluate`."""
+
+import dataclasses
+import subprocess
+import sys
+import zipfile
+
+import equinox as eqx
+import numpy as np
+import pytest
+
+from eqdd import cli
+from eqdd.config import ConfigError
+from eqdd.data import audio
+from eqdd.runs import load_run
+from tests.scripts import ROOT, load_script
+
+SCRIPT = ROOT / "experiments" / "sc09_ardm.py"
+experiment = load_script("experiments/sc09_ardm.py")
+TINY = (
+    "--clip-length 32 --width 8 --depth 2 --dilation-cycle 2 --batch-size 4 --num-steps 3 --log-every 1 "
+    "--warmup-steps 1 --eval-max-chunks 4 --eval-batch-size 4 --num-samples 2 --budgets 3 --sample-budget 5 "
+    "--no-progress"
+).split()
+
+
+@pytest.fixture(scope="module")
+def fsdd_dir(tmp_path_factory):
+    """Two digits by two speakers by seven takes of short tones (takes 0-4 are the test set)."""
+    directory = tmp_path_factory.mktemp("fsdd")
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(directory / audio.FSDD_ARCHIVE, "w") as archive:
+        for digit in range(2):
+            for speaker in ("alice", "bob"):
+                for take in range(7):
+                    length = int(rng.integers(20, 50))
+                    tone = 3000 * np.sin(np.arange(length) * (0.3 + 0.2 * digit)) + rng.normal(0, 50, length)
+                    name = f"recordings/{digit}_{speaker}_{take}.wav"
+                    archive.writestr(name, audio.wav_bytes(tone.astype(np.int16), 8000))
+    return directory
+
+
+@pytest.mark.parametrize(
+    "model_flags",
+    [["--model", "upscale", "--branch-factor", "16"], ["--model", "oa", "--mixture-components", "3"]],
+    ids=["upscale", "oa"],
+)
+def test_main_trains_evaluates_and_writes_clips_and_pictures(fsdd_dir, tmp_path, capsys, model_flags):
+    run = tmp_path / "run"
+    results = experiment.main(["--data-dir", str(fsdd_dir), "--run-dir", str(run), *model_flags, *TINY])
+    out = capsys.readouterr().out
+    assert "bits per 16-bit sample" in out and "DP policy" in out and "sampled 2 clips" in out
+    assert "NOT SC09" in results["corpus"] and results["steps"] == 3 and 0 < results["test"]["bpd"] < 40
+    stages = 4 if model_flags[1] == "upscale" else 1  # 2^16 = 16^4
+    assert len(results["train_step_losses"]) == stages * 32
+    assert [b["calls"] for b in results["budgets"].values()] == [3 * stages]
+    assert results["sample_calls"] == 5 * stages
+    for index in range(2):
+        samples, rate = audio.read_wav((run / "samples" / f"{index}.wav").read_bytes())
+        assert rate == 8000 and samples.shape == (32,)
+    for picture in ("samples.png", "generation.png", "training.png"):
+        assert (run / picture).stat().st_size > 1000
+    if stages > 1:  # the codec's order, chosen on 2 training clips
+        bits = results["codec_order"]["candidate_bits"]
+        assert len(bits) == 3 and bits[results["codec_order"]["seed"]] == min(bits)
+    else:
+        assert results["codec_order"] is None  # an OA-ARDM with a mixture output has no codec
+
+    loaded = load_run(run)
+    assert loaded.kind == "audio" and loaded.data_shape == (32,) and loaded.objective.num_stages == stages
+    wav = tmp_path / "drawn.wav"
+    cli.main(
+        ["sample", "--checkpoint", str(run), "--num-samples", "2", "--budget", "4", "--output", str(wav)]
+    )
+    drawn, rate = audio.read_wav(wav.read_bytes())
+    assert rate == 8000 and drawn.shape == (2 * 32 + 8000 // 4,)  # two clips, a quarter second between
+    cli.main(["evaluate", "--checkpoint", str(run), "--data", str(run / "samples"), "--no-progress"])
+    assert "bits per 16-bit sample on" in capsys.readouterr().out
+
+
+def test_the_codec_and_the_sampler_say_what_an_audio_run_cannot_do(fsdd_dir, tmp_path, capsys):
+    run = tmp_path / "run"  # one step: the commands refuse before they would call the network
+    experiment.main(
+        ["--data-dir", str(fsdd_dir), "--run-dir", str(run), *TINY, "--num-steps", "1", "--num-samples", "0"]
+    )
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(audio.wav_bytes(np.zeros(32, np.int16), 8000))
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["compress", str(clip), str(tmp_path / "clip.eqdd"), "--checkpoint", str(run)])
+    assert "an audio run cannot code a file" in str(exit.value.code)
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["sample", "--checkpoint", str(run)])
+    assert "give --output FILE.wav" in str(exit.value.code)
+    fast = tmp_path / "fast.wav"
+    fast.write_bytes(audio.wav_bytes(np.zeros(32, np.int16), 16000))
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["evaluate", "--checkpoint", str(run), "--data", str(fast)])
+    assert "16,000 Hz; the run models 8,000 Hz audio" in str(exit.value.code)
+    assert not (tmp_path / "clip.eqdd").exists()
+
+
+def test_bad_values_are_refused_with_the_flag_to_change():
+    with pytest.raises(ConfigError) as error:
+        experiment.main(["--width", "30", "--branch-factor", "1", "--budgets", "5,x", "--optimizer", "muon"])
+    message = str(error.value)
+    assert "--optimizer muon steps a transformer's blocks; the WaveNet trains with adamw" in message
+    assert "--width must be a multiple of 4" in message
+    assert "--branch-factor must be at least 2" in message
+    assert "--budgets must be comma-separated positive integers" in message
+
+
+def test_paper_preset_matches_the_reference():
+    config = experiment.parse_config(experiment.Config, ["--preset", "paper"], experiment.PRESETS, "cpu", "")
+    assert (config.dataset, config.clip_length, config.width, config.depth) == ("sc09", 16000, 256, 36)
+    assert (config.dilation_cycle, config.mixture_components, config.batch_size) == (12, 30, 256)
+    assert (config.learning_rate, config.warmup_steps, config.clip_norm, config.ema_decay) == (
+        1e-4,
+        15000,
+        1000.0,
+        0.995,
+    )
+    model, _ = eqx.filter_eval_shape(experiment.build, config, experiment.jax.random.PRNGKey(0))
+    assert model.receptive_field == 3 + 2 * 3 * (2**12 - 1)  # dilations up to 2048, three cycles
+
+
+def test_help_documents_every_option():
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for field in dataclasses.fields(experiment.Config):
+        assert "--" + field.name.replace("_", "-") in out
