@@ -1,11 +1,13 @@
-"""Lossless compression with the ARDM codec: text8 next to gzip, bzip2, xz and zstd; images next to PNG.
+"""Lossless compression with the ARDM codec: text8 next to gzip, bzip2, xz and zstd; images next to PNG;
+audio next to FLAC.
 
     python benchmarks/compression_rates.py --checkpoint runs/text8_oaardm  # the first 50,000 test characters
     python benchmarks/compression_rates.py --num-chars 575000          # the whole test split of the head
     python benchmarks/compression_rates.py --checkpoint runs/cifar10_ardm   # 50 test images of the run's data
     python benchmarks/compression_rates.py --checkpoint runs/cifar10_upscale4  # the same, an Upscale ARDM
+    python benchmarks/compression_rates.py --checkpoint runs/sc09_upscale   # 20 test clips of an audio run
 
-The checkpoint's kind (a text8 run or an image run, read from its saved config) picks the mode.
+The checkpoint's kind (a text8, image or audio run, read from its saved config) picks the mode.
 
 Text: on the first --num-chars characters of the test split (rounded down to whole chunks of D), the
 codec of `eqdd compress` (`eqdd.compression.compress`) with the DP policy of --budget network calls per
@@ -26,12 +28,18 @@ CPU than the codec's separate calls), in bits per dimension and sub-pixels (dime
 next to PNG (Pillow, optimize, zlib level 9), one file per image and the images stacked into one
 picture, and the generic compressors on the raw pixels.
 
+Audio: the same on the first --num-clips test clips of an Upscale ARDM's data (one stream, one clip per
+chunk, `eqdd.compression.compress_audio`), in bits per 16-bit sample and samples per second; next to
+FLAC at its highest level (libsndfile through the `soundfile` package of the benchmark extra), one file
+per clip and the clips in one file, and the generic compressors on the raw little-endian samples.
+
 Every codec's output is decompressed and compared. Writes results.json to --out-dir.
 """
 
 import argparse
 import bz2
 import gzip
+import io
 import json
 import lzma
 import shutil
@@ -45,6 +53,7 @@ import numpy as np  # noqa: E402
 from eqdd import compression  # noqa: E402
 from eqdd.compression import container  # noqa: E402
 from eqdd.compression.model import describe_shape, environment  # noqa: E402
+from eqdd.data import audio as audio_data  # noqa: E402
 from eqdd.data import images, pipeline, text8  # noqa: E402
 from eqdd.runs import Run, load_run  # noqa: E402
 from eqdd.runs.codec import DEFAULT_BUDGET, codec_model  # noqa: E402
@@ -60,14 +69,21 @@ PAPER_IMAGES = {
 
 
 class Unit(NamedTuple):
-    """How a mode counts: the results' key for bits per symbol, and the symbol's short and long names."""
+    """How a mode counts: the results' key for bits per symbol, the symbol's short and long names, and
+    the bytes one symbol takes in the original data."""
 
     bits: str
     name: str
     long: str
+    width: int = 1
+
+    def count(self, data: bytes) -> int:
+        """The symbols in `data`."""
+        return len(data) // self.width
 
 
 TEXT, IMAGES = Unit("bpc", "char", "character"), Unit("bpd", "dim", "dimension")
+AUDIO = Unit("bps", "sample", "16-bit sample", width=2)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,12 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint",
         default="runs/text8_oaardm",
-        help="run of experiments/text8_oaardm.py or experiments/cifar10_ardm.py (default: %(default)s)",
+        help="run of experiments/text8_oaardm.py, cifar10_ardm.py or sc09_ardm.py (default: %(default)s)",
     )
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="text8 directory, or the image run's data directory (else the run's, $EQDD_DATA_DIR, the cache)",
+        help="text8 directory, or an image or audio run's data directory (else the run's, $EQDD_DATA_DIR, "
+        "the cache)",
     )
     parser.add_argument(
         "--num-chars",
@@ -90,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--num-images", type=int, default=50, help="images: test images to compress (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--num-clips", type=int, default=20, help="audio: test clips to compress (default: %(default)s)"
     )
     parser.add_argument(
         "--budget",
@@ -102,18 +122,18 @@ def _parser() -> argparse.ArgumentParser:
         "--order-chunks",
         type=int,
         default=None,
-        help="training chunks (images) the orders are scored on (default: 16 for text, 4 for images)",
+        help="training chunks (images, clips) the orders are scored on (default: 16 text, 4 images, 2 clips)",
     )
     parser.add_argument(
         "--batch-size",
         type=int,
         default=None,
-        help="chunks (images) per network call (default: 16 for text, 25 for images)",
+        help="chunks (images, clips) per network call (default: 16 for text, 25 for images, 20 for clips)",
     )
     parser.add_argument(
         "--out-dir",
         default=None,
-        help="output directory (default: runs/compression, or runs/compression_images)",
+        help="output directory (default: runs/compression, or runs/compression_images, _audio)",
     )
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars"
@@ -152,9 +172,9 @@ def _row(name: str, data: bytes, compress, decompress, unit: Unit, size=len) -> 
     row = {
         "method": name,
         "bytes": size(blob),
-        unit.bits: 8 * size(blob) / len(data),
-        f"compress_{unit.name}s_per_s": len(data) / compress_seconds,
-        f"decompress_{unit.name}s_per_s": len(data) / decompress_seconds,
+        unit.bits: 8 * size(blob) / unit.count(data),
+        f"compress_{unit.name}s_per_s": unit.count(data) / compress_seconds,
+        f"decompress_{unit.name}s_per_s": unit.count(data) / decompress_seconds,
     }
     return row, blob
 
@@ -167,7 +187,8 @@ def baselines(data: bytes, unit: Unit = TEXT) -> list[dict]:
         _row("xz -9", data, lambda d: lzma.compress(d, preset=9), lzma.decompress, unit)[0],
     ]
     zstd = _zstd()
-    rows.append(_row("zstd -19", data, *zstd, unit)[0] if zstd else {"method": "zstd -19", "missing": True})
+    missing = {"method": "zstd -19", "missing": "neither the zstandard package nor the zstd command"}
+    rows.append(_row("zstd -19", data, *zstd, unit)[0] if zstd else missing)
     return rows
 
 
@@ -180,9 +201,7 @@ def table(rows: list[dict], unit: Unit = TEXT) -> str:
     ]
     for r in rows:
         if r.get("missing"):
-            lines.append(
-                f"{r['method']:>46} | {'missing: neither the zstandard package nor the zstd command':>57}"
-            )
+            lines.append(f"{r['method']:>46} | {'missing: ' + r['missing']:>57}")
             continue
         speeds = (
             f"{r[f'compress_{unit.name}s_per_s']:>15,.0f} | {r[f'decompress_{unit.name}s_per_s']:>17,.0f}"
@@ -213,7 +232,7 @@ def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, code
     print(f"order: seed {seed} of {args.orders} (training {unit.bits} {scores})")
     codec_compress, codec_decompress = codec(seed)
     _, warm_up_seconds = _timed(lambda: codec_decompress(codec_compress(warm_up)))
-    per = "chunk" if unit == TEXT else "image"
+    per = {TEXT: "chunk", IMAGES: "image", AUDIO: "clip"}[unit]
     kind, calls = (
         ("OA-ARDM", f"{args.budget}")
         if model.num_stages == 1
@@ -221,7 +240,10 @@ def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, code
     )
     row, blob = _row(f"eqdd {kind} codec, {calls} calls/{per}", data, codec_compress, codec_decompress, unit)
     exact_bits = float(model.scheme(seed, policy).code_lengths(chunks).astype(np.float64).sum() * length)
-    exact = {"method": "exact code length -log2 p(x | orders, policy)", unit.bits: exact_bits / len(data)}
+    exact = {
+        "method": "exact code length -log2 p(x | orders, policy)",
+        unit.bits: exact_bits / unit.count(data),
+    }
     plan = {"method": "DP planned cost (training L_t)", unit.bits: planned}
     figures = {
         "num_positions": length,
@@ -239,8 +261,9 @@ def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, code
     }
     print(
         f"codec overhead over the exact code length: {100 * figures['overhead']:+.3f}% "
-        f"(header {figures['header_bytes']} bytes, {8 * figures['header_bytes'] / len(data):.5f} bits per "
-        f"{unit.long}); order choice {order_seconds:.1f} s, compiling warm-up {warm_up_seconds:.1f} s"
+        f"(header {figures['header_bytes']} bytes, {8 * figures['header_bytes'] / unit.count(data):.5f} "
+        f"bits per {unit.long}); order choice {order_seconds:.1f} s, compiling warm-up "
+        f"{warm_up_seconds:.1f} s"
     )
     return [row, exact, plan], figures
 
@@ -389,10 +412,96 @@ def image_benchmark(args, run: Run) -> dict:
     return _write(results, Path(args.out_dir or "runs/compression_images"))
 
 
+def flac_rows(clips: np.ndarray, sample_rate: int) -> list[dict]:
+    """FLAC at its highest compression level (libsndfile through `soundfile`) of int16 clips `(N, D)`:
+    one file per clip, and the clips one after another in one file; marked missing without
+    `soundfile`."""
+    try:
+        import soundfile
+    except ImportError:
+        return [{"method": "FLAC", "missing": "the soundfile package (pip install 'eqdd[benchmark]')"}]
+
+    def write(samples: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, samples, sample_rate, format="FLAC", subtype="PCM_16", compression_level=1.0)
+        return buffer.getvalue()
+
+    def read(blob: bytes) -> bytes:
+        return soundfile.read(io.BytesIO(blob), dtype="int16")[0].astype("<i2").tobytes()
+
+    data = clips.astype("<i2").tobytes()
+    version = soundfile.__libsndfile_version__
+
+    def each(d):
+        return [write(clip) for clip in np.frombuffer(d, "<i2").reshape(clips.shape)]
+
+    return [
+        _row(
+            f"FLAC level 8 (libsndfile {version}), one file per clip",
+            data,
+            each,
+            lambda files: b"".join(map(read, files)),
+            AUDIO,
+            size=lambda files: sum(map(len, files)),
+        )[0],
+        _row(
+            f"FLAC level 8 (libsndfile {version}), clips in one file",
+            data,
+            lambda d: write(np.frombuffer(d, "<i2")),
+            read,
+            AUDIO,
+        )[0],
+    ]
+
+
+def audio_benchmark(args, run: Run) -> dict:
+    """The audio mode: the codec of `eqdd compress` (an Upscale ARDM) on the first --num-clips test clips,
+    coded as one stream (one clip per chunk), beside FLAC and the generic compressors on the same 16-bit
+    samples (bits per 16-bit sample)."""
+    model = codec_model(run)
+    length = model.num_positions
+    splits = audio_data.load(run.config.dataset, args.data_dir or run.config.data_dir, length)
+    print(splits.describe())
+    clips = audio_data.from_classes(splits.test[: args.num_clips])
+    if not len(clips):
+        raise SystemExit("--num-clips must be at least 1")
+    batch_size = args.batch_size or 20
+    data = clips.astype("<i2").tobytes()
+    print(f"{len(clips)} test clips of {length:,} samples at {model.sample_rate:,} Hz; budget {args.budget}")
+
+    def codec(seed):
+        return (
+            lambda d: compression.compress_audio(
+                np.frombuffer(d, "<i2").astype(np.int16), model, args.budget, seed, batch_size, args.progress
+            ),
+            lambda blob: compression.decompress_audio(blob, model, args.progress).astype("<i2").tobytes(),
+        )
+
+    warm_up = data[: 2 * min(batch_size, len(clips)) * length]  # the measured run's shapes, compiled
+    chunks = splits.test[: len(clips)].astype(np.int32)
+    train_chunks = splits.train[: 2 if args.order_chunks is None else args.order_chunks].astype(np.int32)
+    codec_rows, figures = _codec_rows(args, model, AUDIO, data, chunks, train_chunks, codec, warm_up)
+    rows = [*codec_rows, *flac_rows(clips, model.sample_rate), *baselines(data, AUDIO)]
+    print(table(rows, AUDIO))
+    results = {
+        "corpus": splits.describe(),
+        "checkpoint": str(args.checkpoint),
+        "num_clips": len(clips),
+        "num_samples": clips.size,
+        "sample_rate": model.sample_rate,
+        **figures,
+        "batch_size": batch_size,
+        "rows": rows,
+        "environment": environment(),
+    }
+    return _write(results, Path(args.out_dir or "runs/compression_audio"))
+
+
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     run = load_run(args.checkpoint)
-    return (text_benchmark if run.kind == "text" else image_benchmark)(args, run)
+    modes = {"text": text_benchmark, "images": image_benchmark, "audio": audio_benchmark}
+    return modes[run.kind](args, run)
 
 
 if __name__ == "__main__":

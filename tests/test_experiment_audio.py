@@ -15,9 +15,11 @@ from eqdd.config import ConfigError
 from eqdd.data import audio
 from eqdd.runs import load_run
 from tests.scripts import ROOT, load_script
+from tests.test_audio import wav_bytes
 
 SCRIPT = ROOT / "experiments" / "sc09_ardm.py"
 experiment = load_script("experiments/sc09_ardm.py")
+benchmark = load_script("benchmarks/compression_rates.py")
 TINY = (
     "--clip-length 32 --width 8 --depth 2 --dilation-cycle 2 --batch-size 4 --num-steps 3 --log-every 1 "
     "--warmup-steps 1 --eval-max-chunks 4 --eval-batch-size 4 --num-samples 2 --budgets 3 --sample-budget 5 "
@@ -78,26 +80,60 @@ def test_main_trains_evaluates_and_writes_clips_and_pictures(fsdd_dir, tmp_path,
     cli.main(["evaluate", "--checkpoint", str(run), "--data", str(run / "samples"), "--no-progress"])
     assert "bits per 16-bit sample on" in capsys.readouterr().out
 
+    # The codec: a clip of any length (here 45 samples, not a whole number of chunks) and back, exactly;
+    # an OA-ARDM with a logistic mixture has no table to code with and says so.
+    clip = np.random.default_rng(0).integers(-3000, 3000, 45).astype(np.int16)
+    source, packed, restored = tmp_path / "clip.wav", tmp_path / "clip.eqdd", tmp_path / "back.wav"
+    source.write_bytes(audio.wav_bytes(clip, 8000))
+    command = ["compress", str(source), str(packed), "--checkpoint", str(run), "--no-progress"]
+    if stages == 1:
+        with pytest.raises(SystemExit) as exit:
+            cli.main(command)
+        assert "logistic-mixture output cannot code files" in str(exit.value.code) and not packed.exists()
+        return
+    cli.main([*command, "--budget", "3"])
+    assert "45 samples at 8,000 Hz" in capsys.readouterr().err
+    cli.main(["decompress", str(packed), str(restored), "--checkpoint", str(run), "--no-progress"])
+    samples, rate = audio.read_wav(restored.read_bytes())
+    assert rate == 8000
+    np.testing.assert_array_equal(samples, clip)
 
-def test_the_codec_and_the_sampler_say_what_an_audio_run_cannot_do(fsdd_dir, tmp_path, capsys):
+    # The benchmark's audio mode: the codec beside FLAC and the generic compressors, every row restored.
+    results = benchmark.main(
+        [
+            *("--checkpoint", str(run), "--data-dir", str(fsdd_dir), "--num-clips", "3", "--budget", "2"),
+            *("--orders", "2", "--out-dir", str(tmp_path / "bench"), "--no-progress"),
+        ]
+    )
+    methods = [row["method"] for row in results["rows"]]
+    assert methods[0] == "eqdd Upscale ARDM codec, 4x2 calls/clip" and results["num_samples"] == 3 * 32
+    flac = [row for row in results["rows"] if row["method"].startswith("FLAC")]
+    assert len(flac) == 2 and all(row["bps"] > 0 for row in flac)
+    assert "bits/sample" in capsys.readouterr().out
+
+
+def test_the_commands_refuse_audio_they_cannot_use(fsdd_dir, tmp_path, capsys):
     run = tmp_path / "run"  # one step: the commands refuse before they would call the network
     experiment.main(
         ["--data-dir", str(fsdd_dir), "--run-dir", str(run), *TINY, "--num-steps", "1", "--num-samples", "0"]
     )
-    clip = tmp_path / "clip.wav"
-    clip.write_bytes(audio.wav_bytes(np.zeros(32, np.int16), 8000))
-    with pytest.raises(SystemExit) as exit:
-        cli.main(["compress", str(clip), str(tmp_path / "clip.eqdd"), "--checkpoint", str(run)])
-    assert "an audio run cannot code a file" in str(exit.value.code)
+    fast, stereo = tmp_path / "fast.wav", tmp_path / "stereo.wav"
+    fast.write_bytes(audio.wav_bytes(np.zeros(32, np.int16), 16000))
+    stereo.write_bytes(wav_bytes(np.zeros(64, np.int16), 8000, channels=2))
+    for source, message in (
+        (fast, "at 16,000 Hz, but the run codes 8,000 Hz audio"),
+        (stereo, "mono 16-bit"),
+    ):
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["compress", str(source), str(tmp_path / "out.eqdd"), "--checkpoint", str(run)])
+        assert message in str(exit.value.code)
     with pytest.raises(SystemExit) as exit:
         cli.main(["sample", "--checkpoint", str(run)])
     assert "give --output FILE.wav" in str(exit.value.code)
-    fast = tmp_path / "fast.wav"
-    fast.write_bytes(audio.wav_bytes(np.zeros(32, np.int16), 16000))
     with pytest.raises(SystemExit) as exit:
         cli.main(["evaluate", "--checkpoint", str(run), "--data", str(fast)])
     assert "16,000 Hz; the run models 8,000 Hz audio" in str(exit.value.code)
-    assert not (tmp_path / "clip.eqdd").exists()
+    assert not (tmp_path / "out.eqdd").exists()
 
 
 def test_bad_values_are_refused_with_the_flag_to_change():

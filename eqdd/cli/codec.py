@@ -1,13 +1,14 @@
-"""`eqdd compress` and `eqdd decompress`: lossless coding of text and images with a trained OA-ARDM or
-Upscale ARDM.
+"""`eqdd compress` and `eqdd decompress`: lossless coding of text, images and audio with a trained
+OA-ARDM or Upscale ARDM.
 
 For a text run, IN is any UTF-8 text: the model codes its text8 projection (lowercase a-z and space)
 and a side stream the rest ([`eqdd.compression.plain`][]; binary input is refused); for an image
 run, IN is an image file (PNG or any format Pillow reads) of the run's size and channels, and
-decompress writes a PNG. OUT is written only once everything has succeeded (decompression: after
-every check), through a temporary file renamed into place. OUT must not be IN, and an existing OUT is
-refused unless `--force` is given (as gzip and zstd do); both are checked, with OUT's directory,
-before any work.
+decompress writes a PNG; for an audio run (an Upscale ARDM), IN is a mono 16-bit WAV file at the run's
+rate, of any length, and decompress writes the same WAV. OUT is written only once everything has
+succeeded (decompression: after every check), through a temporary file renamed into place. OUT must
+not be IN, and an existing OUT is refused unless `--force` is given (as gzip and zstd do); both are
+checked, with OUT's directory, before any work.
 """
 
 import argparse
@@ -20,7 +21,7 @@ from eqdd import compression
 from eqdd.cli._files import atomic_file, check_output, write_atomically
 from eqdd.compression import container, plain
 from eqdd.compression.model import describe_shape
-from eqdd.data import pipeline, text8
+from eqdd.data import audio, pipeline, text8
 from eqdd.runs import codec, load_run
 from eqdd.runs.codec import DEFAULT_BUDGET
 from eqdd.runs.registry import Run
@@ -31,7 +32,7 @@ DEFAULT_ORDERS = 5  # candidate orders scored on the input when the run chose no
 def add_commands(commands, checkpoint_help: str) -> None:
     """The two commands' parsers, under `commands` (argparse subparsers)."""
     for name, help in (
-        ("compress", "compress a text file in the text8 alphabet, or an image"),
+        ("compress", "compress a text file, an image or a WAV file"),
         ("decompress", "restore a file written by `eqdd compress`"),
     ):
         command = commands.add_parser(name, help=help, description=f"{help}. {__doc__.split(chr(10) * 2)[1]}")
@@ -47,7 +48,8 @@ def add_commands(commands, checkpoint_help: str) -> None:
     compress.add_argument(
         "--budget",
         type=int,
-        help=f"network calls per chunk of D characters or per image, and per stage of an Upscale ARDM "
+        help=f"network calls per chunk of D characters or samples, or per image, and per stage of an Upscale "
+        "ARDM "
         f"(default: {DEFAULT_BUDGET}, at most D)",
     )
     compress.add_argument(
@@ -71,17 +73,26 @@ def add_commands(commands, checkpoint_help: str) -> None:
 
 
 def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
-    """The tokens the model codes, for an image run the pixels, and for text outside the text8
-    alphabet its side stream ([`eqdd.compression.plain`][])."""
-    if run.kind == "audio":
-        raise compression.CompressionError(
-            "this version of eqdd compresses text and images; an audio run cannot code a file"
-        )
+    """The tokens the model codes; for an image run the pixels and for an audio run the samples; and for
+    text outside the text8 alphabet its side stream ([`eqdd.compression.plain`][])."""
     if run.kind == "text":
         if plain.is_text8(data):
             return compression.encode_text(data), None, None
         projection, side = plain.project(data)
         return compression.encode_text(projection), None, side
+    if run.kind == "audio":
+        try:
+            samples, rate = audio.read_wav(data)
+        except audio.AudioDataError as error:
+            raise compression.CompressionError(
+                f"the input is not a WAV file the run codes: {error}"
+            ) from None
+        expected = audio.SAMPLE_RATES[run.config.dataset]
+        if rate != expected:
+            raise compression.ShapeError(
+                f"the WAV file is at {rate:,} Hz, but the run codes {expected:,} Hz audio"
+            )
+        return audio.to_classes(samples).astype(np.int32), samples, None
     image = compression.read_image(data)
     if image.shape != run.image_shape:
         raise compression.ShapeError(
@@ -92,11 +103,13 @@ def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None, b
 
 
 def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> bytes | np.ndarray:
-    """The text (bytes) or the one image (pixels) of a file."""
+    """The text (bytes), the one image (pixels) or the clip (samples) of a file."""
     if blob.startswith(plain.MAGIC):
         return plain.decompress(blob, model, show_progress)
     if model.kind == "text":
         return compression.decompress(blob, model, show_progress)
+    if model.kind == "audio":
+        return compression.decompress_audio(blob, model, show_progress)
     return compression.decompress_images(blob, model, show_progress)[0]
 
 
@@ -112,7 +125,7 @@ def _compress(args) -> None:
             "--orders must be >= 1, --order-chunks >= 0, --batch-size in 1..65535"
         )
     run = load_run(args.checkpoint)
-    tokens, image, side = _read_input(data, run)
+    tokens, decoded, side = _read_input(data, run)
     model = codec.codec_model(run)
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
@@ -126,20 +139,22 @@ def _compress(args) -> None:
         if orders > 1 and len(chunks):
             seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders)
             chosen = f"best of {orders} on the input"
-    if image is None:
+    if model.kind == "text":
         projection = text8.decode(tokens).encode()
         blob = compression.compress(projection, model, budget, seed, args.batch_size, args.progress)
         blob = blob if side is None else plain.wrap(data, side, blob)
-        what, unit = f"{len(data):,} characters", "character"
+        what, unit, symbols = f"{len(data):,} characters", "character", len(data)
+    elif model.kind == "audio":
+        blob = compression.compress_audio(decoded, model, budget, seed, args.batch_size, args.progress)
+        what, unit, symbols = f"{decoded.size:,} samples at {model.sample_rate:,} Hz", "sample", decoded.size
     else:
-        blob = compression.compress_images(image[None], model, budget, seed, args.batch_size, args.progress)
-        what, unit = f"{describe_shape(image.shape)} image", "dimension"
+        blob = compression.compress_images(decoded[None], model, budget, seed, args.batch_size, args.progress)
+        what, unit, symbols = f"{describe_shape(decoded.shape)} image", "dimension", tokens.size
     if args.verify:
         restored = _decode(blob, model, args.progress)
-        if not (restored == data if image is None else np.array_equal(restored, image)):
+        if not (restored == data if decoded is None else np.array_equal(restored, decoded)):
             raise compression.DeterminismError("the compressed file does not decompress to the input")
     stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
-    symbols = len(data) if image is None else tokens.size
     print(
         f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(symbols, 1):.4f} bits per "
         f"{unit}; budget {budget}{stages}, order {seed}: {chosen})",
@@ -167,4 +182,8 @@ def _decompress(args) -> None:
         with atomic_file(args.output) as file:
             decode(blob, model, file.write, args.progress)
         return
-    write_atomically(args.output, compression.to_png(_decode(blob, model, args.progress)))
+    decoded = _decode(blob, model, args.progress)
+    if model.kind == "audio":
+        write_atomically(args.output, audio.wav_bytes(decoded, model.sample_rate))
+        return
+    write_atomically(args.output, compression.to_png(decoded))

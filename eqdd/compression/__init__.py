@@ -1,5 +1,5 @@
-"""Lossless compression of text and images with OA-ARDMs and Upscale ARDMs (reference §5): an rANS codec
-over the model's exact likelihood under fixed orders and a fixed policy.
+"""Lossless compression of text, images and audio with OA-ARDMs and Upscale ARDMs (reference §5): an rANS
+codec over the model's exact likelihood under fixed orders and a fixed policy.
 
 - [`tables`][eqdd.compression.tables]: integer probability tables, identical on every machine;
 - [`ans`][eqdd.compression.ans]: the entropy coder (constriction's ANS stack, fed those tables);
@@ -14,7 +14,8 @@ over the model's exact likelihood under fixed orders and a fixed policy.
 - [`text`][eqdd.compression.text]: compress and decompress text in the text8 alphabet;
 - [`plain`][eqdd.compression.plain]: any UTF-8 text, as its text8 projection plus a side stream;
 - [`images`][eqdd.compression.images]: compress and decompress batches of 8-bit images; read image
-  files and write PNGs exactly.
+  files and write PNGs exactly;
+- [`audio`][eqdd.compression.audio]: compress and decompress clips of 16-bit samples.
 
 Decoding reproduces the encoder's network outputs bit for bit; that needs the same jax and jaxlib
 versions and the same kind of CPU (the codec always runs the network on the CPU, in float32). A
@@ -22,6 +23,7 @@ mismatch is detected and raised as a [`DeterminismError`][eqdd.compression.Deter
 """
 
 from eqdd.compression import plain
+from eqdd.compression.audio import compress_audio, decompress_audio
 from eqdd.compression.codec import choose_order, decode, decode_batches, encode
 from eqdd.compression.errors import (
     AlphabetError,
@@ -58,10 +60,12 @@ __all__ = [
     "UpscaleScheme",
     "choose_order",
     "compress",
+    "compress_audio",
     "compress_images",
     "decode",
     "decode_batches",
     "decompress",
+    "decompress_audio",
     "decompress_to",
     "decompress_images",
     "encode",

@@ -6,9 +6,9 @@ Layout (little-endian; `E` the length of the environment text):
 |---|---|---|
 | 8 | magic | `EQDDARDM` |
 | 1 | version | 2 |
-| 1 | kind | 0: text (text8 alphabet), 1: images |
-| 8 | num_symbols | symbols coded: characters, or sub-pixels `N·H·W·C` of `N` images |
-| 4 | data_crc | CRC32 of the original bytes (for images, the uint8 pixels `(N, H, W, C)`, row-major) |
+| 1 | kind | 0: text (text8 alphabet), 1: images, 2: audio (16-bit samples at the model's rate) |
+| 8 | num_symbols | symbols coded: characters, sub-pixels `N·H·W·C` of `N` images, or audio samples |
+| 4 | data_crc | CRC32 of the original bytes (images: uint8 pixels `(N, H, W, C)`; audio: int16 samples, LE) |
 | 16 | fingerprint | the model's ([`eqdd.compression.model.fingerprint`][]) |
 | 4 | order_seed | the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it |
 | 4 | order_crc | CRC32 of the `(S, D)` orders (int32), to catch a jax that draws other permutations |
@@ -16,7 +16,7 @@ Layout (little-endian; `E` the length of the environment text):
 | 4 | policy_crc | CRC32 of the `(S, K)` policy (int64), to catch a planner that plans another |
 | 4 | first_table_crc | CRC32 of the first network call's quantised table |
 | 2 | batch_size | chunks (images) per network call |
-| 3 x 2 | image_shape | `H`, `W`, `C` of every image; zeros for text |
+| 3 x 2 | image_shape | `H`, `W`, `C` of every image; zeros for text and audio |
 | 4 | num_words | 32-bit ANS words in the payload |
 | 4 | payload_crc | CRC32 of the payload |
 | 1 + E | environment | where the file was written (jax, jaxlib, CPU architecture), UTF-8 |
@@ -43,7 +43,7 @@ MIN_BITS_PER_SYMBOL = 1 / 1024
 
 MAGIC = b"EQDDARDM"
 VERSION = 2
-KINDS = ("text", "images")  # the kind byte indexes this
+KINDS = ("text", "images", "audio")  # the kind byte indexes this
 _FIXED = struct.Struct("<8sBBQI16sIIHIIH3HII")  # magic and version, the header fields, then the payload's
 _CRC = struct.Struct("<I")
 
@@ -122,8 +122,8 @@ def _check_consistent(header: Header, shape: tuple[int, int, int], num_words: in
         problems.append(f"a budget of {header.budget} network calls")
     if header.batch_size < 1:
         problems.append(f"a batch size of {header.batch_size}")
-    if header.kind == "text" and shape != (0, 0, 0):
-        problems.append(f"an image shape {shape} for text")
+    if header.kind != "images" and shape != (0, 0, 0):
+        problems.append(f"an image shape {shape} for {header.kind}")
     if header.kind == "images":
         if min(shape) < 1:
             problems.append(f"an image shape {shape}")

@@ -20,17 +20,19 @@ from eqdd.compression import codec, container
 from eqdd.compression.errors import CorruptedFileError, DeterminismError, ModelMismatchError
 from eqdd.compression.model import CodecModel, describe_shape, environment
 
-_UNITS = {"text": "char", "images": "dim"}  # what the progress bars count
+_UNITS = {"text": "char", "images": "dim", "audio": "sample"}  # what the progress bars count
 
 
 def check_kind(model: CodecModel, kind: str) -> None:
-    """Raise a `ModelMismatchError` unless `model` codes `kind` (`"text"` or `"images"`)."""
+    """Raise a `ModelMismatchError` unless `model` codes `kind` (`"text"`, `"images"` or `"audio"`)."""
     if model.kind != kind:
         raise ModelMismatchError(f"{model.describe()} cannot code {kind}")
 
 
 def contents(header: container.Header) -> str:
     """What a file holds, for messages: `text`, `1 image of 28x28x1` or `3 images of 28x28x1`."""
+    if header.kind == "audio":
+        return f"{header.num_symbols:,} audio samples"
     if header.image_shape is None:
         return "text"
     plural = "" if header.num_images == 1 else "s"

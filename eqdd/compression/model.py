@@ -63,7 +63,9 @@ class CodecModel:
         num_positions: the chunk length `D` (for images, the sub-pixels of one image).
         step_losses: the `S·D` values of `L_t` tracked in training, which policies are planned on.
         fingerprint: see [`eqdd.compression.model.fingerprint`][].
-        image_shape: `(H, W, C)` for an image model (`D = H·W·C`, row-major); `None` for a text model.
+        image_shape: `(H, W, C)` for an image model (`D = H·W·C`, row-major); `None` otherwise.
+        sample_rate: the rate of an audio model's 16-bit samples (what its WAV files are written at);
+            `None` otherwise.
     """
 
     denoiser: eqx.Module
@@ -72,6 +74,7 @@ class CodecModel:
     step_losses: np.ndarray
     fingerprint: bytes
     image_shape: tuple[int, int, int] | None = None
+    sample_rate: int | None = None
 
     @classmethod
     def create(
@@ -82,6 +85,7 @@ class CodecModel:
         step_losses: np.ndarray,
         description: dict[str, Any],
         image_shape: tuple[int, int, int] | None = None,
+        sample_rate: int | None = None,
     ) -> "CodecModel":
         """Move the network to the CPU (the codec always runs there, in float32) and fingerprint it.
 
@@ -93,6 +97,7 @@ class CodecModel:
             description: the settings that define the network (part of the fingerprint, with the
                 parameters, `L_t`, `D`, the objective's process and the image shape).
             image_shape: `(H, W, C)` with `H·W·C = D` for an image model; `None` (text) by default.
+            sample_rate: the sample rate of an audio model (16-bit samples, `K = 2^16`); `None` by default.
 
         Raises:
             ValueError: when the image shape does not hold `D` sub-pixels, or `L_t` has not `S·D` values.
@@ -111,6 +116,8 @@ class CodecModel:
         described = {**description, **objective.describe(), "num_positions": num_positions}
         if image_shape is not None:
             described["image_shape"] = list(image_shape)
+        if sample_rate is not None:
+            described["sample_rate"] = int(sample_rate)
         return cls(
             cpu_denoiser,
             objective,
@@ -118,11 +125,15 @@ class CodecModel:
             losses,
             fingerprint(cpu_denoiser, losses, described),
             image_shape,
+            None if sample_rate is None else int(sample_rate),
         )
 
     @property
     def kind(self) -> str:
-        """What the model codes: `"text"` (the text8 alphabet) or `"images"` (8-bit, of `image_shape`)."""
+        """What the model codes: `"text"` (the text8 alphabet), `"images"` (8-bit, of `image_shape`) or
+        `"audio"` (16-bit samples at `sample_rate`)."""
+        if self.sample_rate is not None:
+            return "audio"
         return "text" if self.image_shape is None else "images"
 
     @property
@@ -131,7 +142,10 @@ class CodecModel:
         return self.step_losses.size // self.num_positions
 
     def describe(self) -> str:
-        """`a text model` or `an image model of 28x28x1 images`, for messages."""
+        """`a text model`, `an image model of 28x28x1 images` or `an audio model of 8,000 Hz samples`, for
+        messages."""
+        if self.kind == "audio":
+            return f"an audio model of {self.sample_rate:,} Hz samples"
         if self.image_shape is None:
             return "a text model"
         return f"an image model of {describe_shape(self.image_shape)} images"

@@ -14,6 +14,7 @@ from jaxtyping import Int
 
 from eqdd import compression
 from eqdd import policy as policies
+from eqdd.data import audio
 from eqdd.objectives import AbstractARDMObjective, OAARDMObjective
 from eqdd.runs import model_file
 from eqdd.runs.registry import Run, load_run, save_model
@@ -56,8 +57,9 @@ def codec_model(run: Run) -> compression.CodecModel:
     config = run.config
     description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
     losses = policies.fill_unseen(np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen))
+    rate = audio.SAMPLE_RATES[config.dataset] if run.kind == "audio" else None
     return compression.CodecModel.create(
-        run.model, run.objective, run.num_positions, losses, description, run.image_shape
+        run.model, run.objective, run.num_positions, losses, description, run.image_shape, rate
     )
 
 
