@@ -63,7 +63,7 @@ def plot_clips(clips: list[tuple[str, np.ndarray]], sample_rate: int, path) -> N
         seconds = np.arange(signal.size) / sample_rate
         wave_ax.plot(seconds, signal, lw=0.5)
         wave_ax.set(ylim=(-1, 1), ylabel="amplitude", title=title)
-        window = min(256, 1 << (signal.size.bit_length() - 1))  # 32 ms at 8 kHz; shorter clips, shorter
+        window = min(256, 1 << ((signal.size - 1).bit_length() - 1))  # 32 ms at 8 kHz; less for short clips
         with np.errstate(divide="ignore"):  # silent stretches have no power: -inf dB, drawn as the floor
             spec_ax.specgram(signal, NFFT=window, Fs=sample_rate, noverlap=3 * window // 4, cmap="magma")
         spec_ax.set(ylabel="Hz", title=f"{title}: spectrogram")

@@ -1,9 +1,14 @@
-"""The image loaders read small files written here in the real formats; the pipeline and pictures."""
+"""The image loaders read small files written here in the real formats (and TFDS sets through a stand-in
+of its `data_source`); the pipeline and pictures."""
 
 import gzip
 import io
 import pickle
+import re
+import subprocess
+import sys
 import tarfile
+import types
 import zipfile
 
 import numpy as np
@@ -109,3 +114,44 @@ def test_a_grid_picture_is_written(tmp_path):
     images.save_grid(np.zeros((5, 4, 3, 1), np.uint8), tmp_path / "grid.png", scale=1)
     with Image.open(tmp_path / "grid.png") as picture:
         assert picture.size == (3 * (3 + 2) + 2, 2 * (4 + 2) + 2)  # 3 columns, 2 rows, 2-pixel gaps
+
+
+class _StandInTFDS(types.ModuleType):
+    """What eqdd asks of TensorFlow Datasets, `data_source`, over in-memory examples (the real package is
+    an optional extra the test environment does not install)."""
+
+    def __init__(self, splits):
+        super().__init__("tensorflow_datasets")
+        self.splits, self.calls = splits, []
+
+    def data_source(self, name, *, split, data_dir, download):
+        self.calls.append((name, tuple(split), data_dir, download))
+        if name not in self.splits:
+            raise FileNotFoundError(f"{name} not found in {data_dir}")
+        return [[{"image": image, "label": 0} for image in self.splits[name][s]] for s in split]
+
+
+def test_tfds_image_sets_are_read_from_prepared_data_and_never_downloaded(monkeypatch, tmp_path):
+    rng = np.random.default_rng(0)
+    mnist = {s: rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8) for s, n in (("train", 5), ("test", 3))}
+    stand_in = _StandInTFDS({"mnist": mnist})
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", stand_in)
+    splits = images.load("tfds:mnist", tmp_path)
+    np.testing.assert_array_equal(splits.train, mnist["train"])
+    np.testing.assert_array_equal(splits.test, mnist["test"])
+    assert splits.image_shape == (28, 28, 1) and "mnist (TFDS)" in splits.describe()
+    assert stand_in.calls == [("mnist", ("train", "test"), tmp_path, False)]
+    with pytest.raises(images.ImageDataError, match=r"tfds build cifar10 --file_format=array_record"):
+        images.load("tfds:cifar10", tmp_path)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # the extra not installed
+    with pytest.raises(images.ImageDataError, match=re.escape("pip install 'eqdd[tfds]'")):
+        images.load("tfds:mnist")
+
+
+def test_nothing_imports_tensorflow_datasets_unless_a_tfds_set_is_asked_for():
+    code = (
+        "import sys, eqdd, eqdd.cli, eqdd.runs, eqdd.data.images, eqdd.data.audio, eqdd.data.tfds_source; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -25,7 +25,7 @@ import numpy as np
 
 from eqdd.data import files
 
-DATASETS = ("fashion_mnist", "cifar10", "image_folder")
+DATASETS = ("fashion_mnist", "cifar10", "image_folder", "tfds:cifar10", "tfds:mnist", "tfds:fashion_mnist")
 NUM_CLASSES = 256
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_FILES = {"train": "train-images-idx3-ubyte.gz", "test": "t10k-images-idx3-ubyte.gz"}
@@ -231,6 +231,10 @@ def load(dataset: str, data_dir: str | os.PathLike | None = None) -> ImageSplits
         return load_cifar10(data_dir)
     if dataset == "image_folder":
         return load_image_folder(data_dir)
+    if dataset.startswith("tfds:"):
+        from eqdd.data import tfds_source  # TensorFlow Datasets only when asked for
+
+        return tfds_source.load_images(dataset, data_dir)
     raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 

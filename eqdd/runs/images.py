@@ -9,14 +9,14 @@ import jax
 import numpy as np
 
 from eqdd.config import non_negative, option, positive
-from eqdd.data import images
+from eqdd.data import images, tfds_source
 from eqdd.denoisers.unet import UNet
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
 from eqdd.processes import AbsorbingProcess, UpscaleTransitions, upscale
 from eqdd.runs import session
 
 # A run's image shape is not saved with it: the datasets' fixed sizes, else read from its folder.
-DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3), **tfds_source.SHAPES}
 
 
 def _budgets(value: str) -> str | None:
