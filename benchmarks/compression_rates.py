@@ -20,6 +20,10 @@ gzip -9, bzip2 -9, xz -9 (Python's zlib, bz2 and lzma) and zstd -19 (the `zstand
 the `zstd` command) on the same bytes; speeds in characters per second, after compilation (the
 compiling warm-up is timed separately).
 
+With --text-files, each file is also coded as `eqdd compress` codes any UTF-8 text (the model codes
+its text8 projection, `eqdd.compression.plain` the rest in a side stream), beside the generic
+compressors, in bits per byte of the file.
+
 Images: the same on the first --num-images test images of the run's dataset (one file, one image per
 chunk, `eqdd.compression.compress_images`), with an OA-ARDM or an Upscale ARDM (--budget calls per
 stage), orders scored on --order-chunks training images (4 by
@@ -104,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=50_000,
         help="text: test characters to compress (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--text-files",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="text: also code these UTF-8 files as `eqdd compress` does (any characters), per byte",
     )
     parser.add_argument(
         "--num-images", type=int, default=50, help="images: test images to compress (default: %(default)s)"
@@ -302,6 +313,10 @@ def text_benchmark(args, run: Run) -> dict:
     codec_rows, figures = _codec_rows(args, model, TEXT, data, chunks, train_chunks, codec, warm_up)
     rows = [*codec_rows, *baselines(data)]
     print(table(rows))
+    files = {}
+    for path in args.text_files:
+        files[str(path)] = text_file_rows(args, model, figures["order_seed"], batch_size, Path(path))
+        print(f"{path}:\n{table(files[str(path)])}")
     results = {
         "corpus": splits.describe(),
         "checkpoint": str(args.checkpoint),
@@ -309,10 +324,27 @@ def text_benchmark(args, run: Run) -> dict:
         **figures,
         "batch_size": batch_size,
         "rows": rows,
+        "text_files": files,
         "environment": environment(),
         "paper": PAPER,
     }
     return _write(results, Path(args.out_dir or "runs/compression"))
+
+
+def text_file_rows(args, model, seed: int, batch_size: int, path: Path) -> list[dict]:
+    """Any UTF-8 text file as `eqdd compress` codes it (the text8 projection by the model, the rest in the
+    side stream: `eqdd.compression.plain`), beside the generic compressors; bits per byte of the file."""
+    data = path.read_bytes()
+    if not data:
+        raise SystemExit(f"--text-files: {path} is empty")
+    codec_row, _ = _row(
+        f"eqdd, {args.budget} calls/chunk + side stream",
+        data,
+        lambda d: compression.plain.compress(d, model, args.budget, seed, batch_size, args.progress),
+        lambda blob: compression.plain.decompress(blob, model, args.progress),
+        TEXT,
+    )
+    return [codec_row, *baselines(data)]
 
 
 def png_rows(pictures: np.ndarray) -> list[dict]:

@@ -168,11 +168,16 @@ def test_the_console_script_is_installed():
 
 def test_benchmark_compares_with_the_exact_code_length_and_the_baselines(runs, tmp_path, capsys):
     write_text8(tmp_path, seed=2, length=30_000)
+    english = tmp_path / "notes.md"
+    english.write_text("# Notes\n\nThe 3 samplers share ONE signature; see `eqdd.samplers`.\n")
     options = (
         f"--num-chars 330 --budget 4 --orders 2 --order-chunks 2 --batch-size 8 --out-dir {tmp_path / 'out'}"
     )
     results = benchmark.main(
-        ["--checkpoint", str(runs[0]), "--data-dir", str(tmp_path), "--no-progress", *options.split()]
+        [
+            *("--checkpoint", str(runs[0]), "--data-dir", str(tmp_path), "--no-progress", *options.split()),
+            *("--text-files", str(english)),
+        ]
     )
     out = capsys.readouterr().out
     assert "exact code length" in out and "xz -9" in out and "overhead" in out
@@ -181,6 +186,9 @@ def test_benchmark_compares_with_the_exact_code_length_and_the_baselines(runs, t
     assert 0 < 8 * codec["bytes"] - exact["bpc"] * 320 < 8 * (results["header_bytes"] + 12)
     assert {r["method"] for r in results["rows"]} >= {"gzip -9", "bzip2 -9", "xz -9", "zstd -19"}
     assert json.loads((tmp_path / "out" / "results.json").read_text())["order_seed"] == results["order_seed"]
+    file_rows = results["text_files"][str(english)]  # any UTF-8 file, as `eqdd compress` codes it
+    assert file_rows[0]["method"] == "eqdd, 4 calls/chunk + side stream" and file_rows[0]["bytes"] > 0
+    assert [r["method"] for r in file_rows[1:4]] == ["gzip -9", "bzip2 -9", "xz -9"]
 
 
 @pytest.mark.parametrize("run", [0, 1], ids=["oa", "upscale"])
