@@ -87,7 +87,7 @@ def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None, b
             raise compression.CompressionError(
                 f"the input is not a WAV file the run codes: {error}"
             ) from None
-        expected = audio.SAMPLE_RATES[run.config.dataset]
+        expected = run.config.sample_rate
         if rate != expected:
             raise compression.ShapeError(
                 f"the WAV file is at {rate:,} Hz, but the run codes {expected:,} Hz audio"

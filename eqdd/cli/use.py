@@ -170,7 +170,7 @@ def _sample(args) -> None:
         print(f"wrote {len(samples)} samples to {args.output}", file=sys.stderr)
         return
     if run.kind == "audio":
-        rate = audio.SAMPLE_RATES[run.config.dataset]
+        rate = run.config.sample_rate
         gap = np.full((len(samples), rate // 4), audio.SILENCE, samples.dtype)
         clips = audio.from_classes(np.concatenate([samples, gap], axis=1).reshape(-1)[: -(rate // 4)])
         write_atomically(args.output, audio.wav_bytes(clips, rate))
@@ -209,7 +209,7 @@ def _wav_clips(path: Path, run: Run) -> np.ndarray:
     paths = sorted(p for p in path.rglob("*.wav") if p.is_file()) if path.is_dir() else [path]
     if not paths:
         raise ConfigError(f"--data {path} holds no .wav files")
-    rate, clips = audio.SAMPLE_RATES[run.config.dataset], []
+    rate, clips = run.config.sample_rate, []
     for wav in paths:
         try:
             samples, found = audio.read_wav(wav.read_bytes())

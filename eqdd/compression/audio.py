@@ -13,12 +13,11 @@ from jaxtyping import Int16
 from eqdd._typing import typecheck
 from eqdd.compression import message
 from eqdd.compression.model import CodecModel
-
-_SILENCE = 1 << 15  # class of the sample 0
+from eqdd.data.audio import from_classes, to_classes
 
 
 def _samples(classes: np.ndarray) -> bytes:
-    return (classes.astype(np.int32) - _SILENCE).astype("<i2").tobytes()
+    return from_classes(classes).astype("<i2").tobytes()
 
 
 @typecheck
@@ -49,7 +48,7 @@ def compress_audio(
             `0..2^32-1`.
     """
     message.check_kind(model, "audio")
-    classes = np.asarray(samples, np.int32) + _SILENCE
+    classes = to_classes(samples).astype(np.int32)
     return message.compress(
         classes, _samples(classes), "audio", model, budget, order_seed, batch_size, show_progress
     )

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from eqdd import policy as policies
+from eqdd.compression.errors import CompressionError
 from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
 
@@ -100,8 +101,15 @@ class CodecModel:
             sample_rate: the sample rate of an audio model (16-bit samples, `K = 2^16`); `None` by default.
 
         Raises:
+            CompressionError: for an OA-ARDM with a logistic-mixture output (the coder needs a table of
+                every class, `2^16` of them).
             ValueError: when the image shape does not hold `D` sub-pixels, or `L_t` has not `S·D` values.
         """
+        if isinstance(objective, OAARDMObjective) and objective.process.mixture_components:
+            raise CompressionError(
+                "an OA-ARDM with a logistic-mixture output cannot code files (the coder needs a table of "
+                "every class); use an Upscale ARDM run"
+            )
         if image_shape is not None:
             image_shape = tuple(int(n) for n in image_shape)
             if len(image_shape) != 3 or math.prod(image_shape) != num_positions:

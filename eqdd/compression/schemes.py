@@ -161,11 +161,6 @@ class OAScheme(Scheme):
     def __init__(self, denoiser: Denoiser, process: AbsorbingProcess, orders: np.ndarray, policy: np.ndarray):
         if orders.shape[0] != 1:
             raise ValueError(f"an OA-ARDM has one stage, got {orders.shape[0]} orders")
-        if process.mixture_components:
-            raise ValueError(
-                "the codec codes an OA-ARDM's categorical outputs; a logistic-mixture output over "
-                f"{process.num_classes:,} classes has no table to code with (code audio with an Upscale ARDM)"
-            )
         self._plan_calls(orders, policy)
         self.denoiser, self.process, self.padding = denoiser, process, process.absorbing_token
 

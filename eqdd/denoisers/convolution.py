@@ -1,11 +1,12 @@
 """Convolutions as sums of shifted matrix products, for networks called inside loops.
 
 XLA's CPU backend runs a convolution inside a `lax.scan` or `while` body many times slower than the
-same convolution outside one (measured with jax 0.10.2: a width-3 convolution of 64 to 128 channels
-over 2,048 samples, 17x slower inside a 16-step scan), and every sampler of the library calls its
-network from a scan. A stride-1 convolution is the sum over kernel taps of a matrix product with the
-input shifted by the tap's offset; written that way, loops keep the speed of plain calls (9x faster in
-the same scan, and about as fast outside one). [`convolve`][] computes an `eqx.nn.Conv`'s output so,
+same convolution outside one, and every sampler of the library calls its network from a scan. A
+stride-1 convolution is the sum over kernel taps of a matrix product with the input shifted by the
+tap's offset; written that way, loops keep the speed of plain calls (`benchmarks/conv_in_loops.py`:
+with jax 0.10.2 on 2 CPU cores, a width-3 convolution of 64 to 128 channels over 4 x 2,048 samples is
+11x slower in a scan than plainly, and the shifted products 23x faster than it in the scan, 1.8x
+plainly; `benchmarks/RESULTS.md`). [`convolve`][] computes an `eqx.nn.Conv`'s output so,
 from its own weights, so the modules keep Equinox's layers and initialisation.
 """
 

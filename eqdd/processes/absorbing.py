@@ -8,8 +8,8 @@ Conventions (the code convention of the reference, 0-indexed):
   position with `sigma == t` is the one generated next, and the `D - t` positions with `sigma >= t`
   are masked, i.e. hold the absorbing token.
 
-The process has one setting, the absorbing token ([`AbsorbingProcess`][]); the maths is in the free
-functions of this module.
+The process's settings, the absorbing token and what the network outputs, are an
+[`AbsorbingProcess`][]; the maths is in the free functions of this module.
 """
 
 import equinox as eqx

@@ -62,6 +62,11 @@ class Config(session.TrainingConfig):
 
     RESUMABLE = session.TrainingConfig.RESUMABLE | {"data_dir", "budgets", "sample_budget", "codec_orders"}
 
+    @property
+    def sample_rate(self) -> int:
+        """The rate of the run's clips (its dataset's), at which its WAV files are read and written."""
+        return audio.SAMPLE_RATES[self.dataset]
+
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
         if self.width % 4:

@@ -14,30 +14,12 @@ from jaxtyping import Int
 
 from eqdd import compression
 from eqdd import policy as policies
-from eqdd.data import audio
-from eqdd.objectives import AbstractARDMObjective, OAARDMObjective
+from eqdd.objectives import AbstractARDMObjective
 from eqdd.runs import model_file
 from eqdd.runs.registry import Run, load_run, save_model
 
 DEFAULT_BUDGET = 50  # the paper's compression default (reference §4.5)
 MODELS = "models"  # under a run directory: the models files were compressed with
-
-
-def why_not_codable(run: Run) -> str | None:
-    """Why a run's model cannot drive the codec, or `None` when it can: a GGM's bound is not an exact
-    likelihood, and an OA-ARDM with a logistic-mixture output has no table of its `K = 2^16` classes."""
-    objective = run.objective
-    if not isinstance(objective, AbstractARDMObjective):
-        return (
-            f"a run of {run.experiment} cannot code files: its bound is not an exact likelihood; give a run "
-            "of experiments/text8_oaardm.py or experiments/cifar10_ardm.py"
-        )
-    if isinstance(objective, OAARDMObjective) and objective.process.mixture_components:
-        return (
-            "an OA-ARDM with a logistic-mixture output cannot code files (the coder needs a table of every "
-            "class); use an Upscale ARDM run"
-        )
-    return None
 
 
 def codec_model(run: Run) -> compression.CodecModel:
@@ -49,15 +31,18 @@ def codec_model(run: Run) -> compression.CodecModel:
     backend or the evaluation options).
 
     Raises:
-        CompressionError: for a run that cannot code ([`why_not_codable`][]).
+        CompressionError: for a GGM run (its bound is not an exact likelihood to code with), and from
+            [`eqdd.compression.CodecModel.create`][] for a model it cannot code with.
     """
-    reason = why_not_codable(run)
-    if reason:
-        raise compression.CompressionError(reason)
+    if not isinstance(run.objective, AbstractARDMObjective):
+        raise compression.CompressionError(
+            f"a run of {run.experiment} cannot code files: its bound is not an exact likelihood; give a run "
+            "of experiments/text8_oaardm.py, cifar10_ardm.py or sc09_ardm.py"
+        )
     config = run.config
     description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
     losses = policies.fill_unseen(np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen))
-    rate = audio.SAMPLE_RATES[config.dataset] if run.kind == "audio" else None
+    rate = config.sample_rate if run.kind == "audio" else None
     return compression.CodecModel.create(
         run.model, run.objective, run.num_positions, losses, description, run.image_shape, rate
     )
@@ -90,14 +75,16 @@ def choose_order(
 
 def choose_run_order(run: Run, train_chunks: Int[np.ndarray, "M D"]) -> dict[str, Any] | None:
     """At the end of a run: [`choose_order`][] among `config.codec_orders` candidates on `train_chunks`
-    for the run's [`codec_model`][] (printed), for its `results.json`; `None` when `codec_orders` is 0."""
+    for the run's [`codec_model`][] (printed), for its `results.json`; `None` when `codec_orders` is 0 or
+    the run's model cannot code (the reason printed)."""
     if not run.config.codec_orders:
         return None
-    reason = why_not_codable(run)
-    if reason:
-        print(f"no order for eqdd compress: {reason}", flush=True)
+    try:
+        model = codec_model(run)
+    except compression.CompressionError as error:
+        print(f"no order for eqdd compress: {error}", flush=True)
         return None
-    chosen = choose_order(codec_model(run), train_chunks, run.config.codec_orders)
+    chosen = choose_order(model, train_chunks, run.config.codec_orders)
     print(f"order for eqdd compress: seed {chosen['seed']} of {run.config.codec_orders}", flush=True)
     return chosen
 

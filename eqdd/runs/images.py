@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eqdd.config import non_negative, option, positive
+from eqdd.config import non_negative, option, positive, positive_list
 from eqdd.data import images, tfds_source
 from eqdd.denoisers.unet import UNet
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
@@ -17,14 +17,6 @@ from eqdd.runs import session
 
 # A run's image shape is not saved with it: the datasets' fixed sizes, else read from its folder.
 DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3), **tfds_source.SHAPES}
-
-
-def _budgets(value: str) -> str | None:
-    try:
-        ok = all(int(b) > 0 for b in value.split(",")) if value else True
-    except ValueError:
-        ok = False
-    return None if ok else f"must be comma-separated positive integers, got {value!r}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +49,7 @@ class Config(session.TrainingConfig):
     learning_rate: float = option(2e-3, "peak learning rate after warm-up", positive)
     ce_weight: float = option(1e-3, "weight of the auxiliary un-reweighted cross-entropy", non_negative)
     eval_max_chunks: int = option(500, "evaluate on the first N test images only (0: all)", non_negative)
-    budgets: str = option("25,100", "network-call budgets (per stage) for DP-policy bounds", _budgets)
+    budgets: str = option("25,100", "network-call budgets (per stage) for DP-policy bounds", positive_list)
     num_samples: int = option(16, "images to sample (a square grid)", non_negative)
     sample_budget: int = option(
         100, "network calls per stage when sampling, with the DP policy (0: one call per step)", non_negative
