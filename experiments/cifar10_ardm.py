@@ -14,38 +14,13 @@ samples.png (a grid) and generation.png (the stages of one sample's generation).
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from eqdd.config import parse_config
 from eqdd.data import images, pipeline
-from eqdd.processes import absorbing, upscale
 from eqdd.runs import budgets, codec, session
 from eqdd.runs.images import PRESETS, Config, build
 from eqdd.runs.registry import Run
-
-
-def generation_picture(
-    config: Config, objective, levels: np.ndarray, shape: tuple[int, int, int], key
-) -> np.ndarray:
-    """The stages of one sample's generation (its levels `(S, D)` from [`eqdd.runs.inference.draw`][])
-    as images.
-
-    Upscale: the sample at every level (each coarse value shown as the smallest data value it stands
-    for). OA: 8 evenly spaced steps with unrevealed sub-pixels grey; the sampler reveals
-    variables in a uniformly random order drawn independently of their values, so masking the finished
-    sample with a fresh random order gives states distributed like the sampler's own.
-    """
-    if config.model == "upscale":
-        levels = [
-            np.asarray(upscale.data_floor(objective.transitions, jnp.asarray(level), stage + 1))
-            for stage, level in enumerate(levels)
-        ]
-        return np.stack(levels).reshape(-1, *shape).astype(np.uint8)
-    drawn = levels[-1]
-    sigma = np.asarray(absorbing.sample_order(key, drawn.size))
-    steps = np.linspace(0, drawn.size, 8).round().astype(int)
-    return np.stack([np.where(sigma < t, drawn, 128).reshape(shape) for t in steps]).astype(np.uint8)
 
 
 def main(argv=None) -> dict:
@@ -92,7 +67,8 @@ def main(argv=None) -> dict:
     session.write_outputs(run_dir, results, {}, report.step_losses)
     if session.writes_files() and len(samples):
         images.save_grid(samples, run_dir / "samples.png")
-        stages = generation_picture(config, objective, drawn[0], splits.image_shape, picture_key)
+        stages = budgets.generation_stages(run, drawn[0], picture_key, 8, 128)  # OA: unrevealed grey
+        stages = np.stack([level for _, level in stages]).reshape(-1, *splits.image_shape).astype(np.uint8)
         images.save_grid(stages, run_dir / "generation.png", columns=len(stages), scale=3)
         print(f"wrote {run_dir}/samples.png, generation.png")
     return results

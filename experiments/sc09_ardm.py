@@ -14,40 +14,14 @@ sample) and generation.png (the levels one sample passes through).
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from eqdd.config import parse_config
 from eqdd.data import audio, pipeline
-from eqdd.processes import absorbing, upscale
 from eqdd.runs import audio as audio_runs
 from eqdd.runs import budgets, codec, session
 from eqdd.runs.audio import PRESETS, Config, build
 from eqdd.runs.registry import Run
-
-
-def generation_levels(run: Run, levels: np.ndarray, key: jax.Array) -> list[tuple[str, np.ndarray]]:
-    """The levels of one sample's generation (`(S, D)` from [`eqdd.runs.inference.draw`][]) as signed
-    16-bit waveforms with their titles.
-
-    Upscale: the sample after each stage, every coarse value shown as the smallest sample value it stands
-    for. OA: 6 evenly spaced steps with the unrevealed samples silent (the sampler's order is uniform and
-    independent of the values, so masking the finished sample with a fresh order is distributed like
-    its own intermediate states).
-    """
-    if run.objective.num_stages > 1:
-        transitions = run.objective.transitions
-        return [
-            (
-                f"after stage {stage + 1} of {len(levels)}",
-                upscale.data_floor(transitions, jnp.asarray(level), stage + 1),
-            )
-            for stage, level in enumerate(levels)
-        ]
-    drawn = levels[-1]
-    sigma = np.asarray(absorbing.sample_order(key, drawn.size))
-    steps = np.linspace(0, drawn.size, 6).round().astype(int)
-    return [(f"{t} of {drawn.size} revealed", np.where(sigma < t, drawn, audio.SILENCE)) for t in steps]
 
 
 def plot_clips(clips: list[tuple[str, np.ndarray]], sample_rate: int, path) -> None:
@@ -126,7 +100,9 @@ def main(argv=None) -> dict:
             run_dir / "samples.png",
         )
         plot_clips(
-            generation_levels(run, drawn[0], picture_key), splits.sample_rate, run_dir / "generation.png"
+            budgets.generation_stages(run, drawn[0], picture_key, 6, audio.SILENCE),
+            splits.sample_rate,
+            run_dir / "generation.png",
         )
         print(f"wrote {run_dir}/samples/*.wav, samples.png, generation.png")
     return results

@@ -1,5 +1,6 @@
 """What the image and audio experiments do after training, in one place: the test bound of the DP policy
-of every asked budget, and samples drawn with the run's sampling budget."""
+of every asked budget, samples drawn with the run's sampling budget, and the stages of one sample's
+generation."""
 
 import functools
 import time
@@ -8,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eqdd.processes import absorbing, upscale
 from eqdd.runs import inference, session
 from eqdd.runs.registry import Run
 
@@ -57,3 +59,29 @@ def draw_samples(run: Run, key: jax.Array, what: str) -> tuple[np.ndarray, int, 
     seconds = time.perf_counter() - begin
     print(f"sampled {len(drawn)} {what} with {calls} network calls in {seconds:.1f} s", flush=True)
     return drawn, calls, seconds
+
+
+def generation_stages(
+    run: Run, levels: np.ndarray, key: jax.Array, num_steps: int, blank: int
+) -> list[tuple[str, np.ndarray]]:
+    """The stages of one sample's generation (its levels `(S, D)` from [`eqdd.runs.inference.draw`][]),
+    each as data values `(D,)` with a title.
+
+    Upscale: the sample after every stage, each coarse value shown as the smallest data value it stands
+    for. OA: `num_steps` evenly spaced steps with the unrevealed variables set to `blank`; the sampler
+    reveals variables in a uniformly random order drawn independently of their values, so masking the
+    finished sample with a fresh order (from `key`) gives states distributed like the sampler's own.
+    """
+    if run.objective.num_stages > 1:
+        transitions = run.objective.transitions
+        return [
+            (
+                f"after stage {stage + 1} of {len(levels)}",
+                np.asarray(upscale.data_floor(transitions, jnp.asarray(level), stage + 1)),
+            )
+            for stage, level in enumerate(levels)
+        ]
+    drawn = levels[-1]
+    sigma = np.asarray(absorbing.sample_order(key, drawn.size))
+    steps = np.linspace(0, drawn.size, num_steps).round().astype(int)
+    return [(f"{t} of {drawn.size} revealed", np.where(sigma < t, drawn, blank)) for t in steps]
