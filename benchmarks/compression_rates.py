@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
         help="chunks (images, clips) per network call (default: 16 for text, 25 for images, 20 for clips)",
     )
     parser.add_argument(
+        "--matmuls",
+        default="float32,bfloat16",
+        help="text: the codec's matrix products to measure, a row each (`eqdd compress --matmuls`; images "
+        "and audio compute in float32) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--out-dir",
         default=None,
         help="output directory (default: runs/compression, or runs/compression_images, _audio)",
@@ -224,15 +230,21 @@ def table(rows: list[dict], unit: Unit = TEXT) -> str:
     return "\n".join(lines)
 
 
-def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, codec, warm_up: bytes):
-    """What both modes measure: the order choice, the codec (after a compiling warm-up on `warm_up`),
-    the exact code length of `chunks` and the DP's planned cost.
+def _codec_rows(
+    args, model, unit: Unit, data: bytes, chunks, train_chunks, codec, warm_up: bytes, products=("float32",)
+):
+    """What every mode measures: the order choice, then for each of `products` the codec (after a
+    compiling warm-up on `warm_up`) and the exact code length of `chunks` with those matrix products,
+    then the DP's planned cost.
 
     Arguments:
-        codec: `codec(seed)` gives the codec's `(compress, decompress)` on bytes for an order seed.
+        codec: `codec(seed, matmuls)` gives the codec's `(compress, decompress)` on bytes for an order
+            seed and matrix products.
+        products: the matrix products to measure (`eqdd.compression.container.MATMULS`).
 
     Returns:
-        The three table rows and the figures for results.json.
+        The table rows (codec and exact code length for each product, then the plan) and the figures
+        for results.json.
     """
     length = model.num_positions
     policy, planned = model.plan(args.budget)
@@ -241,21 +253,40 @@ def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, code
     )
     scores = ", ".join(f"{b:.4f}" for b in candidates)
     print(f"order: seed {seed} of {args.orders} (training {unit.bits} {scores})")
-    codec_compress, codec_decompress = codec(seed)
-    _, warm_up_seconds = _timed(lambda: codec_decompress(codec_compress(warm_up)))
     per = {TEXT: "chunk", IMAGES: "image", AUDIO: "clip"}[unit]
     kind, calls = (
         ("OA-ARDM", f"{args.budget}")
         if model.num_stages == 1
         else ("Upscale ARDM", f"{model.num_stages}x{args.budget}")
     )
-    row, blob = _row(f"eqdd {kind} codec, {calls} calls/{per}", data, codec_compress, codec_decompress, unit)
-    exact_bits = float(model.scheme(seed, policy).code_lengths(chunks).astype(np.float64).sum() * length)
-    exact = {
-        "method": "exact code length -log2 p(x | orders, policy)",
-        unit.bits: exact_bits / unit.count(data),
-    }
-    plan = {"method": "DP planned cost (training L_t)", unit.bits: planned}
+    rows, measured = [], {}
+    for matmuls in products:
+        codec_compress, codec_decompress = codec(seed, matmuls)
+        _, warm_up_seconds = _timed(lambda: codec_decompress(codec_compress(warm_up)))  # noqa: B023
+        named = f", {matmuls}" if len(products) > 1 else ""
+        row, blob = _row(
+            f"eqdd {kind} codec, {calls} calls/{per}{named}", data, codec_compress, codec_decompress, unit
+        )
+        scheme = model.scheme(seed, policy, matmuls)
+        exact_bits = float(scheme.code_lengths(chunks).astype(np.float64).sum() * length)
+        exact = {
+            "method": f"exact code length -log2 p(x | orders, policy){named}",
+            unit.bits: exact_bits / unit.count(data),
+        }
+        rows += [row, exact]
+        measured[matmuls] = {
+            "warm_up_seconds": warm_up_seconds,
+            "overhead": 8 * row["bytes"] / exact_bits - 1,
+            "compress_per_s": row[f"compress_{unit.name}s_per_s"],
+            "decompress_per_s": row[f"decompress_{unit.name}s_per_s"],
+        }
+        overhead, header = 100 * measured[matmuls]["overhead"], len(blob) - 4 * container.unpack(blob)[1].size
+        print(
+            f"{matmuls}: codec overhead over the exact code length: {overhead:+.3f}% (header {header} bytes);"
+            f" compiling warm-up {warm_up_seconds:.1f} s"
+        )
+    rows.append({"method": "DP planned cost (training L_t)", unit.bits: planned})
+    first, last = measured[products[0]], measured[products[-1]]
     figures = {
         "num_positions": length,
         "budget": args.budget,
@@ -266,17 +297,18 @@ def _codec_rows(args, model, unit: Unit, data: bytes, chunks, train_chunks, code
         "order_chunks": len(train_chunks),
         f"order_candidates_train_{unit.bits}": candidates,
         "order_seconds": order_seconds,
-        "warm_up_seconds": warm_up_seconds,
-        "overhead": 8 * row["bytes"] / exact_bits - 1,
         "header_bytes": len(blob) - 4 * container.unpack(blob)[1].size,
+        "products": measured,
+        # the speed of the last product over the first's, measured in this run
+        "speedup": {way: last[f"{way}_per_s"] / first[f"{way}_per_s"] for way in ("compress", "decompress")},
     }
-    print(
-        f"codec overhead over the exact code length: {100 * figures['overhead']:+.3f}% "
-        f"(header {figures['header_bytes']} bytes, {8 * figures['header_bytes'] / unit.count(data):.5f} "
-        f"bits per {unit.long}); order choice {order_seconds:.1f} s, compiling warm-up "
-        f"{warm_up_seconds:.1f} s"
-    )
-    return [row, exact, plan], figures
+    print(f"order choice {order_seconds:.1f} s")
+    if len(products) > 1:
+        print(
+            f"{products[-1]} over {products[0]}: compress {figures['speedup']['compress']:.2f}x, "
+            f"decompress {figures['speedup']['decompress']:.2f}x"
+        )
+    return rows, figures
 
 
 def _write(results: dict, out_dir: Path) -> dict:
@@ -300,22 +332,27 @@ def text_benchmark(args, run: Run) -> dict:
     data = text8.decode(tokens).encode()
     print(f"{len(data):,} test characters ({len(chunks)} chunks of {length}); budget {args.budget}")
 
-    def codec(seed):
+    def codec(seed, matmuls):
         return (
-            lambda d: compression.compress(d, model, args.budget, seed, batch_size, args.progress),
+            lambda d: compression.compress(d, model, args.budget, seed, batch_size, args.progress, matmuls),
             lambda blob: compression.decompress(blob, model, args.progress),
         )
 
+    products = tuple(args.matmuls.split(","))
+    if not products or set(products) - set(container.MATMULS):
+        raise SystemExit(f"--matmuls takes a comma-separated list of {', '.join(container.MATMULS)}")
     warm_up = data[: min(batch_size, len(chunks)) * length]  # the measured run's shapes, compiled
     train_chunks = pipeline.eval_chunks(splits.train, length)[
         : 16 if args.order_chunks is None else args.order_chunks
     ]
-    codec_rows, figures = _codec_rows(args, model, TEXT, data, chunks, train_chunks, codec, warm_up)
+    codec_rows, figures = _codec_rows(args, model, TEXT, data, chunks, train_chunks, codec, warm_up, products)
     rows = [*codec_rows, *baselines(data)]
     print(table(rows))
     files = {}
     for path in args.text_files:
-        files[str(path)] = text_file_rows(args, model, figures["order_seed"], batch_size, Path(path))
+        files[str(path)] = text_file_rows(
+            args, model, figures["order_seed"], batch_size, Path(path), products[-1]
+        )
         print(f"{path}:\n{table(files[str(path)])}")
     results = {
         "corpus": splits.describe(),
@@ -331,16 +368,17 @@ def text_benchmark(args, run: Run) -> dict:
     return _write(results, Path(args.out_dir or "runs/compression"))
 
 
-def text_file_rows(args, model, seed: int, batch_size: int, path: Path) -> list[dict]:
-    """Any UTF-8 text file as `eqdd compress` codes it (the text8 projection by the model, the rest in the
-    side stream: `eqdd.compression.plain`), beside the generic compressors; bits per byte of the file."""
+def text_file_rows(args, model, seed: int, batch_size: int, path: Path, matmuls: str) -> list[dict]:
+    """Any UTF-8 text file as `eqdd compress` codes it (the text8 projection by the model with `matmuls`
+    products, the rest in the side stream: `eqdd.compression.plain`), beside the generic compressors;
+    bits per byte of the file."""
     data = path.read_bytes()
     if not data:
         raise SystemExit(f"--text-files: {path} is empty")
     codec_row, _ = _row(
         f"eqdd, {args.budget} calls/chunk + side stream",
         data,
-        lambda d: compression.plain.compress(d, model, args.budget, seed, batch_size, args.progress),
+        lambda d: compression.plain.compress(d, model, args.budget, seed, batch_size, args.progress, matmuls),
         lambda blob: compression.plain.decompress(blob, model, args.progress),
         TEXT,
     )
@@ -398,7 +436,7 @@ def image_benchmark(args, run: Run) -> dict:
         f"budget {args.budget}"
     )
 
-    def codec(seed):
+    def codec(seed, matmuls):  # float32 (the matmuls of `--matmuls` are for text)
         return (
             lambda d: compression.compress_images(
                 np.frombuffer(d, np.uint8).reshape(-1, *model.image_shape),
@@ -501,7 +539,7 @@ def audio_benchmark(args, run: Run) -> dict:
     data = clips.astype("<i2").tobytes()
     print(f"{len(clips)} test clips of {length:,} samples at {model.sample_rate:,} Hz; budget {args.budget}")
 
-    def codec(seed):
+    def codec(seed, matmuls):  # float32 (the matmuls of `--matmuls` are for text)
         return (
             lambda d: compression.compress_audio(
                 np.frombuffer(d, "<i2").astype(np.int16), model, args.budget, seed, batch_size, args.progress

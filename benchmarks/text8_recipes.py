@@ -35,7 +35,7 @@ OLD_DEFAULT = [
     "--width", "128", "--depth", "2", "--num-heads", "4", "--mlp-width", "512", "--batch-size", "32",
     "--conv-width", "0", "--no-rotary", "--elbo-weight", "1", "--ce-weight", "1e-4",
     "--learning-rate", "3e-3", "--warmup-steps", "100", "--lr-schedule", "constant", "--attention", "xla",
-    "--optimizer", "adamw", "--no-mlp-conv",
+    "--optimizer", "adamw", "--no-mlp-conv", "--ema-decay", "0.995",
 ]  # fmt: skip
 LOCAL = ["--conv-width", "7", "--attention", "reference"]
 COSINE = ["--lr-schedule", "cosine", "--lr-floor", "0.1"]
@@ -169,6 +169,27 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     ),
     "ema0.998": ("the default with EMA decay 0.998", [*DEFAULT_8994312, "--ema-decay", "0.998"]),
     "floor0.6": ("the default decaying to 60% of the peak", [*DEFAULT_8994312, "--lr-floor", "0.6"]),
+    # Round 12, on top of the same default.
+    "qk-norm": ("the default with RMS-normalised queries and keys", [*DEFAULT_8994312, "--qk-norm"]),
+    "zero-init": (
+        "the default with each block's output layers starting at zero",
+        [*DEFAULT_8994312, "--zero-init"],
+    ),
+    "ce2": ("the default with the masked cross-entropy at weight 2", [*DEFAULT_8994312, "--ce-weight", "2"]),
+    "qk-norm-muon3e-2": (
+        "qk-norm at Muon peak 0.03",
+        [*DEFAULT_8994312, "--qk-norm", "--muon-learning-rate", "0.03"],
+    ),
+    # Round 13, on top of round 12's winner (ce2).
+    "ce4": ("the default with the masked cross-entropy at weight 4", [*DEFAULT_8994312, "--ce-weight", "4"]),
+    "ce-only": (
+        "the default trained on the masked cross-entropy alone (ELBO weight 0)",
+        [*DEFAULT_8994312, "--elbo-weight", "0"],
+    ),
+    "ce-only-ema0.998": (
+        "the OA-ARDM default since round 13: ce-only with EMA decay 0.998",
+        [*DEFAULT_8994312, "--elbo-weight", "0", "--ema-decay", "0.998"],
+    ),
 }
 
 

@@ -2,6 +2,13 @@ import dataclasses
 import os
 from pathlib import Path
 
+# Compilation, not computation, dominates the suite: XLA's LLVM back end compiles the tests' tiny
+# programs at -O0 (XLA's own graph optimisations and fusions still run, so the programs compute the
+# same functions, only with slower machine code). Set before JAX starts its backend; the scripts the
+# tests start inherit it. An `xla_backend_optimization_level` already in `XLA_FLAGS` wins.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp

@@ -1,8 +1,9 @@
 """Multi-device checks, run by tests/test_sharding.py in fresh processes with simulated CPU devices.
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_checks.py CHECK [ARGS]
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_checks.py CHECK[=ARG] ...
 
-Each check raises (non-zero exit) when it fails and prints `ok CHECK` when it passes.
+The checks run in the order given, in one process (one start and one import of JAX for all); each
+raises (non-zero exit) when it fails and prints `ok CHECK on N devices` when it passes.
 """
 
 import sys
@@ -183,13 +184,16 @@ def check_restore(directory):
     assert int(state.step) == saved_step + 1 and np.isfinite(float(metrics["loss"]))
 
 
+CHECKS = {
+    "equivalence": check_equivalence,
+    "gradient_trap": check_gradient_trap,
+    "long_loop": check_long_loop,
+    "multiprocess": check_multiprocess,
+    "restore": check_restore,
+}
+
 if __name__ == "__main__":
-    name, *rest = sys.argv[1:]
-    {
-        "equivalence": check_equivalence,
-        "gradient_trap": check_gradient_trap,
-        "long_loop": check_long_loop,
-        "multiprocess": check_multiprocess,
-        "restore": check_restore,
-    }[name](*rest)
-    print(f"ok {name} on {len(jax.devices())} devices")
+    for item in sys.argv[1:]:
+        name, *argument = item.split("=", 1)
+        CHECKS[name](*argument)
+        print(f"ok {name} on {len(jax.devices())} devices", flush=True)

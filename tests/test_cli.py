@@ -182,8 +182,15 @@ def test_benchmark_compares_with_the_exact_code_length_and_the_baselines(runs, t
     out = capsys.readouterr().out
     assert "exact code length" in out and "xz -9" in out and "overhead" in out
     assert results["num_chars"] == 320 and len(results["policy"]) == 4  # whole chunks of 16
-    codec, exact = results["rows"][:2]
-    assert 0 < 8 * codec["bytes"] - exact["bpc"] * 320 < 8 * (results["header_bytes"] + 12)
+    rows = {r["method"]: r for r in results["rows"]}
+    for matmuls in ("float32", "bfloat16"):  # a codec row and its exact code length for each
+        codec, exact = (
+            rows[f"eqdd OA-ARDM codec, 4 calls/chunk, {matmuls}"],
+            rows[f"exact code length -log2 p(x | orders, policy), {matmuls}"],
+        )
+        assert 0 < 8 * codec["bytes"] - exact["bpc"] * 320 < 8 * (results["header_bytes"] + 12)
+        assert results["products"][matmuls]["compress_per_s"] == codec["compress_chars_per_s"]
+    assert set(results["speedup"]) == {"compress", "decompress"} and min(results["speedup"].values()) > 0
     assert {r["method"] for r in results["rows"]} >= {"gzip -9", "bzip2 -9", "xz -9", "zstd -19"}
     assert json.loads((tmp_path / "out" / "results.json").read_text())["order_seed"] == results["order_seed"]
     file_rows = results["text_files"][str(english)]  # any UTF-8 file, as `eqdd compress` codes it
@@ -240,6 +247,10 @@ def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tm
         (("compress", "colour.png", image_runs[0]), "the image is 28x28x3, but the run codes 28x28x1 images"),
         (("compress", "in.txt", image_runs[0]), "not an image file Pillow can read"),
         (("compress", "in.png", runs[0]), r"binary input \(a NUL byte at offset 8\)"),
+        (
+            ("compress", "in.png", image_runs[0], "--matmuls", "bfloat16"),
+            "--matmuls bfloat16 is for text models; an image model of 28x28x1 images computes in float32",
+        ),
         (("decompress", "image.z", image_runs[1]), "compressed with another model"),
         (
             ("decompress", "text.z", image_runs[0]),

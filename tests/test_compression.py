@@ -95,6 +95,32 @@ def test_round_trip_is_exact_for_any_length(length, seed, batch_size):
     assert compression.decompress(blob, MODEL) == text
 
 
+def _version_2(blob: bytes) -> bytes:
+    """A version-3 file as version 2 wrote it: no matmuls byte, its header checksum recomputed."""
+    header, words = container.unpack(blob)
+    end = len(blob) - 4 * words.size - 4
+    head = blob[:8] + b"\x02" + blob[9:10] + blob[11:end]
+    return head + zlib.crc32(head).to_bytes(4, "little") + blob[end + 4 :]
+
+
+def test_float32_and_bfloat16_products_round_trip_and_the_header_says_which():
+    text = random_text(3 * D + 5, 7)
+    files = {m: compression.compress(text, MODEL, BUDGET, batch_size=2, matmuls=m) for m in container.MATMULS}
+    for matmuls, blob in files.items():
+        assert container.unpack(blob)[0].matmuls == matmuls
+        assert compression.decompress(blob, MODEL) == text
+    # the two products give other tables: a file decoded with the other is caught, never mis-decoded
+    header, words = container.unpack(files["float32"])
+    relabelled = container.pack(dataclasses.replace(header, matmuls="bfloat16"), words)
+    with pytest.raises(compression.DeterminismError, match="does not reproduce the network outputs"):
+        compression.decompress(relabelled, MODEL)
+    # files of format version 2 (before the byte, all float32) still decode
+    old = _version_2(files["float32"])
+    assert container.unpack(old)[0].matmuls == "float32" and compression.decompress(old, MODEL) == text
+    with pytest.raises(ValueError, match="unknown matrix products 'float16'"):
+        MODEL.scheme(0, MODEL.plan(BUDGET)[0], "float16")
+
+
 def test_decompression_streams_the_text_batch_by_batch():
     # 41 batches of 4 chunks: the text reaches the writer one batch at a time, as it is decoded
     text = random_text(40 * 4 * D + 7, 3)
@@ -213,8 +239,8 @@ def test_damage_is_detected(blob):
         compression.decompress(blob + b"\0", MODEL)
     with pytest.raises(compression.FormatError, match="not an eqdd"):
         compression.decompress(b"PK\x03\x04" + blob[4:], MODEL)
-    with pytest.raises(compression.FormatError, match="version 3"):
-        compression.decompress(blob[:8] + b"\x03" + blob[9:], MODEL)
+    with pytest.raises(compression.FormatError, match="version 4"):
+        compression.decompress(blob[:8] + b"\x04" + blob[9:], MODEL)
     with pytest.raises(compression.FormatError, match="version 1 .*before image support"):
         compression.decompress(blob[:8] + b"\x01" + blob[9:], MODEL)
 
@@ -234,7 +260,8 @@ def _craft(blob: bytes, **fields) -> bytes:
     header, words = container.unpack(blob)
     count = fields.pop("num_symbols", header.num_symbols)
     packed = container.pack(dataclasses.replace(header, **fields), words)
-    packed = packed[:10] + count.to_bytes(8, "little") + packed[18:]  # the count follows magic, version, kind
+    # the count follows magic, version, kind and matmuls
+    packed = packed[:11] + count.to_bytes(8, "little") + packed[19:]
     end = len(packed) - 4 * words.size - 4
     return packed[:end] + zlib.crc32(packed[:end]).to_bytes(4, "little") + packed[end + 4 :]
 
@@ -303,7 +330,8 @@ def test_header_holds_what_decoding_needs(blob):
     assert header.fingerprint == MODEL.fingerprint and header.order_seed == 2 and header.batch_size == 4
     assert header.budget == BUDGET and header.policy_crc == codec.checksum(MODEL.plan(BUDGET)[0])
     assert "jax" in header.environment and words.size
-    assert len(blob) == 72 + 1 + len(header.environment) + 4 + 4 * words.size
+    assert header.matmuls == "bfloat16"  # text's default
+    assert len(blob) == 73 + 1 + len(header.environment) + 4 + 4 * words.size
 
 
 def test_schemes_refuse_orders_and_policies_that_do_not_fit():

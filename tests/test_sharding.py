@@ -14,11 +14,11 @@ CHECKS = Path(__file__).with_name("sharded_checks.py")
 
 def _environment(devices: int) -> dict[str, str]:
     env = dict(os.environ)
-    # A hang in a collective fails in 60 s instead of blocking the suite.
+    # A hang in a collective fails in 60 s instead of blocking the suite (the flags conftest sets kept).
     env["XLA_FLAGS"] = (
-        f"--xla_force_host_platform_device_count={devices} "
+        f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices} "
         "--xla_cpu_collective_call_terminate_timeout_seconds=60"
-    )
+    ).strip()
     env["JAX_PLATFORMS"] = "cpu"
     return env
 
@@ -30,28 +30,28 @@ def _run(devices: int, *args: str) -> str:
     return result.stdout
 
 
-def test_the_sharded_step_equals_the_single_device_step():
-    assert "ok equivalence on 8 devices" in _run(8, "equivalence")
-
-
-def test_pmean_of_local_gradients_is_the_trap_the_step_avoids():
-    assert "ok gradient_trap on 8 devices" in _run(8, "gradient_trap")
-
-
 @pytest.fixture(scope="module")
-def eight_device_run(tmp_path_factory):
+def eight_devices(tmp_path_factory) -> tuple[str, Path]:
+    """The checks on 8 devices, in one process: their output and the long loop's run directory."""
     directory = tmp_path_factory.mktemp("sharded")
-    assert "ok long_loop on 8 devices" in _run(8, "long_loop", str(directory))
-    return directory
+    return _run(8, "equivalence", "gradient_trap", f"long_loop={directory}"), directory
 
 
-def test_a_long_multi_device_loop_completes(eight_device_run):
-    assert (eight_device_run / "ckpt").is_dir()
+def test_the_sharded_step_equals_the_single_device_step(eight_devices):
+    assert "ok equivalence on 8 devices" in eight_devices[0]
+
+
+def test_pmean_of_local_gradients_is_the_trap_the_step_avoids(eight_devices):
+    assert "ok gradient_trap on 8 devices" in eight_devices[0]
+
+
+def test_a_long_multi_device_loop_completes(eight_devices):
+    assert "ok long_loop on 8 devices" in eight_devices[0] and (eight_devices[1] / "ckpt").is_dir()
 
 
 @pytest.mark.parametrize("devices", [1, 4])
-def test_a_checkpoint_from_8_devices_restores_on_fewer(eight_device_run, devices):
-    assert f"ok restore on {devices} devices" in _run(devices, "restore", str(eight_device_run))
+def test_a_checkpoint_from_8_devices_restores_on_fewer(eight_devices, devices):
+    assert f"ok restore on {devices} devices" in _run(devices, f"restore={eight_devices[1]}")
 
 
 def test_two_processes_train_like_one_device_and_their_checkpoint_restores(tmp_path):
@@ -60,7 +60,7 @@ def test_two_processes_train_like_one_device_and_their_checkpoint_restores(tmp_p
         port = str(probe.getsockname()[1])
     processes = [
         subprocess.Popen(
-            [sys.executable, str(CHECKS), "multiprocess", str(tmp_path)],
+            [sys.executable, str(CHECKS), f"multiprocess={tmp_path}"],
             env={
                 **_environment(2),
                 "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
@@ -79,4 +79,4 @@ def test_two_processes_train_like_one_device_and_their_checkpoint_restores(tmp_p
         assert "ok multiprocess on 4 devices" in output
     # The first process alone wrote the metrics: one record per step.
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5
-    assert "ok restore on 1 devices" in _run(1, "restore", str(tmp_path))
+    assert "ok restore on 1 devices" in _run(1, f"restore={tmp_path}")

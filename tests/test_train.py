@@ -263,8 +263,8 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
 
 
 def test_a_step_with_every_new_option_on_trains():
-    # Convolutions before attention and MLP, rotary embeddings, squared ReLU, a cosine decay, Muon and
-    # the plain masked CE together.
+    # Convolutions before attention and MLP, rotary embeddings, QK-norm, zero-initialised output layers,
+    # squared ReLU, a cosine decay, Muon and the plain masked CE together.
     model = Transformer(
         K + 1,
         K,
@@ -276,6 +276,8 @@ def test_a_step_with_every_new_option_on_trains():
         rotary=True,
         activation="relu2",
         mlp_conv=True,
+        qk_norm=True,
+        zero_init=True,
         key=jax.random.PRNGKey(0),
     )
     optimizer = make_optimizer(

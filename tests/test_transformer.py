@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from jaxtyping import TypeCheckError
 
 from eqdd.denoisers import Transformer
-from eqdd.denoisers.transformer import DepthwiseConv, rotary, squared_relu
+from eqdd.denoisers.embeddings import sinusoidal_features
+from eqdd.denoisers.transformer import DepthwiseConv, bfloat16_matmuls, rms_normalise, rotary, squared_relu
 
 D, K = 24, 7
 
@@ -90,10 +91,10 @@ def test_rotary_scores_depend_on_the_offset_only(seed):
 
 
 @pytest.mark.parametrize(
-    "conv_width, use_rotary, activation, mlp_conv",
-    [(3, False, "gelu", False), (0, True, "gelu", False), (5, True, "relu2", True)],
+    "conv_width, use_rotary, activation, mlp_conv, qk_norm",
+    [(3, False, "gelu", False, False), (0, True, "gelu", False, True), (5, True, "relu2", True, True)],
 )
-def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, activation, mlp_conv):
+def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, activation, mlp_conv, qk_norm):
     model = Transformer(
         K + 1,
         K,
@@ -105,6 +106,7 @@ def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, acti
         rotary=use_rotary,
         activation=activation,
         mlp_conv=mlp_conv,
+        qk_norm=qk_norm,
         key=jax.random.PRNGKey(0),
     )
     tokens = jnp.arange(D, dtype=jnp.int32) % K
@@ -115,6 +117,53 @@ def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, acti
     assert not np.allclose(base[-1], apply(tokens.at[0].set(K), jnp.int32(0))[-1])
     assert (model.blocks[0].conv is not None) == bool(conv_width)
     assert (model.blocks[0].mlp_conv is not None) == mlp_conv
+    assert (model.blocks[0].qk_gains is not None) == qk_norm
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), gain=st.floats(0.1, 10.0))
+def test_rms_normalise_sets_the_root_mean_square_to_the_gain(seed, gain):
+    x = jax.random.normal(jax.random.PRNGKey(seed), (5, 3, 8)) * 7.0
+    out = rms_normalise(x, jnp.full(8, gain))
+    np.testing.assert_allclose(jnp.sqrt(jnp.mean(out**2, axis=-1)), gain, rtol=1e-4)
+    np.testing.assert_allclose(
+        out / jnp.linalg.norm(out, axis=-1, keepdims=True),
+        x / jnp.linalg.norm(x, axis=-1, keepdims=True),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_bfloat16_matmuls_round_only_the_blocks_matrices_and_stay_close():
+    model = Transformer(K + 1, K, 32, 2, 4, 64, conv_width=3, key=jax.random.PRNGKey(1))
+    fast = bfloat16_matmuls(model)
+    changed = [
+        jax.tree_util.keystr(path)
+        for (path, a), b in zip(
+            jax.tree_util.tree_leaves_with_path(model), jax.tree.leaves(fast), strict=True
+        )
+        if a.dtype != b.dtype
+    ]
+    assert len(changed) == 2 * 4 and all(name.endswith(".weight") and "blocks" in name for name in changed)
+    assert all(b.dtype == jnp.bfloat16 for b in jax.tree.leaves(fast) if b.dtype != jnp.float32)
+    tokens = jnp.arange(D, dtype=jnp.int32) % (K + 1)
+    exact, rounded = (jax.nn.log_softmax(m(tokens, 0)) for m in (model, fast))
+    assert rounded.dtype == jnp.float32 and not np.array_equal(exact, rounded)
+    np.testing.assert_allclose(rounded, exact, atol=5e-2)
+    np.testing.assert_allclose(jnp.exp(rounded).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_zero_init_blocks_start_as_the_identity():
+    """With `zero_init` and no convolutions, every block adds nothing at initialisation: the network is
+    the head on the normalised input features; training then moves the zero layers."""
+    model = Transformer(K + 1, K, 32, 2, 4, 64, zero_init=True, key=jax.random.PRNGKey(0))
+    tokens = jnp.arange(D, dtype=jnp.int32) % (K + 1)
+    h = jax.vmap(model.token_embedding)(tokens) + sinusoidal_features(jnp.arange(D, dtype=jnp.float32), 32)
+    expected = jax.vmap(model.head)(jax.vmap(model.final_norm)(h))
+    np.testing.assert_allclose(model(tokens, 0), expected, rtol=1e-5, atol=1e-6)
+    grads = eqx.filter_grad(lambda m: jnp.sum(m(tokens, 0) ** 2))(model)
+    assert float(jnp.abs(grads.blocks[0].mlp_out.weight).max()) > 0
+    assert float(jnp.abs(grads.blocks[0].out.weight).max()) > 0
 
 
 def test_squared_relu_and_its_gradient():

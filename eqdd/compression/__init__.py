@@ -18,7 +18,8 @@ codec over the model's exact likelihood under fixed orders and a fixed policy.
 - [`audio`][eqdd.compression.audio]: compress and decompress clips of 16-bit samples.
 
 Decoding reproduces the encoder's network outputs bit for bit; that needs the same jax and jaxlib
-versions and the same kind of CPU (the codec always runs the network on the CPU, in float32). A
+versions and the same kind of CPU (the codec always runs the network on the CPU: in float32, or, for
+text, with bfloat16 matrix products accumulated in float32, as the file's header says). A
 mismatch is detected and raised as a [`DeterminismError`][eqdd.compression.DeterminismError].
 """
 

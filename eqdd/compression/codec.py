@@ -234,7 +234,11 @@ def decode(
 
 @typecheck
 def choose_order(
-    model: CodecModel, chunks: Int[np.ndarray, "M D"], policy: Int[np.ndarray, "S P"], num_candidates: int
+    model: CodecModel,
+    chunks: Int[np.ndarray, "M D"],
+    policy: Int[np.ndarray, "S P"],
+    num_candidates: int,
+    matmuls: str = "float32",
 ) -> tuple[int, list[float]]:
     """The best of the orders of seeds `0..num_candidates-1` by exact code length on `chunks` (reference §5).
 
@@ -243,9 +247,13 @@ def choose_order(
         chunks: full chunks of `D` tokens, at least one (the paper scores training chunks).
         policy: `(S, P)` left boundaries, e.g. from [`eqdd.compression.CodecModel.plan`][].
         num_candidates: how many seeded orders to try.
+        matmuls: the network's matrix products (see [`eqdd.compression.CodecModel.scheme`][]).
 
     Returns:
         The best seed, and the mean bits per symbol of every candidate.
     """
-    bits = [float(model.scheme(seed, policy).code_lengths(chunks).mean()) for seed in range(num_candidates)]
+    bits = [
+        float(model.scheme(seed, policy, matmuls).code_lengths(chunks).mean())
+        for seed in range(num_candidates)
+    ]
     return int(np.argmin(bits)), bits

@@ -5,8 +5,9 @@ Layout (little-endian; `E` the length of the environment text):
 | bytes | field | what |
 |---|---|---|
 | 8 | magic | `EQDDARDM` |
-| 1 | version | 2 |
+| 1 | version | 3 |
 | 1 | kind | 0: text (text8 alphabet), 1: images, 2: audio (16-bit samples at the model's rate) |
+| 1 | matmuls | the network's matrix products: 0 float32, 1 bfloat16 inputs accumulated in float32 |
 | 8 | num_symbols | symbols coded: characters, sub-pixels `N·H·W·C` of `N` images, or audio samples |
 | 4 | data_crc | CRC32 of the original bytes (images: uint8 pixels `(N, H, W, C)`; audio: int16 samples, LE) |
 | 16 | fingerprint | the model's ([`eqdd.compression.model.fingerprint`][]) |
@@ -23,8 +24,9 @@ Layout (little-endian; `E` the length of the environment text):
 | 4 | header_crc | CRC32 of every header byte before it |
 | 4·num_words | payload | the ANS words |
 
-Version 1 (text only, without `kind` and `image_shape`) was never released; such a file is refused
-with a [`FormatError`][eqdd.compression.FormatError] that says so.
+Version 2 is version 3 without the `matmuls` byte (its files were all coded in float32) and is read
+as such. Version 1 (text only, without `kind` and `image_shape`) was never released; such a file is
+refused with a [`FormatError`][eqdd.compression.FormatError] that says so.
 """
 
 import dataclasses
@@ -42,9 +44,11 @@ from eqdd.compression.errors import CompressionError, CorruptedFileError, Format
 MIN_BITS_PER_SYMBOL = 1 / 1024
 
 MAGIC = b"EQDDARDM"
-VERSION = 2
+VERSION = 3
 KINDS = ("text", "images", "audio")  # the kind byte indexes this
-_FIXED = struct.Struct("<8sBBQI16sIIHIIH3HII")  # magic and version, the header fields, then the payload's
+MATMULS = ("float32", "bfloat16")  # the matmuls byte indexes this
+# magic and version, the header fields, then the payload's, per version read
+_FIXED = {3: struct.Struct("<8sBBBQI16sIIHIIH3HII"), 2: struct.Struct("<8sBBQI16sIIHIIH3HII")}
 _CRC = struct.Struct("<I")
 
 
@@ -64,6 +68,7 @@ class Header:
     batch_size: int
     image_shape: tuple[int, int, int] | None  # None for text
     environment: str
+    matmuls: str = "float32"  # one of MATMULS
 
     @property
     def num_images(self) -> int:
@@ -83,13 +88,14 @@ def pack(header: Header, words: np.ndarray) -> bytes:
             f"{MIN_BITS_PER_SYMBOL:.4g} bits per symbol: the input is too predictable to store"
         )
     payload = np.asarray(words, "<u4").tobytes()
-    kind, *fields, image_shape, environment = dataclasses.astuple(header)
+    kind, *fields, image_shape, environment, matmuls = dataclasses.astuple(header)
     environment = environment.encode()[:255]
     head = (
-        _FIXED.pack(
+        _FIXED[VERSION].pack(
             MAGIC,
             VERSION,
             KINDS.index(kind),
+            MATMULS.index(matmuls),
             *fields,
             *(image_shape or (0, 0, 0)),
             len(words),
@@ -151,21 +157,25 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
         raise FormatError("not an eqdd compressed file (its first bytes are not the magic EQDDARDM)")
     _need(data, len(MAGIC) + 1, "header")
     version = data[len(MAGIC)]
-    if version != VERSION:
+    if version not in _FIXED:
         written_by = " (a development version of eqdd before image support)" if version == 1 else ""
         raise FormatError(
-            f"format version {version}{written_by}; this eqdd reads version {VERSION}: decompress the "
-            "file with the eqdd that wrote it"
+            f"format version {version}{written_by}; this eqdd reads versions 2 and {VERSION}: decompress "
+            "the file with the eqdd that wrote it"
         )
-    _need(data, _FIXED.size + 1, "header")
-    kind, *fields, height, width, channels, num_words, payload_crc = _FIXED.unpack_from(data)[2:]
-    environment_end = _FIXED.size + 1 + data[_FIXED.size]
+    fixed = _FIXED[version]
+    _need(data, fixed.size + 1, "header")
+    kind, *fields, height, width, channels, num_words, payload_crc = fixed.unpack_from(data)[2:]
+    matmuls = fields.pop(0) if version >= 3 else 0
+    environment_end = fixed.size + 1 + data[fixed.size]
     header_end = environment_end + _CRC.size
     _need(data, header_end, "header")
     if zlib.crc32(data[:environment_end]) != _CRC.unpack_from(data, environment_end)[0]:
         raise CorruptedFileError("the file is damaged: its header fails its checksum")
     if kind >= len(KINDS):
         raise FormatError(f"unknown kind {kind} of data; this eqdd codes {' and '.join(KINDS)}")
+    if matmuls >= len(MATMULS):
+        raise FormatError(f"unknown matrix products {matmuls}; this eqdd computes {' and '.join(MATMULS)}")
     _need(data, header_end + 4 * num_words, f"payload ({num_words * 4:,} bytes from byte {header_end:,})")
     payload = data[header_end : header_end + 4 * num_words]
     if len(data) > header_end + len(payload):
@@ -174,8 +184,8 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
         )
     if zlib.crc32(payload) != payload_crc:
         raise CorruptedFileError("the file is damaged: its payload fails its checksum")
-    environment = data[_FIXED.size + 1 : environment_end].decode(errors="replace")
+    environment = data[fixed.size + 1 : environment_end].decode(errors="replace")
     image_shape = (height, width, channels) if KINDS[kind] == "images" else None
-    header = Header(KINDS[kind], *fields, image_shape, environment)
+    header = Header(KINDS[kind], *fields, image_shape, environment, MATMULS[matmuls])
     _check_consistent(header, (height, width, channels), num_words)
     return header, np.frombuffer(payload, "<u4").astype(np.uint32)

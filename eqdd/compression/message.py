@@ -49,6 +49,7 @@ def compress(
     order_seed: int,
     batch_size: int,
     show_progress: bool,
+    matmuls: str = "float32",
 ) -> bytes:
     """Code a stream of tokens into a compressed file.
 
@@ -62,12 +63,15 @@ def compress(
         order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it.
         batch_size: chunks per network call.
         show_progress: show a progress bar.
+        matmuls: the network's matrix products, `"float32"` or `"bfloat16"` (see
+            [`eqdd.compression.CodecModel.scheme`][]); the header records it for the decoder.
 
     Returns:
         The file's bytes.
 
     Raises:
         ModelMismatchError: when the model codes another kind of data.
+        CompressionError: for bfloat16 products with a network that has none.
         ValueError: for a budget outside `1..D`, a batch size outside `1..65535` or a seed outside
             `0..2^32-1`.
     """
@@ -77,7 +81,7 @@ def compress(
             f"the batch size must be in 1..65535 and the seed in 0..2^32-1, got {batch_size}, {order_seed}"
         )
     policy, _ = model.plan(budget)
-    scheme = model.scheme(order_seed, policy)
+    scheme = model.scheme(order_seed, policy, matmuls)
     words, first_table = codec.encode(scheme, tokens, batch_size, show_progress, _UNITS[kind])
     header = container.Header(
         kind=kind,
@@ -92,6 +96,7 @@ def compress(
         batch_size=batch_size,
         image_shape=model.image_shape,
         environment=environment(),
+        matmuls=matmuls,
     )
     return container.pack(header, words)
 
@@ -152,7 +157,7 @@ def decompress_to(
         policy, _ = model.plan(header.budget)
         if codec.checksum(policy) != header.policy_crc:
             raise DeterminismError("the planner finds another policy for the file's budget")
-        scheme = model.scheme(header.order_seed, policy)
+        scheme = model.scheme(header.order_seed, policy, header.matmuls)
         if codec.checksum(scheme.orders) != header.order_crc:
             raise DeterminismError("jax draws other orders from the file's seed")
         batches = codec.decode_batches(

@@ -14,8 +14,10 @@ import jax
 import numpy as np
 
 from eqdd import policy as policies
+from eqdd.compression.container import MATMULS
 from eqdd.compression.errors import CompressionError
 from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
+from eqdd.denoisers.transformer import Transformer, bfloat16_matmuls
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
 
 FINGERPRINT_BYTES = 16
@@ -88,7 +90,7 @@ class CodecModel:
         image_shape: tuple[int, int, int] | None = None,
         sample_rate: int | None = None,
     ) -> "CodecModel":
-        """Move the network to the CPU (the codec always runs there, in float32) and fingerprint it.
+        """Move the network to the CPU (the codec always runs there) and fingerprint it.
 
         Arguments:
             denoiser: the network.
@@ -170,10 +172,26 @@ class CodecModel:
         """
         return policies.optimal_stage_policies(self.step_losses, self.num_stages, [budget])[0]
 
-    def scheme(self, order_seed: int, policy: np.ndarray) -> Scheme:
+    def scheme(self, order_seed: int, policy: np.ndarray, matmuls: str = "float32") -> Scheme:
         """The model with the orders of `order_seed` ([`eqdd.compression.schemes.orders_from_seed`][]) and
-        `policy` `(S, P)`, as the codec drives it."""
+        `policy` `(S, P)`, as the codec drives it, its network's matrix products in `matmuls`
+        (`"float32"`, or `"bfloat16"` for a transformer: [`eqdd.denoisers.transformer.bfloat16_matmuls`][],
+        several times faster on CPUs with bfloat16 units).
+
+        Raises:
+            CompressionError: for `"bfloat16"` with a network other than the transformer.
+        """
+        if matmuls not in MATMULS:
+            raise ValueError(f"unknown matrix products {matmuls!r}; choose one of {', '.join(MATMULS)}")
+        denoiser = self.denoiser
+        if matmuls == "bfloat16":
+            if not isinstance(denoiser, Transformer):
+                raise CompressionError(
+                    f"bfloat16 matrix products are for text models (the transformer); {self.describe()} "
+                    "computes in float32"
+                )
+            denoiser = bfloat16_matmuls(denoiser)
         orders = orders_from_seed(order_seed, self.num_stages, self.num_positions)
         if isinstance(self.objective, OAARDMObjective):
-            return OAScheme(self.denoiser, self.objective.process, orders, policy)
-        return UpscaleScheme(self.denoiser, self.objective.transitions, orders, policy)
+            return OAScheme(denoiser, self.objective.process, orders, policy)
+        return UpscaleScheme(denoiser, self.objective.transitions, orders, policy)

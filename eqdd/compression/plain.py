@@ -214,6 +214,7 @@ def compress(
     order_seed: int = 0,
     batch_size: int = 16,
     show_progress: bool = False,
+    matmuls: str = "bfloat16",
 ) -> bytes:
     """Compress any UTF-8 text (see the module docstring); the arguments are those of
     [`eqdd.compression.compress`][], which this calls on the projection.
@@ -223,7 +224,15 @@ def compress(
     """
     projection, side = project(data)
     inner = message.compress(
-        text8.encode(projection), projection, "text", model, budget, order_seed, batch_size, show_progress
+        text8.encode(projection),
+        projection,
+        "text",
+        model,
+        budget,
+        order_seed,
+        batch_size,
+        show_progress,
+        matmuls,
     )
     return wrap(data, side, inner)
 

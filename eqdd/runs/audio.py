@@ -21,7 +21,8 @@ from eqdd.runs import session
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(session.TrainingConfig):
+class Config(session.ConvolutionalARDMConfig):
+    NETWORK = "WaveNet"
     EXPERIMENT = "sc09_ardm"
     KIND = "audio"
 
@@ -51,31 +52,17 @@ class Config(session.TrainingConfig):
     ce_weight: float = option(1e-4, "weight of the auxiliary un-reweighted cross-entropy", non_negative)
     eval_max_chunks: int = option(0, "evaluate on the first N test clips only (0: all)", non_negative)
     eval_passes: int = option(4, "passes over the test clips (fresh t and order each)", positive)
-    budgets: str = option("10,50", "network-call budgets (per stage) for DP-policy bounds", positive_list)
+    budgets: str = option("10,50", session.BUDGETS_HELP, positive_list)
     num_samples: int = option(4, "clips to sample (written as WAV files)", non_negative)
-    sample_budget: int = option(
-        50, "network calls per stage when sampling, with the DP policy (0: one call per step)", non_negative
-    )
+    sample_budget: int = option(50, session.SAMPLE_BUDGET_HELP, non_negative)
     codec_orders: int = option(
         3, "orders scored on 2 training clips for `eqdd compress`, the best kept (0: none)", non_negative
     )
-
-    RESUMABLE = session.TrainingConfig.RESUMABLE | {"data_dir", "budgets", "sample_budget", "codec_orders"}
 
     @property
     def sample_rate(self) -> int:
         """The rate of the run's clips (its dataset's), at which its WAV files are read and written."""
         return audio.SAMPLE_RATES[self.dataset]
-
-    def cross_checks(self) -> list[str]:
-        problems = super().cross_checks()
-        if self.width % 4:
-            problems.append(f"--width must be a multiple of 4, got {self.width}")
-        if self.branch_factor < 2:
-            problems.append(f"--branch-factor must be at least 2, got {self.branch_factor}")
-        if self.optimizer == "muon":
-            problems.append("--optimizer muon steps a transformer's blocks; the WaveNet trains with adamw")
-        return problems
 
 
 PRESETS = {

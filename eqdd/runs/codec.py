@@ -28,7 +28,8 @@ def codec_model(run: Run) -> compression.CodecModel:
     `L_t` of steps never observed in training (barely trained runs) is the largest observed value
     ([`eqdd.policy.fill_unseen`][]). The fingerprint covers the parameters and every setting that may
     not change when a run is resumed (so not the run directory, the data directory, the attention
-    backend or the evaluation options).
+    backend or the evaluation options); a setting added since fingerprints were fixed counts only
+    away from its old value (`FINGERPRINT_NEUTRAL`), so no earlier file is refused for it.
 
     Raises:
         CompressionError: for a GGM run (its bound is not an exact likelihood to code with), and from
@@ -40,7 +41,11 @@ def codec_model(run: Run) -> compression.CodecModel:
             "of experiments/text8_oaardm.py, cifar10_ardm.py or sc09_ardm.py"
         )
     config = run.config
-    description = {k: v for k, v in dataclasses.asdict(config).items() if k not in config.RESUMABLE}
+    description = {
+        k: v
+        for k, v in dataclasses.asdict(config).items()
+        if k not in config.RESUMABLE and not (k in config.FINGERPRINT_NEUTRAL and v == config.LEGACY[k])
+    }
     losses = policies.fill_unseen(np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen))
     rate = config.sample_rate if run.kind == "audio" else None
     return compression.CodecModel.create(

@@ -20,7 +20,8 @@ DATASET_SHAPES = {"fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3), **tfds_s
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(session.TrainingConfig):
+class Config(session.ConvolutionalARDMConfig):
+    NETWORK = "U-Net"
     EXPERIMENT = "cifar10_ardm"
     KIND = "images"
 
@@ -49,27 +50,13 @@ class Config(session.TrainingConfig):
     learning_rate: float = option(2e-3, "peak learning rate after warm-up", positive)
     ce_weight: float = option(1e-3, "weight of the auxiliary un-reweighted cross-entropy", non_negative)
     eval_max_chunks: int = option(500, "evaluate on the first N test images only (0: all)", non_negative)
-    budgets: str = option("25,100", "network-call budgets (per stage) for DP-policy bounds", positive_list)
+    budgets: str = option("25,100", session.BUDGETS_HELP, positive_list)
     num_samples: int = option(16, "images to sample (a square grid)", non_negative)
-    sample_budget: int = option(
-        100, "network calls per stage when sampling, with the DP policy (0: one call per step)", non_negative
-    )
+    sample_budget: int = option(100, session.SAMPLE_BUDGET_HELP, non_negative)
 
     codec_orders: int = option(
         5, "orders scored on 4 training images for `eqdd compress`, the best kept (0: none)", non_negative
     )
-
-    RESUMABLE = session.TrainingConfig.RESUMABLE | {"data_dir", "budgets", "sample_budget", "codec_orders"}
-
-    def cross_checks(self) -> list[str]:
-        problems = super().cross_checks()
-        if self.width % 4:
-            problems.append(f"--width must be a multiple of 4, got {self.width}")
-        if self.branch_factor < 2:
-            problems.append(f"--branch-factor must be at least 2, got {self.branch_factor}")
-        if self.optimizer == "muon":
-            problems.append("--optimizer muon steps a transformer's blocks; the U-Net trains with adamw")
-        return problems
 
 
 PRESETS = {

@@ -67,13 +67,18 @@ class Text8Config(TrainingConfig):
     mlp_conv: bool = option(False, MLP_CONV_HELP)
     rotary: bool = option(False, "rotary position embeddings instead of absolute sinusoidal features")
     activation: str = option("gelu", ACTIVATION_HELP, choices=tuple(ACTIVATIONS))
+    qk_norm: bool = option(False, "RMS-normalise each head's queries and keys (learned gains)")
+    zero_init: bool = option(False, "start each block's attention output and MLP output layers at zero")
 
     RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir"}
+    FINGERPRINT_NEUTRAL = frozenset({"qk_norm", "zero_init"})
     LEGACY = TrainingConfig.LEGACY | {
         "conv_width": 0,
         "mlp_conv": False,
         "rotary": False,
         "activation": "gelu",
+        "qk_norm": False,
+        "zero_init": False,
     }
 
     def cross_checks(self) -> list[str]:
@@ -116,6 +121,8 @@ def transformer(
         config.rotary,
         config.activation,
         config.mlp_conv,
+        config.qk_norm,
+        config.zero_init,
         key=key,
     )
 
