@@ -210,15 +210,15 @@ def baselines(data: bytes, unit: Unit = TEXT) -> list[dict]:
 
 
 def table(rows: list[dict], unit: Unit = TEXT) -> str:
-    name = unit.name
+    name, width = unit.name, max(46, *(len(r["method"]) for r in rows))
     lines = [
-        f"{'method':>46} | {'bits/' + name:>9} |     bytes | {f'compress {name}/s':>15} | "
+        f"{'method':>{width}} | {'bits/' + name:>9} |     bytes | {f'compress {name}/s':>15} | "
         f"{f'decompress {name}/s':>17}",
-        "-" * 108,
+        "-" * (width + 62),
     ]
     for r in rows:
         if r.get("missing"):
-            lines.append(f"{r['method']:>46} | {'missing: ' + r['missing']:>57}")
+            lines.append(f"{r['method']:>{width}} | {'missing: ' + r['missing']:>57}")
             continue
         speeds = (
             f"{r[f'compress_{unit.name}s_per_s']:>15,.0f} | {r[f'decompress_{unit.name}s_per_s']:>17,.0f}"
@@ -226,7 +226,7 @@ def table(rows: list[dict], unit: Unit = TEXT) -> str:
             else f"{'-':>15} | {'-':>17}"
         )
         size = f"{r['bytes']:>9,}" if "bytes" in r else f"{'-':>9}"
-        lines.append(f"{r['method']:>46} | {r[unit.bits]:>9.4f} | {size} | {speeds}")
+        lines.append(f"{r['method']:>{width}} | {r[unit.bits]:>9.4f} | {size} | {speeds}")
     return "\n".join(lines)
 
 
