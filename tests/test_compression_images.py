@@ -167,7 +167,7 @@ def test_header_holds_the_kind_and_the_image_shape(blob):
     )
     assert header.data_crc == zlib.crc32(random_images(3, 0).tobytes()) and header.batch_size == 2
     assert header.fingerprint == MODEL.fingerprint and header.order_seed == 1 and header.budget == BUDGET
-    assert len(blob) == 72 + 1 + len(header.environment) + 4 + 4 * words.size
+    assert len(blob) == 73 + 1 + len(header.environment) + 4 + 4 * words.size
 
 
 def test_images_of_another_shape_are_refused_naming_both_shapes():
