@@ -47,30 +47,6 @@ settings.register_profile(
 settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "ci"))
 
 
-# The files that take longest (seconds of one worker, cold cache, measured with `--durations=0`), run
-# first: pytest-xdist hands whole files to the two workers in collection order
-# (`--dist loadfile --no-loadscope-reorder` in pyproject.toml), and a long file started last leaves
-# one core idle while it finishes. Longest first keeps the workers' ends within a few seconds. Files not
-# listed follow in their usual order; the list only orders, it selects nothing.
-LONGEST_FILES = (
-    "test_sharding.py",  # 56 s
-    "test_cli.py",  # 48 s
-    "test_runs.py",  # 47 s
-    "test_experiment_text8.py",  # 44 s
-    "test_experiment_audio.py",  # 39 s
-    "test_experiment_images.py",  # 37 s
-    "test_train.py",  # 29 s
-    "test_compression_images.py",  # 27 s
-    "test_benchmark_recipes.py",  # 23 s
-    "test_examples.py",  # 23 s
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FILES)))
-
-
 @pytest.fixture(scope="session")
 def text8_dir(tmp_path_factory):
     """A directory with a small synthetic corpus in text8's format (`text8.zip`)."""
