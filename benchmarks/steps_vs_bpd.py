@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def planning_losses(step_losses: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Training L_t ready for planning: steps never observed get the largest observed value, then sort."""
+    """Training L_t ready for planning: unobserved steps interpolated between observed ones, then sorted."""
     return policies.monotone_step_losses(policies.fill_unseen(step_losses, seen))
 
 

@@ -54,6 +54,7 @@ DEFAULT_540B707 = [
     "0.3",
 ]
 DEFAULT_8994312 = [*DEFAULT_540B707, "--num-heads", "2"]
+DEFAULT_D6ABE4C = [*DEFAULT_8994312, "--elbo-weight", "0", "--ema-decay", "0.998"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -186,9 +187,17 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "the default trained on the masked cross-entropy alone (ELBO weight 0)",
         [*DEFAULT_8994312, "--elbo-weight", "0"],
     ),
-    "ce-only-ema0.998": (
-        "the OA-ARDM default since round 13: ce-only with EMA decay 0.998",
-        [*DEFAULT_8994312, "--elbo-weight", "0", "--ema-decay", "0.998"],
+    "ce-only-ema0.998": ("the OA-ARDM default since round 13: ce-only with EMA decay 0.998", DEFAULT_D6ABE4C),
+    # Round 14, on top of the default of d6abe4c.
+    "masked-steps": (
+        "the default with t drawn in proportion to its masked positions (the loss reweighted to match)",
+        [*DEFAULT_D6ABE4C, "--step-sampling", "masked"],
+    ),
+    "d6-rotary": ("the default with rotary position embeddings", [*DEFAULT_D6ABE4C, "--rotary"]),
+    "d6-muon3e-2": ("the default at Muon peak 0.03", [*DEFAULT_D6ABE4C, "--muon-learning-rate", "3e-2"]),
+    "d6-rotary-muon3e-2": (
+        "the default with rotary embeddings at Muon peak 0.03",
+        [*DEFAULT_D6ABE4C, "--rotary", "--muon-learning-rate", "3e-2"],
     ),
 }
 

@@ -150,8 +150,19 @@ def optimal_policy(step_losses: Float[ArrayLike, " D"], budget: int) -> tuple[In
 
 
 @typecheck
-def fill_unseen(step_losses: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Tracked `L_t` ready for planning: steps never observed get the largest observed value.
+def fill_unseen(step_losses: np.ndarray, seen: np.ndarray, num_stages: int = 1) -> np.ndarray:
+    """Tracked `L_t` ready for planning: a step never observed gets the straight line between the
+    nearest observed steps of its stage (the nearest one's value past the stage's first or last
+    observed step; the largest observed value in a stage with none). `L_t` changes slowly with `t`
+    inside a stage, and long processes (audio: `S·D` = 16,384 steps) leave many steps unobserved.
+
+    Arguments:
+        step_losses: the tracked `L_t`, `t = 0..S·D-1`.
+        seen: which steps were observed.
+        num_stages: `S` (stage `s` owns steps `s·D..s·D+D-1`).
+
+    Returns:
+        `L_t` for every step, the observed ones unchanged.
 
     Raises:
         ValueError: when no step was observed.
@@ -159,7 +170,14 @@ def fill_unseen(step_losses: np.ndarray, seen: np.ndarray) -> np.ndarray:
     step_losses, seen = np.asarray(step_losses, np.float64), np.asarray(seen, bool)
     if not seen.any():
         raise ValueError("the run has no tracked step losses; train it for some steps first")
-    return np.where(seen, step_losses, step_losses[seen].max())
+    filled = np.full_like(step_losses, step_losses[seen].max())
+    steps = np.arange(step_losses.size // num_stages)
+    for stage, (losses, observed) in enumerate(
+        zip(step_losses.reshape(num_stages, -1), seen.reshape(num_stages, -1), strict=True)
+    ):
+        if observed.any():
+            filled.reshape(num_stages, -1)[stage] = np.interp(steps, steps[observed], losses[observed])
+    return filled
 
 
 def optimal_stage_policies(

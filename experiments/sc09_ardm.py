@@ -3,6 +3,7 @@
     python experiments/sc09_ardm.py                                  # CPU default: Upscale b=4 on FSDD
     python experiments/sc09_ardm.py --model oa                       # the OA-ARDM with a logistic mixture
     python experiments/sc09_ardm.py --branch-factor 256              # S = 2 stages of 256-way digits
+    python experiments/sc09_ardm.py --preset cpu-long                # 4x the steps: about half an hour
     python experiments/sc09_ardm.py --preset paper                   # the paper's SC09 model (§7.3)
     python experiments/sc09_ardm.py --help                           # every option
 

@@ -48,3 +48,23 @@ def saved_state(run_dir: Path):
         return checkpointer.restore(template)
     finally:
         checkpointer.close()
+
+
+def help_text(script, capsys) -> str:
+    """What `script.py --help` prints (run in this process: starting Python and JAX again costs
+    seconds), after checking that it names every option of `script.Config` and shows each option's
+    allowed values rather than a bare type."""
+    import dataclasses
+
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for field in dataclasses.fields(script.Config):
+        assert "--" + field.name.replace("_", "-") in out
+        choices = field.metadata.get("choices")
+        if choices is not None:
+            assert "{" + ",".join(map(str, choices)) + "}" in out
+    return out

@@ -15,6 +15,7 @@ from eqdd.objectives import (
     oa_ardm_policy_estimate,
     oa_ardm_policy_log_likelihood,
     oa_ardm_terms,
+    step_proposal,
 )
 from eqdd.processes import AbsorbingProcess
 from tests.oracles import TabularDenoiser, all_orders, all_states, log2_prob, random_law, state_index
@@ -227,3 +228,56 @@ def test_training_weights_change_the_loss_only(seed, elbo_weight, ce_weight):
     for a, b in zip(terms, plain, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(loss, elbo_weight * terms.nelbo + ce_weight * terms.surrogate, rtol=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(quantile=st.floats(0.0, 1.0, exclude_max=True), num_stages=st.sampled_from([1, 2]))
+def test_masked_step_sampling_draws_t_in_proportion_to_its_positions(quantile, num_stages):
+    # Step t takes the quantiles of [C(t-1), C(t)) / C(T-1), C the cumulative count of positions the
+    # steps score, so its probability is q(t) = (D - t mod D) / C(T-1); its weight is 1 / (T·q(t)).
+    num_positions = 5
+    num_steps = num_stages * num_positions
+    t, weight = _PROPOSAL(jnp.float32(quantile), num_steps, num_positions)
+    scored = num_positions - np.arange(num_steps) % num_positions
+    cumulative = np.concatenate([[0], np.cumsum(scored)])
+    u = np.float32(quantile) * cumulative[-1]
+    assert cumulative[int(t)] <= u < cumulative[int(t) + 1]
+    np.testing.assert_allclose(weight, cumulative[-1] / (num_steps * scored[int(t)]), rtol=1e-6)
+
+
+_PROPOSAL = jax.jit(step_proposal, static_argnums=(1, 2))
+
+
+@pytest.mark.parametrize("ce_weight,elbo_weight", [(1.0, 0.0), (0.5, 1.0)])
+def test_masked_step_sampling_keeps_the_expected_loss_and_the_exact_terms(ce_weight, elbo_weight):
+    # At every step t (the middle of its quantile interval) the masked objective returns the uniform
+    # objective's terms at t (same key, so same order) and its loss times 1 / (D·q(t)). With the
+    # previous test's intervals, the loss's mean over a uniform quantile is exactly the uniform mean.
+    num_positions, num_classes = 4, 3
+    rng = np.random.default_rng(0)
+    law = random_law(rng, num_positions, num_classes)
+    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
+    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
+    process = AbsorbingProcess(num_classes)
+    masked = OAARDMObjective(process, ce_weight, elbo_weight, "masked")
+    uniform = OAARDMObjective(process, ce_weight, elbo_weight)
+    scored = num_positions - np.arange(num_positions)
+    edges = np.concatenate([[0], np.cumsum(scored)]) / scored.sum()
+    expected_masked, expected_uniform = 0.0, 0.0
+    for t in range(num_positions):
+        key = jax.random.PRNGKey(t)
+        loss, terms = masked(denoiser, x, key, jnp.float32((edges[t] + edges[t + 1]) / 2))
+        plain_loss, plain = uniform(denoiser, x, key, jnp.float32((t + 0.5) / num_positions))
+        assert int(terms.t) == t
+        for a, b in zip(terms, plain, strict=True):
+            np.testing.assert_array_equal(a, b)
+        probability = scored[t] / scored.sum()
+        np.testing.assert_allclose(loss, plain_loss / (num_positions * probability), rtol=1e-6)
+        expected_masked += probability * float(loss)
+        expected_uniform += float(plain_loss) / num_positions
+    np.testing.assert_allclose(expected_masked, expected_uniform, rtol=1e-6)
+
+
+def test_an_unknown_step_sampling_is_refused():
+    with pytest.raises(ValueError, match="step_sampling must be one of"):
+        OAARDMObjective(AbsorbingProcess(3), step_sampling="stratified")

@@ -13,7 +13,7 @@ experiment = load_script("experiments/text8_oaardm.py")
 def test_planning_losses_fill_unseen_steps_and_sort():
     values = np.array([3.0, 0.0, 1.0, 2.0])
     seen = np.array([True, False, True, True])
-    np.testing.assert_array_equal(benchmark.planning_losses(values, seen), [3.0, 3.0, 2.0, 1.0])
+    np.testing.assert_array_equal(benchmark.planning_losses(values, seen), [3.0, 2.0, 2.0, 1.0])
     with pytest.raises(ValueError, match="no tracked step losses"):
         benchmark.planning_losses(values, np.zeros(4, bool))
 

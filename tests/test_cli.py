@@ -249,7 +249,8 @@ def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tm
         (("compress", "in.png", runs[0]), r"binary input \(a NUL byte at offset 8\)"),
         (
             ("compress", "in.png", image_runs[0], "--matmuls", "bfloat16"),
-            "--matmuls bfloat16 is for text models; an image model of 28x28x1 images computes in float32",
+            "bfloat16 matrix products are for text models \\(the transformer\\); an image model of 28x28x1 "
+            "images computes in float32",
         ),
         (("decompress", "image.z", image_runs[1]), "compressed with another model"),
         (

@@ -1,10 +1,10 @@
 """experiments/sc09_ardm.py end to end on tiny clips written in FSDD's layout, and its runs through
 `eqdd.load_run`, `eqdd sample` and `eqdd evaluate`."""
 
-import dataclasses
-import subprocess
-import sys
+import contextlib
+import io
 import zipfile
+from pathlib import Path
 
 import equinox as eqx
 import numpy as np
@@ -14,10 +14,9 @@ from eqdd import cli
 from eqdd.config import ConfigError
 from eqdd.data import audio
 from eqdd.runs import load_run
-from tests.scripts import ROOT, load_script
+from tests.scripts import help_text, load_script
 from tests.test_audio import wav_bytes
 
-SCRIPT = ROOT / "experiments" / "sc09_ardm.py"
 experiment = load_script("experiments/sc09_ardm.py")
 benchmark = load_script("benchmarks/compression_rates.py")
 TINY = (
@@ -43,18 +42,30 @@ def fsdd_dir(tmp_path_factory):
     return directory
 
 
-@pytest.mark.parametrize(
-    "model_flags",
-    [["--model", "upscale", "--branch-factor", "16"], ["--model", "oa", "--mixture-components", "3"]],
-    ids=["upscale", "oa"],
-)
-def test_main_trains_evaluates_and_writes_clips_and_pictures(fsdd_dir, tmp_path, capsys, model_flags):
-    run = tmp_path / "run"
-    results = experiment.main(["--data-dir", str(fsdd_dir), "--run-dir", str(run), *model_flags, *TINY])
-    out = capsys.readouterr().out
+MODELS = {
+    "upscale": ["--model", "upscale", "--branch-factor", "16"],
+    "oa": ["--model", "oa", "--mixture-components", "3"],
+}
+
+
+@pytest.fixture(scope="module")
+def trained(fsdd_dir, tmp_path_factory) -> dict[str, tuple[Path, dict, str]]:
+    """The tiny runs of both models, trained once for the module: directory, results, printed output."""
+    runs = {}
+    for name, flags in MODELS.items():
+        run = tmp_path_factory.mktemp(name) / "run"
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            results = experiment.main(["--data-dir", str(fsdd_dir), "--run-dir", str(run), *flags, *TINY])
+        runs[name] = run, results, printed.getvalue()
+    return runs
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_main_trains_evaluates_and_writes_clips_and_pictures(fsdd_dir, trained, tmp_path, capsys, model):
+    run, results, out = trained[model]
     assert "bits per 16-bit sample" in out and "DP policy" in out and "sampled 2 clips" in out
     assert "NOT SC09" in results["corpus"] and results["steps"] == 3 and 0 < results["test"]["bpd"] < 40
-    stages = 4 if model_flags[1] == "upscale" else 1  # 2^16 = 16^4
+    stages = 4 if model == "upscale" else 1  # 2^16 = 16^4
     assert len(results["train_step_losses"]) == stages * 32
     assert [b["calls"] for b in results["budgets"].values()] == [3 * stages]
     assert results["sample_calls"] == 5 * stages
@@ -112,11 +123,8 @@ def test_main_trains_evaluates_and_writes_clips_and_pictures(fsdd_dir, tmp_path,
     assert "bits/sample" in capsys.readouterr().out
 
 
-def test_the_commands_refuse_audio_they_cannot_use(fsdd_dir, tmp_path, capsys):
-    run = tmp_path / "run"  # one step: the commands refuse before they would call the network
-    experiment.main(
-        ["--data-dir", str(fsdd_dir), "--run-dir", str(run), *TINY, "--num-steps", "1", "--num-samples", "0"]
-    )
+def test_the_commands_refuse_audio_they_cannot_use(trained, tmp_path):
+    run = trained["upscale"][0]
     fast, stereo = tmp_path / "fast.wav", tmp_path / "stereo.wav"
     fast.write_bytes(audio.wav_bytes(np.zeros(32, np.int16), 16000))
     stereo.write_bytes(wav_bytes(np.zeros(64, np.int16), 8000, channels=2))
@@ -160,9 +168,5 @@ def test_paper_preset_matches_the_reference():
     assert model.receptive_field == 3 + 2 * 3 * (2**12 - 1)  # dilations up to 2048, three cycles
 
 
-def test_help_documents_every_option():
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
-    ).stdout
-    for field in dataclasses.fields(experiment.Config):
-        assert "--" + field.name.replace("_", "-") in out
+def test_help_documents_every_option(capsys):
+    help_text(experiment, capsys)

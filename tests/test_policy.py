@@ -89,3 +89,37 @@ def test_bad_input_is_refused():
         policy.policy_cost(np.ones(4), [0, 2, 2])
     with pytest.raises(ValueError, match="below the number of steps 4"):
         policy.policy_cost(np.ones(4), [0, 4])
+
+
+@settings(max_examples=30)
+@given(
+    values=hnp.arrays(np.float64, 12, elements=st.floats(0.0, 10.0)),
+    seen=hnp.arrays(bool, 12),
+    num_stages=st.sampled_from([1, 2, 3]),
+)
+def test_unseen_steps_are_interpolated_inside_their_stage(values, seen, num_stages):
+    if not seen.any():
+        with pytest.raises(ValueError, match="no tracked step losses"):
+            policy.fill_unseen(values, seen, num_stages)
+        return
+    filled = policy.fill_unseen(values, seen, num_stages)
+    np.testing.assert_array_equal(filled[seen], values[seen])
+    length = 12 // num_stages
+    for stage in range(num_stages):
+        losses, observed = (
+            values[stage * length : (stage + 1) * length],
+            seen[stage * length : (stage + 1) * length],
+        )
+        row = filled[stage * length : (stage + 1) * length]
+        if not observed.any():  # nothing to go on: the largest observed value of the run
+            np.testing.assert_array_equal(row, values[seen].max())
+            continue
+        known = np.flatnonzero(observed)
+        for t in np.flatnonzero(~observed):
+            left, right = known[known < t], known[known > t]
+            if left.size and right.size:  # on the line between the nearest observed neighbours
+                a, b = left[-1], right[0]
+                expected = losses[a] + (losses[b] - losses[a]) * (t - a) / (b - a)
+            else:  # past the stage's first or last observed step: the nearest one's value
+                expected = losses[(right if right.size else left)[0 if right.size else -1]]
+            np.testing.assert_allclose(row[t], expected, rtol=1e-12, atol=1e-12)

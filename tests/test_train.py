@@ -262,9 +262,10 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
     assert float(rate(5)) == pytest.approx(0.5) and float(rate(11)) == pytest.approx(0.5)
 
 
-def test_a_step_with_every_new_option_on_trains():
+@pytest.mark.parametrize("step_sampling", ["uniform", "masked"])
+def test_a_step_with_every_new_option_on_trains(step_sampling):
     # Convolutions before attention and MLP, rotary embeddings, QK-norm, zero-initialised output layers,
-    # squared ReLU, a cosine decay, Muon and the plain masked CE together.
+    # squared ReLU, a cosine decay, Muon and the plain masked CE together, with either step sampling.
     model = Transformer(
         K + 1,
         K,
@@ -284,14 +285,16 @@ def test_a_step_with_every_new_option_on_trains():
         3e-3, 5, 1.0, schedule="cosine", total_steps=40, floor=0.1, optimizer="muon", muon_learning_rate=0.02
     )
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
-    step = make_train_step(
-        OAARDMObjective(AbsorbingProcess(K), ce_weight=1.0, elbo_weight=0.0), optimizer, 0.9
+    objective = OAARDMObjective(
+        AbsorbingProcess(K), ce_weight=1.0, elbo_weight=0.0, step_sampling=step_sampling
     )
+    step = make_train_step(objective, optimizer, 0.9)
     batches, history = _corpus_batches(), []
     for _ in range(40):
         state, metrics = step(state, next(batches))
         history.append(float(metrics["nelbo"]))
-        np.testing.assert_allclose(metrics["loss"], metrics["surrogate"], rtol=1e-6)  # the masked CE
+        if step_sampling == "uniform":  # the loss is the masked CE (reweighted per example otherwise)
+            np.testing.assert_allclose(metrics["loss"], metrics["surrogate"], rtol=1e-6)
     assert np.mean(history[-10:]) < 0.6 * np.mean(history[:5])
 
 

@@ -135,10 +135,7 @@ def _compress(args) -> None:
     tokens, decoded, side = _read_input(data, run)
     model = codec.codec_model(run)
     matmuls = args.matmuls or ("bfloat16" if model.kind == "text" else "float32")
-    if matmuls == "bfloat16" and model.kind != "text":
-        raise compression.CompressionError(
-            f"--matmuls bfloat16 is for text models; {model.describe()} computes in float32"
-        )
+    model.check_matmuls(matmuls)  # images and audio compute in float32: refused before any work
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
         raise compression.CompressionError(f"--budget must be in 1..{model.num_positions}, got {budget}")

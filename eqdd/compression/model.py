@@ -172,6 +172,21 @@ class CodecModel:
         """
         return policies.optimal_stage_policies(self.step_losses, self.num_stages, [budget])[0]
 
+    def check_matmuls(self, matmuls: str) -> None:
+        """Refuse matrix products the model cannot use (before any work is done with them).
+
+        Raises:
+            ValueError: for a name not in [`eqdd.compression.container.MATMULS`][].
+            CompressionError: for `"bfloat16"` with a network other than the transformer.
+        """
+        if matmuls not in MATMULS:
+            raise ValueError(f"unknown matrix products {matmuls!r}; choose one of {', '.join(MATMULS)}")
+        if matmuls == "bfloat16" and not isinstance(self.denoiser, Transformer):
+            raise CompressionError(
+                f"bfloat16 matrix products are for text models (the transformer); {self.describe()} "
+                "computes in float32"
+            )
+
     def scheme(self, order_seed: int, policy: np.ndarray, matmuls: str = "float32") -> Scheme:
         """The model with the orders of `order_seed` ([`eqdd.compression.schemes.orders_from_seed`][]) and
         `policy` `(S, P)`, as the codec drives it, its network's matrix products in `matmuls`
@@ -179,18 +194,10 @@ class CodecModel:
         several times faster on CPUs with bfloat16 units).
 
         Raises:
-            CompressionError: for `"bfloat16"` with a network other than the transformer.
+            ValueError, CompressionError: from [`check_matmuls`][].
         """
-        if matmuls not in MATMULS:
-            raise ValueError(f"unknown matrix products {matmuls!r}; choose one of {', '.join(MATMULS)}")
-        denoiser = self.denoiser
-        if matmuls == "bfloat16":
-            if not isinstance(denoiser, Transformer):
-                raise CompressionError(
-                    f"bfloat16 matrix products are for text models (the transformer); {self.describe()} "
-                    "computes in float32"
-                )
-            denoiser = bfloat16_matmuls(denoiser)
+        self.check_matmuls(matmuls)
+        denoiser = bfloat16_matmuls(self.denoiser) if matmuls == "bfloat16" else self.denoiser
         orders = orders_from_seed(order_seed, self.num_stages, self.num_positions)
         if isinstance(self.objective, OAARDMObjective):
             return OAScheme(denoiser, self.objective.process, orders, policy)

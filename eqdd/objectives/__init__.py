@@ -1,12 +1,14 @@
 """Objectives: per-example losses and ELBO estimators, one module per model family."""
 
 from eqdd.objectives.ardm import (
+    STEP_SAMPLINGS,
     AbstractARDMObjective,
     OAARDMObjective,
     oa_ardm_estimate,
     oa_ardm_policy_estimate,
     oa_ardm_policy_log_likelihood,
     oa_ardm_terms,
+    step_proposal,
 )
 from eqdd.objectives.base import AbstractObjective, Terms
 from eqdd.objectives.ggm import (
@@ -29,6 +31,7 @@ from eqdd.objectives.upscale import (
 )
 
 __all__ = [
+    "STEP_SAMPLINGS",
     "AbstractARDMObjective",
     "AbstractObjective",
     "GGMObjective",
@@ -46,6 +49,7 @@ __all__ = [
     "prior_kl",
     "sampled_classifier_loss",
     "step_kl",
+    "step_proposal",
     "upscale_estimate",
     "upscale_inputs",
     "upscale_policy_estimate",

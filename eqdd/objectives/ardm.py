@@ -150,6 +150,31 @@ def oa_ardm_policy_log_likelihood(
     return -total / (num_positions * math.log(2.0))
 
 
+STEP_SAMPLINGS = ("uniform", "masked")
+
+
+@typecheck
+def step_proposal(
+    quantile: Float[Array, ""], num_steps: int, num_positions: int
+) -> tuple[Int[Array, ""], Float[Array, ""]]:
+    """The step at `quantile` of the distribution `q(t) ∝ D - (t mod D)` (the positions step `t`
+    scores) and the importance weight `1 / (num_steps · q(t))` that keeps a loss's mean uniform.
+
+    Arguments:
+        quantile: in `[0, 1)` (uniform for a random draw).
+        num_steps: the number of steps (`D`, or `S·D` for an Upscale ARDM's stages).
+        num_positions: `D`.
+
+    Returns:
+        `(t, weight)`.
+    """
+    scored = num_positions - jnp.arange(num_steps) % num_positions
+    cumulative = jnp.cumsum(scored)
+    t = jnp.searchsorted(cumulative, quantile * cumulative[-1], side="right")
+    t = jnp.minimum(t, num_steps - 1).astype(jnp.int32)
+    return t, cumulative[-1] / (num_steps * scored[t])
+
+
 class AbstractARDMObjective(AbstractObjective):
     """What the OA-ARDM and Upscale ARDM objectives share: per example a uniform order `sigma` and a
     uniform step `t` in `0..num_steps(D)-1`, and the loss `elbo_weight · nelbo + ce_weight · nce` (`nce`
@@ -160,12 +185,23 @@ class AbstractARDMObjective(AbstractObjective):
     weighted alike whatever the mask rate, as masked language models train. The weights change the
     gradient only: the `terms` (and every reported bound) are the exact estimates either way.
 
+    `step_sampling = "masked"` draws the training step `t` with probability proportional to the number
+    of positions it scores (`D - t mod D`) instead of uniformly, and divides the loss by that
+    probability's ratio to the uniform one ([`step_proposal`][]): the loss's expectation, so the mean
+    gradient, is unchanged, and with the plain masked cross-entropy every example's weight becomes the
+    same (no example spends a network call on a few masked positions that the loss then barely counts).
+
     Called on one example; the training step `vmap`s it over the batch. A concrete objective gives the
     number of steps and the two estimators at a fixed order ([`terms`][], [`policy_terms`][]).
     """
 
     ce_weight: eqx.AbstractVar[float]
     elbo_weight: eqx.AbstractVar[float]
+    step_sampling: eqx.AbstractVar[str]
+
+    def __check_init__(self):
+        if self.step_sampling not in STEP_SAMPLINGS:
+            raise ValueError(f"step_sampling must be one of {STEP_SAMPLINGS}, got {self.step_sampling!r}")
 
     @abc.abstractmethod
     def num_steps(self, num_positions: int) -> int:
@@ -254,13 +290,17 @@ class AbstractARDMObjective(AbstractObjective):
             The loss to minimise and the [`eqdd.objectives.Terms`][] behind it.
         """
         order_key, step_key = jax.random.split(key)
-        num_steps = self.num_steps(x.shape[0])
-        if quantile is None:
-            t = absorbing.sample_step(step_key, num_steps)
+        num_positions = x.shape[0]
+        num_steps = self.num_steps(num_positions)
+        if self.step_sampling == "masked":
+            u = jax.random.uniform(step_key) if quantile is None else quantile
+            t, weight = step_proposal(u, num_steps, num_positions)
+        elif quantile is None:
+            t, weight = absorbing.sample_step(step_key, num_steps), 1.0
         else:
-            t = step_at(quantile, num_steps)
+            t, weight = step_at(quantile, num_steps), 1.0
         terms = self.estimate(denoiser, x, t, order_key)
-        return self.elbo_weight * terms.nelbo + self.ce_weight * terms.surrogate, terms
+        return weight * (self.elbo_weight * terms.nelbo + self.ce_weight * terms.surrogate), terms
 
 
 class OAARDMObjective(AbstractARDMObjective):
@@ -270,6 +310,7 @@ class OAARDMObjective(AbstractARDMObjective):
     process: AbsorbingProcess
     ce_weight: float = eqx.field(static=True, default=0.0)
     elbo_weight: float = eqx.field(static=True, default=1.0)
+    step_sampling: str = eqx.field(static=True, default="uniform")
 
     def num_steps(self, num_positions: int) -> int:
         return num_positions

@@ -221,6 +221,7 @@ class UpscaleObjective(AbstractARDMObjective):
     transitions: UpscaleTransitions
     ce_weight: float = eqx.field(static=True, default=0.0)
     elbo_weight: float = eqx.field(static=True, default=1.0)
+    step_sampling: str = eqx.field(static=True, default="uniform")
 
     @property
     def num_stages(self) -> int:

@@ -67,6 +67,9 @@ class Config(session.ConvolutionalARDMConfig):
 
 PRESETS = {
     "cpu": {},
+    # The default's network trained four times as long, with a cosine decay: about half an hour on 2
+    # cores (benchmarks/RESULTS.md), the run the codec is measured against FLAC with.
+    "cpu-long": dict(num_steps=3600, lr_schedule="cosine", lr_floor=0.1, checkpoint_every=300),
     # The paper's SC09 model and optimiser (§7.3, App. D): 36 blocks of 256 channels with dilations up to
     # 2048, Adam 1e-4 after 15,000 warm-up steps, clipping at 1000, EMA 0.995, batch 256, on 1-second clips
     # at 16 kHz; the Upscale ARDM with b = 4 (its best, 6.29 bpd) and 30 logistics for the OA-ARDM.

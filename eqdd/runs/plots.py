@@ -12,7 +12,7 @@ def plot_training(metrics_path: str | Path, step_losses: np.ndarray | None, out_
 
     Arguments:
         metrics_path: the JSON-lines metrics file.
-        step_losses: the `L_t` curve (bits per dimension per step), or `None`.
+        step_losses: the `L_t` curve (bits per dimension per step; NaN where not measured), or `None`.
         out_path: where to write the PNG.
 
     Returns:
@@ -32,8 +32,10 @@ def plot_training(metrics_path: str | Path, step_losses: np.ndarray | None, out_
     axes[0, 0].grid(alpha=0.3)
     axes[0, 0].legend()
     if step_losses is not None:
-        d = len(step_losses)
-        axes[0, 1].plot(np.arange(d), np.asarray(step_losses) * d, lw=0.8)
+        losses = np.asarray(step_losses, np.float64)
+        d = len(losses)
+        measured = np.isfinite(losses)  # an evaluation of a long process leaves steps it never drew
+        axes[0, 1].plot(np.arange(d)[measured], losses[measured] * d, lw=0.8)
         axes[0, 1].set(
             xlabel="step t (revealed positions)",
             ylabel="D · L_t (bits per dimension)",

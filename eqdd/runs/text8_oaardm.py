@@ -10,7 +10,7 @@ import jax
 from eqdd.config import fraction, non_negative, option, positive
 from eqdd.data import text8
 from eqdd.denoisers.transformer import ACTIVATIONS
-from eqdd.objectives import OAARDMObjective
+from eqdd.objectives import STEP_SAMPLINGS, OAARDMObjective
 from eqdd.processes import AbsorbingProcess
 from eqdd.runs import session
 from eqdd.runs import text8 as text8_runs
@@ -40,13 +40,20 @@ class Config(text8_runs.Text8Config):
         "training weight of the ELBO (the reported bound is the exact ELBO whatever the weights)",
         non_negative,
     )
+    step_sampling: str = option(
+        "uniform",
+        "training steps t drawn uniformly, or masked: in proportion to the positions t scores, the loss "
+        "reweighted so its mean is unchanged",
+        choices=STEP_SAMPLINGS,
+    )
     codec_orders: int = option(
         5, "orders scored on 16 training chunks for `eqdd compress`, the best kept (0: none)", non_negative
     )
 
     EXPERIMENT = "text8_oaardm"
     RESUMABLE = text8_runs.Text8Config.RESUMABLE | {"codec_orders"}
-    LEGACY = text8_runs.Text8Config.LEGACY | {"elbo_weight": 1.0}
+    FINGERPRINT_NEUTRAL = text8_runs.Text8Config.FINGERPRINT_NEUTRAL | {"step_sampling"}
+    LEGACY = text8_runs.Text8Config.LEGACY | {"elbo_weight": 1.0, "step_sampling": "uniform"}
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
@@ -83,7 +90,10 @@ def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
     model = text8_runs.transformer(
         config, text8.NUM_CLASSES + 1, text8.NUM_CLASSES, config.time_conditioning, key
     )
-    return model, OAARDMObjective(AbsorbingProcess(text8.ABSORBING), config.ce_weight, config.elbo_weight)
+    objective = OAARDMObjective(
+        AbsorbingProcess(text8.ABSORBING), config.ce_weight, config.elbo_weight, config.step_sampling
+    )
+    return model, objective
 
 
 def data_shape(config: Config) -> tuple[int]:
