@@ -189,7 +189,8 @@ class AbstractARDMObjective(AbstractObjective):
     of positions it scores (`D - t mod D`) instead of uniformly, and divides the loss by that
     probability's ratio to the uniform one ([`step_proposal`][]): the loss's expectation, so the mean
     gradient, is unchanged, and with the plain masked cross-entropy every example's weight becomes the
-    same (no example spends a network call on a few masked positions that the loss then barely counts).
+    same. On text8 it trains worse than uniform steps (+0.033 bpc at equal time: `benchmarks/RESULTS.md`,
+    round 14); an option for other data, off by default.
 
     Called on one example; the training step `vmap`s it over the batch. A concrete objective gives the
     number of steps and the two estimators at a fixed order ([`terms`][], [`policy_terms`][]).
