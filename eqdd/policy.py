@@ -170,14 +170,13 @@ def fill_unseen(step_losses: np.ndarray, seen: np.ndarray, num_stages: int = 1) 
     step_losses, seen = np.asarray(step_losses, np.float64), np.asarray(seen, bool)
     if not seen.any():
         raise ValueError("the run has no tracked step losses; train it for some steps first")
-    filled = np.full_like(step_losses, step_losses[seen].max())
-    steps = np.arange(step_losses.size // num_stages)
-    for stage, (losses, observed) in enumerate(
-        zip(step_losses.reshape(num_stages, -1), seen.reshape(num_stages, -1), strict=True)
-    ):
+    filled = np.full((num_stages, step_losses.size // num_stages), step_losses[seen].max())
+    steps = np.arange(filled.shape[1])
+    stages = zip(filled, step_losses.reshape(filled.shape), seen.reshape(filled.shape), strict=True)
+    for row, losses, observed in stages:
         if observed.any():
-            filled.reshape(num_stages, -1)[stage] = np.interp(steps, steps[observed], losses[observed])
-    return filled
+            row[:] = np.interp(steps, steps[observed], losses[observed])
+    return filled.reshape(-1)
 
 
 def optimal_stage_policies(

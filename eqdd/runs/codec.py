@@ -13,7 +13,6 @@ import numpy as np
 from jaxtyping import Int
 
 from eqdd import compression
-from eqdd import policy as policies
 from eqdd.objectives import AbstractARDMObjective
 from eqdd.runs import model_file
 from eqdd.runs.registry import Run, load_run, save_model
@@ -26,7 +25,7 @@ def codec_model(run: Run) -> compression.CodecModel:
     """The codec's view of a run: EMA network, objective, `D`, `L_t`, fingerprint and image shape.
 
     `L_t` of steps never observed in training (barely trained runs, long processes) is interpolated
-    between the observed steps of its stage ([`eqdd.policy.fill_unseen`][]). The fingerprint covers
+    between the observed steps of its stage (`Run.planning_losses`). The fingerprint covers
     the parameters and every setting that may not change when a run is resumed (so not the run
     directory, the data directory, the attention backend or the evaluation options); a setting added
     since fingerprints were fixed counts only away from its old value (`FINGERPRINT_NEUTRAL`), so no
@@ -47,12 +46,9 @@ def codec_model(run: Run) -> compression.CodecModel:
         for k, v in dataclasses.asdict(config).items()
         if k not in config.RESUMABLE and not (k in config.FINGERPRINT_NEUTRAL and v == config.LEGACY[k])
     }
-    losses = policies.fill_unseen(
-        np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen), run.objective.num_stages
-    )
     rate = config.sample_rate if run.kind == "audio" else None
     return compression.CodecModel.create(
-        run.model, run.objective, run.num_positions, losses, description, run.image_shape, rate
+        run.model, run.objective, run.num_positions, run.planning_losses, description, run.image_shape, rate
     )
 
 

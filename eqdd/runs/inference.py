@@ -52,10 +52,7 @@ def plan_policies(run: Run, budgets: Sequence[int], given: int = 0) -> dict[int,
         raise ValueError(
             f"given positions ({given}) need an OA-ARDM run and fewer than D = {run.num_positions}"
         )
-    losses = policies.fill_unseen(
-        np.asarray(run.step_losses.values), np.asarray(run.step_losses.seen), stages
-    )
-    losses = losses[given:]
+    losses = run.planning_losses[given:]
     per_stage = losses.size // stages
     budgets = sorted({min(budget, per_stage) for budget in budgets})
     if not budgets:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import equinox as eqx
+import numpy as np
 
+from eqdd import policy as policies
 from eqdd.config import ConfigError
 from eqdd.objectives import AbstractARDMObjective, GGMObjective
 from eqdd.runs import audio, images, model_file, session, text8_ggm, text8_oaardm
@@ -87,6 +89,13 @@ class Run:
     def num_steps(self) -> int:
         """The number of diffusion steps `t` (and of tracked `L_t`)."""
         return self.objective.num_steps(self.num_positions)
+
+    @property
+    def planning_losses(self) -> np.ndarray:
+        """The tracked `L_t` ready for planning step budgets: steps never observed in training
+        interpolated inside their stage ([`eqdd.policy.fill_unseen`][])."""
+        values, seen = np.asarray(self.step_losses.values), np.asarray(self.step_losses.seen)
+        return policies.fill_unseen(values, seen, self.objective.num_stages)
 
 
 def _experiment_of(metadata: dict[str, Any], where: Path) -> str:
