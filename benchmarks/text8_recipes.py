@@ -199,6 +199,16 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "the default with rotary embeddings at Muon peak 0.03",
         [*DEFAULT_D6ABE4C, "--rotary", "--muon-learning-rate", "3e-2"],
     ),
+    # Round 15, on top of the default of d6abe4c (with the written-out convolution gradient).
+    "mask-power0.5": (
+        "the default with each masked token's weight times the masked fraction^0.5",
+        [*DEFAULT_D6ABE4C, "--ce-mask-power", "0.5"],
+    ),
+    "mask-power1": (
+        "the default with each masked token's weight times the masked fraction",
+        [*DEFAULT_D6ABE4C, "--ce-mask-power", "1"],
+    ),
+    "d6-time": ("the default with the step t fed to the network", [*DEFAULT_D6ABE4C, "--time-conditioning"]),
 }
 
 

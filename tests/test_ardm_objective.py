@@ -278,6 +278,29 @@ def test_masked_step_sampling_keeps_the_expected_loss_and_the_exact_terms(ce_wei
     np.testing.assert_allclose(expected_masked, expected_uniform, rtol=1e-6)
 
 
+@pytest.mark.parametrize("power", [0.5, 1.0, 2.0])
+def test_the_ce_mask_power_scales_the_cross_entropy_by_the_masked_fraction(power):
+    # At every step t: the same terms as without the power, and the loss
+    # elbo_weight·nelbo + ce_weight·((D - t) / D)^power·surrogate.
+    num_positions, num_classes = 4, 3
+    rng = np.random.default_rng(1)
+    law = random_law(rng, num_positions, num_classes)
+    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
+    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
+    process = AbsorbingProcess(num_classes)
+    powered = OAARDMObjective(process, 0.5, 1.0, ce_mask_power=power)
+    plain = OAARDMObjective(process, 0.5, 1.0)
+    for t in range(num_positions):
+        key, quantile = jax.random.PRNGKey(t), jnp.float32((t + 0.5) / num_positions)
+        loss, terms = powered(denoiser, x, key, quantile)
+        _, plain_terms = plain(denoiser, x, key, quantile)
+        assert int(terms.t) == t
+        for a, b in zip(terms, plain_terms, strict=True):
+            np.testing.assert_array_equal(a, b)
+        fraction = (num_positions - t) / num_positions
+        np.testing.assert_allclose(loss, terms.nelbo + 0.5 * fraction**power * terms.surrogate, rtol=1e-6)
+
+
 def test_an_unknown_step_sampling_is_refused():
     with pytest.raises(ValueError, match="step_sampling must be one of"):
         OAARDMObjective(AbsorbingProcess(3), step_sampling="stratified")

@@ -262,10 +262,11 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
     assert float(rate(5)) == pytest.approx(0.5) and float(rate(11)) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("step_sampling", ["uniform", "masked"])
-def test_a_step_with_every_new_option_on_trains(step_sampling):
+@pytest.mark.parametrize("step_sampling,ce_mask_power", [("uniform", 0.0), ("masked", 0.0), ("uniform", 1.0)])
+def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
     # Convolutions before attention and MLP, rotary embeddings, QK-norm, zero-initialised output layers,
-    # squared ReLU, a cosine decay, Muon and the plain masked CE together, with either step sampling.
+    # squared ReLU, a cosine decay, Muon and the plain masked CE together, with either step sampling,
+    # and with the cross-entropy's weight scaled by the masked fraction.
     model = Transformer(
         K + 1,
         K,
@@ -286,14 +287,18 @@ def test_a_step_with_every_new_option_on_trains(step_sampling):
     )
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
     objective = OAARDMObjective(
-        AbsorbingProcess(K), ce_weight=1.0, elbo_weight=0.0, step_sampling=step_sampling
+        AbsorbingProcess(K),
+        ce_weight=1.0,
+        elbo_weight=0.0,
+        step_sampling=step_sampling,
+        ce_mask_power=ce_mask_power,
     )
     step = make_train_step(objective, optimizer, 0.9)
     batches, history = _corpus_batches(), []
     for _ in range(40):
         state, metrics = step(state, next(batches))
         history.append(float(metrics["nelbo"]))
-        if step_sampling == "uniform":  # the loss is the masked CE (reweighted per example otherwise)
+        if (step_sampling, ce_mask_power) == ("uniform", 0.0):  # the loss is the plain masked CE
             np.testing.assert_allclose(metrics["loss"], metrics["surrogate"], rtol=1e-6)
     assert np.mean(history[-10:]) < 0.6 * np.mean(history[:5])
 

@@ -9,7 +9,15 @@ from jaxtyping import TypeCheckError
 
 from eqdd.denoisers import Transformer
 from eqdd.denoisers.embeddings import sinusoidal_features
-from eqdd.denoisers.transformer import DepthwiseConv, bfloat16_matmuls, rms_normalise, rotary, squared_relu
+from eqdd.denoisers.transformer import (
+    DepthwiseConv,
+    _shifted_sum,
+    bfloat16_matmuls,
+    depthwise_correlation,
+    rms_normalise,
+    rotary,
+    squared_relu,
+)
 
 D, K = 24, 7
 
@@ -71,6 +79,20 @@ def test_depthwise_convolution_is_a_zero_padded_correlation_per_channel(seed, wi
             if 0 <= s + j - half < D:
                 expected[s] += kernel[:, j] * x[s + j - half]
     np.testing.assert_allclose(conv(h), expected + np.arange(5.0), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), width=st.sampled_from([1, 3, 7]))
+def test_depthwise_correlation_gradients_match_automatic_differentiation(seed, width):
+    # The hand-written backward pass against JAX's differentiation of the same shifted sum.
+    key_h, key_k, key_g = jax.random.split(jax.random.PRNGKey(seed), 3)
+    h, kernel = jax.random.normal(key_h, (D, 5)), jax.random.normal(key_k, (5, width))
+    cotangent = jax.random.normal(key_g, (D, 5))
+    value, pullback = jax.vjp(depthwise_correlation, h, kernel)
+    expected_value, expected_pullback = jax.vjp(_shifted_sum, h, kernel)
+    np.testing.assert_array_equal(value, expected_value)
+    for got, expected in zip(pullback(cotangent), expected_pullback(cotangent), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=10, deadline=None)

@@ -160,6 +160,15 @@ def test_monte_carlo_mean_of_the_objective_converges_to_the_likelihood():
     assert abs(samples.mean() - exact) < 4 * stderr
     assert stderr < 0.02 * exact  # the check above is not vacuous
     np.testing.assert_allclose(losses, terms.nelbo + 0.25 * terms.surrogate, rtol=1e-6)
+    # With ce_mask_power, a global step t's cross-entropy weight is scaled by the fraction of the
+    # positions its stage still scores, to that power; the terms are the same.
+    powered = UpscaleObjective(transitions, ce_weight=0.25, ce_mask_power=2.0)
+    powered_losses, powered_terms = jax.jit(jax.vmap(lambda k: powered(denoiser, x, k)))(keys[:50])
+    for a, b in zip(powered_terms, jax.tree.map(lambda a: a[:50], terms), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)  # a different batch, so a different compilation
+    fraction = (num_positions - steps[:50] % num_positions) / num_positions
+    expected = terms.nelbo[:50] + 0.25 * fraction**2 * terms.surrogate[:50]
+    np.testing.assert_allclose(powered_losses, expected, rtol=1e-6)
 
 
 def test_policy_estimator_mean_equals_the_policy_cost():

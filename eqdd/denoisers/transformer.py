@@ -34,9 +34,51 @@ def _per_position(layer, h: Float[Array, "S C"]) -> Float[Array, "S C2"]:
     return jax.vmap(layer)(h)
 
 
+def _shifted_sum(h: Float[Array, "S C"], kernel: Float[Array, "C W"]) -> Float[Array, "S C"]:
+    num_positions, width = h.shape[0], kernel.shape[1]
+    padded = jnp.pad(h, ((width // 2, width // 2), (0, 0)))
+    return sum(padded[j : j + num_positions] * kernel[:, j] for j in range(width))
+
+
+@jax.custom_vjp
+@typecheck
+def depthwise_correlation(h: Float[Array, "S C"], kernel: Float[Array, "C W"]) -> Float[Array, "S C"]:
+    """`out[s, c] = Σ_j kernel[c, j] · h[s + j - W//2, c]`, zero outside `0..S-1` (`W` odd).
+
+    Its gradient is written out: the input's is the same correlation of the cotangent with the
+    kernel reversed, the kernel's a sum of products per tap. Automatic differentiation of the shifted
+    sum pads and slices the cotangent once per tap, which made this function's backward pass 2.7x
+    slower and the text8 default's training step 5% slower (`benchmarks/RESULTS.md`).
+
+    Arguments:
+        h: the input, positions by channels.
+        kernel: one odd-width filter per channel.
+
+    Returns:
+        The correlation, the shape of `h`.
+    """
+    return _shifted_sum(h, kernel)
+
+
+def _correlation_forward(h, kernel):
+    return _shifted_sum(h, kernel), (h, kernel)
+
+
+def _correlation_backward(residuals, cotangent):
+    h, kernel = residuals
+    num_positions, width = h.shape[0], kernel.shape[1]
+    padded = jnp.pad(h, ((width // 2, width // 2), (0, 0)))
+    taps = [jnp.sum(padded[j : j + num_positions] * cotangent, axis=0) for j in range(width)]
+    return _shifted_sum(cotangent, kernel[:, ::-1]), jnp.stack(taps, axis=1)
+
+
+depthwise_correlation.defvjp(_correlation_forward, _correlation_backward)
+
+
 class DepthwiseConv(eqx.Module):
     """A depthwise 1-D convolution along the sequence, zero-padded to keep its length: channel `c` of
-    position `s` mixes channel `c` of positions `s - width//2 .. s + width//2` (`width` is odd)."""
+    position `s` mixes channel `c` of positions `s - width//2 .. s + width//2` (`width` is odd;
+    [`depthwise_correlation`][] plus a bias)."""
 
     kernel: Float[Array, "C W"]
     bias: Float[Array, " C"]
@@ -47,11 +89,7 @@ class DepthwiseConv(eqx.Module):
         self.bias = jnp.zeros(channels)
 
     def __call__(self, h: Float[Array, "S C"]) -> Float[Array, "S C"]:
-        num_positions = h.shape[0]
-        width = self.kernel.shape[1]
-        padded = jnp.pad(h, ((width // 2, width // 2), (0, 0)))
-        taps = (padded[j : j + num_positions] * self.kernel[:, j] for j in range(width))
-        return sum(taps) + self.bias
+        return depthwise_correlation(h, self.kernel) + self.bias
 
 
 def squared_relu(x: Float[Array, "*shape"]) -> Float[Array, "*shape"]:

@@ -182,7 +182,9 @@ class AbstractARDMObjective(AbstractObjective):
 
     `elbo_weight = 1` trains on the ELBO (each step's masked cross-entropy weighted by `1/(D - t)`);
     `elbo_weight = 0, ce_weight = 1` trains on the plain masked cross-entropy, every masked position
-    weighted alike whatever the mask rate, as masked language models train. The weights change the
+    weighted alike whatever the mask rate, as masked language models train. `ce_mask_power = p`
+    multiplies the cross-entropy's weight by `((D - t mod D) / D)^p`, the fraction of positions step `t`
+    scores to the power `p`: `p > 0` favours heavily masked sequences. The weights change the
     gradient only: the `terms` (and every reported bound) are the exact estimates either way.
 
     `step_sampling = "masked"` draws the training step `t` with probability proportional to the number
@@ -199,6 +201,7 @@ class AbstractARDMObjective(AbstractObjective):
     ce_weight: eqx.AbstractVar[float]
     elbo_weight: eqx.AbstractVar[float]
     step_sampling: eqx.AbstractVar[str]
+    ce_mask_power: eqx.AbstractVar[float]
 
     def __check_init__(self):
         if self.step_sampling not in STEP_SAMPLINGS:
@@ -301,7 +304,11 @@ class AbstractARDMObjective(AbstractObjective):
         else:
             t, weight = step_at(quantile, num_steps), 1.0
         terms = self.estimate(denoiser, x, t, order_key)
-        return weight * (self.elbo_weight * terms.nelbo + self.ce_weight * terms.surrogate), terms
+        ce_weight = self.ce_weight
+        if self.ce_mask_power:
+            masked_fraction = (num_positions - t % num_positions) / num_positions
+            ce_weight = ce_weight * masked_fraction**self.ce_mask_power
+        return weight * (self.elbo_weight * terms.nelbo + ce_weight * terms.surrogate), terms
 
 
 class OAARDMObjective(AbstractARDMObjective):
@@ -312,6 +319,7 @@ class OAARDMObjective(AbstractARDMObjective):
     ce_weight: float = eqx.field(static=True, default=0.0)
     elbo_weight: float = eqx.field(static=True, default=1.0)
     step_sampling: str = eqx.field(static=True, default="uniform")
+    ce_mask_power: float = eqx.field(static=True, default=0.0)
 
     def num_steps(self, num_positions: int) -> int:
         return num_positions

@@ -222,6 +222,7 @@ class UpscaleObjective(AbstractARDMObjective):
     ce_weight: float = eqx.field(static=True, default=0.0)
     elbo_weight: float = eqx.field(static=True, default=1.0)
     step_sampling: str = eqx.field(static=True, default="uniform")
+    ce_mask_power: float = eqx.field(static=True, default=0.0)
 
     @property
     def num_stages(self) -> int:

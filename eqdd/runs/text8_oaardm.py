@@ -27,7 +27,7 @@ class Config(text8_runs.Text8Config):
     batch_size: int = option(8, "training sequences per step", positive)
     num_heads: int = option(2, "attention heads", positive)
     time_conditioning: bool = option(False, "feed the step t to the network (the paper's text8 net does not)")
-    num_steps: int = option(6000, "optimiser steps in total (resuming continues up to this)", positive)
+    num_steps: int = option(6500, "optimiser steps in total (resuming continues up to this)", positive)
     learning_rate: float = option(
         1.2e-2, "peak learning rate after warm-up (with muon: of the arrays AdamW updates)", positive
     )
@@ -38,6 +38,12 @@ class Config(text8_runs.Text8Config):
     elbo_weight: float = option(
         0.0,
         "training weight of the ELBO (the reported bound is the exact ELBO whatever the weights)",
+        non_negative,
+    )
+    ce_mask_power: float = option(
+        0.0,
+        "the masked cross-entropy's weight per token times (fraction of positions masked)^P: 0 weighs "
+        "every masked token alike, above 0 favours heavily masked sequences",
         non_negative,
     )
     step_sampling: str = option(
@@ -52,8 +58,12 @@ class Config(text8_runs.Text8Config):
 
     EXPERIMENT = "text8_oaardm"
     RESUMABLE = text8_runs.Text8Config.RESUMABLE | {"codec_orders"}
-    FINGERPRINT_NEUTRAL = text8_runs.Text8Config.FINGERPRINT_NEUTRAL | {"step_sampling"}
-    LEGACY = text8_runs.Text8Config.LEGACY | {"elbo_weight": 1.0, "step_sampling": "uniform"}
+    FINGERPRINT_NEUTRAL = text8_runs.Text8Config.FINGERPRINT_NEUTRAL | {"step_sampling", "ce_mask_power"}
+    LEGACY = text8_runs.Text8Config.LEGACY | {
+        "elbo_weight": 1.0,
+        "step_sampling": "uniform",
+        "ce_mask_power": 0.0,
+    }
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
@@ -91,7 +101,11 @@ def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
         config, text8.NUM_CLASSES + 1, text8.NUM_CLASSES, config.time_conditioning, key
     )
     objective = OAARDMObjective(
-        AbsorbingProcess(text8.ABSORBING), config.ce_weight, config.elbo_weight, config.step_sampling
+        AbsorbingProcess(text8.ABSORBING),
+        config.ce_weight,
+        config.elbo_weight,
+        config.step_sampling,
+        config.ce_mask_power,
     )
     return model, objective
 
