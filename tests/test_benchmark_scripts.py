@@ -16,6 +16,17 @@ def test_run_experiment_runs_the_script_and_reports_its_failure(capfd):
     assert "--width" in capfd.readouterr().err
 
 
+def test_the_convolution_gradient_benchmark_times_both_gradients_and_compares_them(capsys):
+    bench = load_script("benchmarks/conv_gradient.py")
+    result = bench.main(
+        ["--batch", "1", "--length", "9", "--channels", "3", "--calls", "1", "--repeats", "1"]
+    )
+    assert result["autodiff"] > 0 and result["written"] > 0
+    assert result["difference"] < 1e-5  # the same function and gradients
+    out = capsys.readouterr().out
+    assert "JAX's differentiation" in out and "written out:" in out
+
+
 def test_the_convolution_benchmark_times_both_forms_plain_and_in_a_scan(capsys):
     bench = load_script("benchmarks/conv_in_loops.py")
     timings = bench.main(

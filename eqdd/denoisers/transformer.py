@@ -47,8 +47,8 @@ def depthwise_correlation(h: Float[Array, "S C"], kernel: Float[Array, "C W"]) -
 
     Its gradient is written out: the input's is the same correlation of the cotangent with the
     kernel reversed, the kernel's a sum of products per tap. Automatic differentiation of the shifted
-    sum pads and slices the cotangent once per tap, which made this function's backward pass 2.7x
-    slower and the text8 default's training step 5% slower (`benchmarks/RESULTS.md`).
+    sum pads and slices the cotangent once per tap, which XLA fuses badly into the training step: the
+    text8 default's step is 5% faster with the gradient written out (`benchmarks/RESULTS.md`).
 
     Arguments:
         h: the input, positions by channels.
