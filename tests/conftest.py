@@ -2,12 +2,20 @@ import dataclasses
 import os
 from pathlib import Path
 
-# Compilation, not computation, dominates the suite: XLA's LLVM back end compiles the tests' tiny
-# programs at -O0 (XLA's own graph optimisations and fusions still run, so the programs compute the
-# same functions, only with slower machine code). Set before JAX starts its backend; the scripts the
-# tests start inherit it. An `xla_backend_optimization_level` already in `XLA_FLAGS` wins.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# Compilation, not computation, dominates the suite, so the tests' tiny programs are compiled for
+# compile speed: XLA's LLVM back end at -O0, and XLA's older loop emitters for fusions instead of
+# its MLIR fusion emitters (a third less time on the image experiment's and the Upscale objective's
+# tests from a cold cache: benchmarks/RESULTS.md). XLA's graph optimisations and fusions still run,
+# so the programs compute the same functions, only with slower machine code. Set before JAX starts
+# its backend; the scripts the tests start inherit them. A flag already in `XLA_FLAGS` wins.
+os.environ["XLA_FLAGS"] = " ".join(
+    [os.environ.get("XLA_FLAGS", "")]
+    + [
+        f"--{flag}={value}"
+        for flag, value in (("xla_backend_optimization_level", 0), ("xla_cpu_use_fusion_emitters", "false"))
+        if flag not in os.environ.get("XLA_FLAGS", "")
+    ]
+).strip()
 
 import equinox as eqx
 import jax
