@@ -11,24 +11,16 @@ measured in the same run.
 """
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from eqdd.denoisers.transformer import _shifted_sum, depthwise_correlation
 
-
-def _per_call(function, args, calls: int, repeats: int) -> float:
-    jax.block_until_ready(function(*args))  # compile
-    best = float("inf")
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        for _ in range(calls):
-            out = function(*args)
-        jax.block_until_ready(out)
-        best = min(best, (time.perf_counter() - begin) / calls)
-    return best
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scripts import seconds_per_call  # noqa: E402
 
 
 def main(argv=None) -> dict[str, float]:
@@ -54,7 +46,7 @@ def main(argv=None) -> dict[str, float]:
 
     forms = {"JAX's differentiation": pass_of(_shifted_sum), "written out": pass_of(depthwise_correlation)}
     inputs = (h, kernel, cotangent)
-    times = {name: _per_call(form, inputs, args.calls, args.repeats) for name, form in forms.items()}
+    times = {name: seconds_per_call(form, inputs, args.calls, args.repeats) for name, form in forms.items()}
     reference, written = (form(*inputs) for form in forms.values())
     difference = max(float(jnp.abs(a - b).max()) for a, b in zip(reference, written, strict=True))
     print(

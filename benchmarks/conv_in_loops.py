@@ -9,22 +9,16 @@ the same run.
 """
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import equinox as eqx
 import jax
 
 from eqdd.denoisers.convolution import convolve
 
-
-def _per_call(function, x, repeats: int) -> float:
-    jax.block_until_ready(function(x))  # compile
-    best = float("inf")
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        jax.block_until_ready(function(x))
-        best = min(best, time.perf_counter() - begin)
-    return best
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scripts import seconds_per_call  # noqa: E402
 
 
 def main(argv=None) -> dict[str, float]:
@@ -54,8 +48,8 @@ def main(argv=None) -> dict[str, float]:
             return h + 1e-3 * form(h)[:, :channels], None
 
         looped = jax.jit(lambda h, body=body: jax.lax.scan(body, h, None, length=args.calls)[0])
-        one = _per_call(plain, x, args.repeats)
-        loop = _per_call(looped, x, args.repeats) / args.calls
+        one = seconds_per_call(plain, (x,), repeats=args.repeats)
+        loop = seconds_per_call(looped, (x,), repeats=args.repeats) / args.calls
         rows[name] = (one, loop)
     print(
         f"width-3 convolution, {channels} -> {2 * channels} channels, dilation {args.dilation}, "

@@ -248,17 +248,22 @@ def test_masked_step_sampling_draws_t_in_proportion_to_its_positions(quantile, n
 _PROPOSAL = jax.jit(step_proposal, static_argnums=(1, 2))
 
 
+def _tiny_problem(seed: int) -> tuple[TabularDenoiser, jax.Array, AbsorbingProcess]:
+    """A random law over 4 positions of 3 classes as a denoiser, one sequence, and its process."""
+    num_positions, num_classes = 4, 3
+    rng = np.random.default_rng(seed)
+    law = random_law(rng, num_positions, num_classes)
+    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
+    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
+    return denoiser, x, AbsorbingProcess(num_classes)
+
+
 @pytest.mark.parametrize("ce_weight,elbo_weight", [(1.0, 0.0), (0.5, 1.0)])
 def test_masked_step_sampling_keeps_the_expected_loss_and_the_exact_terms(ce_weight, elbo_weight):
     # At every step t (the middle of its quantile interval) the masked objective returns the uniform
     # objective's terms at t (same key, so same order) and its loss times 1 / (D·q(t)). With the
     # previous test's intervals, the loss's mean over a uniform quantile is exactly the uniform mean.
-    num_positions, num_classes = 4, 3
-    rng = np.random.default_rng(0)
-    law = random_law(rng, num_positions, num_classes)
-    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
-    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
-    process = AbsorbingProcess(num_classes)
+    num_positions, (denoiser, x, process) = 4, _tiny_problem(0)
     masked = OAARDMObjective(process, ce_weight, elbo_weight, "masked")
     uniform = OAARDMObjective(process, ce_weight, elbo_weight)
     scored = num_positions - np.arange(num_positions)
@@ -282,12 +287,7 @@ def test_masked_step_sampling_keeps_the_expected_loss_and_the_exact_terms(ce_wei
 def test_the_ce_mask_power_scales_the_cross_entropy_by_the_masked_fraction(power):
     # At every step t: the same terms as without the power, and the loss
     # elbo_weight·nelbo + ce_weight·((D - t) / D)^power·surrogate.
-    num_positions, num_classes = 4, 3
-    rng = np.random.default_rng(1)
-    law = random_law(rng, num_positions, num_classes)
-    denoiser = TabularDenoiser(law, num_positions, num_classes, dtype=jnp.float32)
-    x = jnp.asarray(rng.integers(0, num_classes, num_positions), jnp.int32)
-    process = AbsorbingProcess(num_classes)
+    num_positions, (denoiser, x, process) = 4, _tiny_problem(1)
     powered = OAARDMObjective(process, 0.5, 1.0, ce_mask_power=power)
     plain = OAARDMObjective(process, 0.5, 1.0)
     for t in range(num_positions):
