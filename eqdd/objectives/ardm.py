@@ -153,6 +153,11 @@ def oa_ardm_policy_log_likelihood(
 STEP_SAMPLINGS = ("uniform", "masked")
 
 
+def _positions_scored(t, num_positions: int):
+    """How many positions step `t` scores, `D - t mod D` (the masked ones of its stage)."""
+    return num_positions - t % num_positions
+
+
 @typecheck
 def step_proposal(
     quantile: Float[Array, ""], num_steps: int, num_positions: int
@@ -168,7 +173,7 @@ def step_proposal(
     Returns:
         `(t, weight)`.
     """
-    scored = num_positions - jnp.arange(num_steps) % num_positions
+    scored = _positions_scored(jnp.arange(num_steps), num_positions)
     cumulative = jnp.cumsum(scored)
     t = jnp.searchsorted(cumulative, quantile * cumulative[-1], side="right")
     t = jnp.minimum(t, num_steps - 1).astype(jnp.int32)
@@ -307,7 +312,7 @@ class AbstractARDMObjective(AbstractObjective):
         terms = self.estimate(denoiser, x, t, order_key)
         ce_weight = self.ce_weight
         if self.ce_mask_power:
-            masked_fraction = (num_positions - t % num_positions) / num_positions
+            masked_fraction = _positions_scored(t, num_positions) / num_positions
             ce_weight = ce_weight * masked_fraction**self.ce_mask_power
         return weight * (self.elbo_weight * terms.nelbo + ce_weight * terms.surrogate), terms
 
