@@ -79,6 +79,24 @@ def test_compress_then_decompress_restores_the_file(runs, tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_text_is_written_in_segments_and_single_files_of_an_earlier_eqdd_still_decode(runs, tmp_path):
+    model = codec_model(load_run(runs[0]))
+    text, ordinary = b"the cat sat on a mat " * 5, b"A Cat, 2 mats.\n" * 5
+    (tmp_path / "in.txt").write_bytes(text)
+    eqdd("compress", tmp_path / "in.txt", tmp_path / "in.z", runs[0])
+    assert (tmp_path / "in.z").read_bytes().startswith(compression.segments.MAGIC)
+    single = {
+        "text.z": compression.compress(text, model, 4),
+        "plain.z": compression.plain.compress(ordinary, model, 4),
+    }
+    for name, blob in single.items():  # the formats `eqdd compress` wrote before segments
+        (tmp_path / name).write_bytes(blob)
+        eqdd("decompress", tmp_path / name, tmp_path / f"{name}.out", runs[0])
+    assert (tmp_path / "text.z.out").read_bytes() == text and (
+        tmp_path / "plain.z.out"
+    ).read_bytes() == ordinary
+
+
 def test_the_order_the_run_chose_on_training_data_is_used_unless_orders_are_asked(runs, tmp_path, capsys):
     chosen = json.loads((runs[0] / "results.json").read_text())["codec_order"]
     bits = chosen["candidate_bits"]

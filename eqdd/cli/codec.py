@@ -1,8 +1,10 @@
 """`eqdd compress` and `eqdd decompress`: lossless coding of text, images and audio with a trained
 OA-ARDM or Upscale ARDM.
 
-For a text run, IN is any UTF-8 text: the model codes its text8 projection (lowercase a-z and space)
-and a side stream the rest ([`eqdd.compression.plain`][]; binary input is refused); for an image
+For a text run, IN is any UTF-8 text of any length: the model codes its text8 projection (lowercase a-z
+and space) and a side stream the rest ([`eqdd.compression.plain`][]; binary input is refused), in
+segments of 256 KiB read, coded and written one at a time, so memory stays bounded
+([`eqdd.compression.segments`][]); for an image
 run, IN is an image file (PNG or any format Pillow reads) of the run's size and channels, and
 decompress writes a PNG; for an audio run (an Upscale ARDM), IN is a mono 16-bit WAV file at the run's
 rate, of any length, and decompress writes the same WAV. OUT is written only once everything has
@@ -19,9 +21,9 @@ import numpy as np
 
 from eqdd import compression
 from eqdd.cli._files import atomic_file, check_output, write_atomically
-from eqdd.compression import container, plain
+from eqdd.compression import container, plain, segments
 from eqdd.compression.model import describe_shape
-from eqdd.data import audio, pipeline, text8
+from eqdd.data import audio, pipeline
 from eqdd.runs import codec, load_run
 from eqdd.runs.codec import DEFAULT_BUDGET
 from eqdd.runs.registry import Run
@@ -79,14 +81,8 @@ def add_commands(commands, checkpoint_help: str) -> None:
     )
 
 
-def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
-    """The tokens the model codes; for an image run the pixels and for an audio run the samples; and for
-    text outside the text8 alphabet its side stream ([`eqdd.compression.plain`][])."""
-    if run.kind == "text":
-        if plain.is_text8(data):
-            return compression.encode_text(data), None, None
-        projection, side = plain.project(data)
-        return compression.encode_text(projection), None, side
+def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens an image or audio model codes, and the pixels or the samples."""
     if run.kind == "audio":
         try:
             samples, rate = audio.read_wav(data)
@@ -99,22 +95,44 @@ def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray | None, b
             raise compression.ShapeError(
                 f"the WAV file is at {rate:,} Hz, but the run codes {expected:,} Hz audio"
             )
-        return audio.to_classes(samples).astype(np.int32), samples, None
+        return audio.to_classes(samples).astype(np.int32), samples
     image = compression.read_image(data)
     if image.shape != run.image_shape:
         raise compression.ShapeError(
             f"the image is {describe_shape(image.shape)}, but the run codes "
             f"{describe_shape(run.image_shape)} images (height x width x channels)"
         )
-    return image.reshape(-1), image, None
+    return image.reshape(-1), image
 
 
-def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> bytes | np.ndarray:
-    """The text (bytes), the one image (pixels) or the clip (samples) of a file."""
-    if blob.startswith(plain.MAGIC):
-        return plain.decompress(blob, model, show_progress)
-    if model.kind == "text":
-        return compression.decompress(blob, model, show_progress)
+def _text_head(path: Path, model: compression.CodecModel, num_chunks: int) -> np.ndarray:
+    """The tokens of the text8 projection of the start of a text file, enough for `num_chunks` chunks
+    when the file holds them (binary input is refused here, before any coding)."""
+    with path.open("rb") as source:
+        head = source.read(4 * num_chunks * model.num_positions)
+        more = source.read(1)
+    if more:
+        head = head[: segments.cut(head + more, len(head))]
+    plain.check_text(head)
+    return compression.encode_text(head if plain.is_text8(head) else plain.project(head)[0])
+
+
+def _order(args, model: compression.CodecModel, tokens: np.ndarray, budget: int, matmuls: str):
+    """The order seed to code with, and how it was chosen: the run's (chosen on its training data),
+    else the best of `--orders` candidates on the input's first `--order-chunks` chunks."""
+    seed = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
+    if seed is not None:
+        return seed, "chosen by the run on training data"
+    orders = DEFAULT_ORDERS if args.orders is None else args.orders
+    chunks = pipeline.eval_chunks(tokens, model.num_positions)[: args.order_chunks]
+    if orders > 1 and len(chunks):
+        seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders, matmuls)
+        return seed, f"best of {orders} on the input"
+    return 0, "seed 0"
+
+
+def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> np.ndarray:
+    """The one image (pixels) or the clip (samples) of a file."""
     if model.kind == "audio":
         return compression.decompress_audio(blob, model, show_progress)
     return compression.decompress_images(blob, model, show_progress)[0]
@@ -122,7 +140,6 @@ def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> 
 
 def _compress(args) -> None:
     check_output(args.input, args.output, args.force)
-    data = args.input.read_bytes()
     if (
         (args.orders is not None and args.orders < 1)
         or args.order_chunks < 0
@@ -131,53 +148,80 @@ def _compress(args) -> None:
         raise compression.CompressionError(
             "--orders must be >= 1, --order-chunks >= 0, --batch-size in 1..65535"
         )
+    if not args.input.is_file():
+        raise OSError(f"{args.input}: no such file")
     run = load_run(args.checkpoint)
-    tokens, decoded, side = _read_input(data, run)
     model = codec.codec_model(run)
+    if model.kind == "text":
+        tokens, decoded = _text_head(args.input, model, args.order_chunks), None
+    else:
+        tokens, decoded = _read_input(args.input.read_bytes(), run)
     matmuls = args.matmuls or ("bfloat16" if model.kind == "text" else "float32")
     model.check_matmuls(matmuls)  # images and audio compute in float32: refused before any work
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
         raise compression.CompressionError(f"--budget must be in 1..{model.num_positions}, got {budget}")
-    seed = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
-    chosen = "chosen by the run on training data"
-    if seed is None:
-        orders = DEFAULT_ORDERS if args.orders is None else args.orders
-        chunks = pipeline.eval_chunks(tokens, model.num_positions)[: args.order_chunks]
-        seed, chosen = 0, "seed 0"
-        if orders > 1 and len(chunks):
-            seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders, matmuls)
-            chosen = f"best of {orders} on the input"
-    if model.kind == "text":
-        projection = text8.decode(tokens).encode()
-        blob = compression.compress(projection, model, budget, seed, args.batch_size, args.progress, matmuls)
-        blob = blob if side is None else plain.wrap(data, side, blob)
-        what, unit, symbols = f"{len(data):,} characters", "character", len(data)
-    elif model.kind == "audio":
+    seed, chosen = _order(args, model, tokens, budget, matmuls)
+    stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
+    settings = f"budget {budget}{stages}, order {seed}: {chosen}; {matmuls} matrix products"
+    if model.kind == "text":  # streamed: memory bounded by a segment, whatever the length
+        with args.input.open("rb") as source, atomic_file(args.output) as target:
+            summary = segments.compress_stream(
+                source,
+                target.write,
+                model,
+                budget,
+                seed,
+                args.batch_size,
+                args.progress,
+                matmuls,
+                verify=args.verify,
+                total=args.input.stat().st_size,
+            )
+            plural = "" if summary.segments == 1 else "s"
+            print(
+                f"{args.input}: {summary.bytes_in:,} characters -> {summary.bytes_out:,} bytes "
+                f"({8 * summary.bytes_out / max(summary.bytes_in, 1):.4f} bits per character; {settings}; "
+                f"{summary.segments:,} segment{plural})",
+                file=sys.stderr,
+            )
+            _keep(run, model, args.checkpoint)  # before OUT exists, so OUT never lacks its model
+        return
+    if model.kind == "audio":
         blob = compression.compress_audio(decoded, model, budget, seed, args.batch_size, args.progress)
         what, unit, symbols = f"{decoded.size:,} samples at {model.sample_rate:,} Hz", "sample", decoded.size
     else:
         blob = compression.compress_images(decoded[None], model, budget, seed, args.batch_size, args.progress)
         what, unit, symbols = f"{describe_shape(decoded.shape)} image", "dimension", tokens.size
-    if args.verify:
-        restored = _decode(blob, model, args.progress)
-        if not (restored == data if decoded is None else np.array_equal(restored, decoded)):
-            raise compression.DeterminismError("the compressed file does not decompress to the input")
-    stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
+    if args.verify and not np.array_equal(_decode(blob, model, args.progress), decoded):
+        raise compression.DeterminismError("the compressed file does not decompress to the input")
     print(
         f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(symbols, 1):.4f} bits per "
-        f"{unit}; budget {budget}{stages}, order {seed}: {chosen}; {matmuls} matrix products)",
+        f"{unit}; {settings})",
         file=sys.stderr,
     )
-    kept = codec.keep(run, model, args.checkpoint)  # before OUT exists, so OUT never lacks its model
+    _keep(run, model, args.checkpoint)  # before OUT exists, so OUT never lacks its model
+    write_atomically(args.output, blob)
+
+
+def _keep(run: Run, model: compression.CodecModel, source) -> None:
+    kept = codec.keep(run, model, source)
     if kept is not None:
         print(f"kept the model it needs for decompression in {kept}", file=sys.stderr)
-    write_atomically(args.output, blob)
 
 
 def _decompress(args) -> None:
     check_output(args.input, args.output, args.force)
-    blob = args.input.read_bytes()
+    with args.input.open("rb") as source:
+        if source.read(len(segments.MAGIC)) == segments.MAGIC:  # text, streamed segment by segment
+            source.seek(0)
+            header = segments.read_header(source)  # refuse a damaged file before loading the model
+            model = codec.codec_model(codec.open_for(args.checkpoint, header.fingerprint))
+            with atomic_file(args.output) as file:
+                segments.decode_segments(source, header, model, file.write, args.progress)
+            return
+        source.seek(0)
+        blob = source.read()  # a single file: images, audio, or text written by an earlier eqdd
     # refuse a damaged file before loading the model
     header, _ = container.unpack(plain.unpack(blob)[3] if blob.startswith(plain.MAGIC) else blob)
     if header.kind == "images" and header.num_images != 1:
@@ -187,9 +231,8 @@ def _decompress(args) -> None:
         )
     model = codec.codec_model(codec.open_for(args.checkpoint, header.fingerprint))
     if model.kind == "text":  # streamed: memory bounded by a batch of chunks, whatever the length
-        decode = plain.decompress_to if blob.startswith(plain.MAGIC) else compression.decompress_to
         with atomic_file(args.output) as file:
-            decode(blob, model, file.write, args.progress)
+            segments.decode_file_to(blob, model, file.write, args.progress)
         return
     decoded = _decode(blob, model, args.progress)
     if model.kind == "audio":

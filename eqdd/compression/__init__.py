@@ -13,6 +13,8 @@ codec over the model's exact likelihood under fixed orders and a fixed policy.
   text and images share);
 - [`text`][eqdd.compression.text]: compress and decompress text in the text8 alphabet;
 - [`plain`][eqdd.compression.plain]: any UTF-8 text, as its text8 projection plus a side stream;
+- [`segments`][eqdd.compression.segments]: text of any length in bounded memory, as independently
+  coded segments (what `eqdd compress` writes for text);
 - [`images`][eqdd.compression.images]: compress and decompress batches of 8-bit images; read image
   files and write PNGs exactly;
 - [`audio`][eqdd.compression.audio]: compress and decompress clips of 16-bit samples.
@@ -23,7 +25,7 @@ text, with bfloat16 matrix products accumulated in float32, as the file's header
 mismatch is detected and raised as a [`DeterminismError`][eqdd.compression.DeterminismError].
 """
 
-from eqdd.compression import plain
+from eqdd.compression import plain, segments
 from eqdd.compression.audio import compress_audio, decompress_audio
 from eqdd.compression.codec import choose_order, decode, decode_batches, encode
 from eqdd.compression.errors import (
@@ -45,6 +47,7 @@ from eqdd.compression.text import compress, decompress, decompress_to, encode_te
 
 __all__ = [
     "plain",
+    "segments",
     "PRECISION",
     "AlphabetError",
     "CodecModel",

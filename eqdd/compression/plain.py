@@ -85,21 +85,36 @@ def is_text8(data: bytes) -> bool:
     return bool(np.all(((raw >= 97) & (raw <= 122)) | (raw == SPACE)))
 
 
+def check_text(data: bytes, offset: int = 0) -> None:
+    """Refuse binary input: a NUL byte, or bytes that are not UTF-8.
+
+    Arguments:
+        data: the input, or a piece of it.
+        offset: where `data` starts in the input (for the message).
+
+    Raises:
+        AlphabetError: naming the offset of the first offending byte.
+    """
+    if b"\0" in data:
+        raise AlphabetError(
+            f"binary input (a NUL byte at offset {offset + data.index(0):,}): give a text file"
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise AlphabetError(
+            f"binary input (not UTF-8 at offset {offset + error.start:,}): give a UTF-8 text file"
+        ) from None
+
+
 def project(data: bytes) -> tuple[bytes, bytes]:
     """The text8 projection of UTF-8 text, and the LZMA-compressed side stream that restores the text
     from it (see the module docstring).
 
     Raises:
-        AlphabetError: for binary input (a NUL byte, or bytes that are not UTF-8).
+        AlphabetError: for binary input (see [`check_text`][]).
     """
-    if b"\0" in data:
-        raise AlphabetError(f"binary input (a NUL byte at offset {data.index(0):,}): give a text file")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise AlphabetError(
-            f"binary input (not UTF-8 at offset {error.start:,}): give a UTF-8 text file"
-        ) from None
+    check_text(data)
     raw = np.frombuffer(data, np.uint8)
     upper = (raw >= 65) & (raw <= 90)
     letter = upper | ((raw >= 97) & (raw <= 122))
