@@ -2,6 +2,7 @@
 
     python benchmarks/text8_recipes.py                              # every recipe, 3 minutes each
     python benchmarks/text8_recipes.py --minutes 10 --recipes paper-cpu,default
+    python benchmarks/text8_recipes.py --steps 2400 --recipes ...   # per step: arms whose steps cost alike
     python benchmarks/text8_recipes.py --list                       # the recipes and their flags
 
 A recipe is a set of `experiments/text8_oaardm.py` flags. Each one is timed on a few steps first
@@ -209,6 +210,19 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         [*DEFAULT_D6ABE4C, "--ce-mask-power", "1"],
     ),
     "d6-time": ("the default with the step t fed to the network", [*DEFAULT_D6ABE4C, "--time-conditioning"]),
+    # Round 16: on top of the default of d6abe4c.
+    "d6-split-qkv": (
+        "the default with Muon orthogonalising the query, key and value matrices separately",
+        [*DEFAULT_D6ABE4C, "--muon-split-qkv"],
+    ),
+    "d6-wd3e-2": (
+        "the default with decoupled weight decay 0.03",
+        [*DEFAULT_D6ABE4C, "--weight-decay", "3e-2"],
+    ),
+    "d6-adam-b2-0.95": (
+        "the default with Adam's second-moment decay 0.95",
+        [*DEFAULT_D6ABE4C, "--adam-b2", "0.95"],
+    ),
 }
 
 
@@ -216,6 +230,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--recipes", default="all", help="comma-separated recipe names, or all (default)")
     parser.add_argument("--minutes", type=float, default=3.0, help="training minutes per recipe (default: 3)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="train every recipe this many steps instead of --minutes (a comparison per step, for arms "
+        "whose steps cost the same: no timing phase and its noise; default: 0, equal time)",
+    )
     parser.add_argument("--points", type=int, default=4, help="evaluations per recipe (default: 4)")
     parser.add_argument(
         "--eval-chunks", type=int, default=1000, help="test chunks per evaluation (default: 1000)"
@@ -272,7 +293,9 @@ def _steps_per_second(
 
 def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, run_dir: str) -> dict:
     """Train one recipe for the budget and evaluate it at `args.points` evenly spaced steps."""
-    num_steps = max(args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir)))
+    num_steps = args.steps or max(
+        args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir))
+    )
     config, objective, state, step, batches = _start(flags, num_steps, splits, run_dir)
     marks = {round(num_steps * (i + 1) / args.points) for i in range(args.points)}
     points, final, seconds, tokens = [], None, 0.0, 0
@@ -314,8 +337,9 @@ def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, ru
 def _table(results: list[dict], args) -> str:
     reference = results[0]
     best = min(results, key=lambda r: r["final"].bpd)
+    budget = f"{args.steps:,} steps" if args.steps else f"{args.minutes:g} training minutes"
     lines = [
-        f"{args.minutes:g} training minutes per recipe; bound on the first {args.eval_chunks} test chunks "
+        f"{budget} per recipe; bound on the first {args.eval_chunks} test chunks "
         f"(one pass, EMA); differences paired with the first recipe and with the best ({best['name']}).",
         "",
         "| recipe | steps | tokens/s | speed vs first | test bpc | vs first (paired) | vs best (paired) |",
@@ -390,7 +414,7 @@ def main(argv=None) -> list[dict]:
         for r in results
     ]
     (out_dir / "recipes.json").write_text(
-        json.dumps({"minutes": args.minutes, "recipes": serialisable}, indent=2)
+        json.dumps({"minutes": args.minutes, "steps": args.steps, "recipes": serialisable}, indent=2)
     )
     _plot(results, out_dir / "recipes.png")
     print(f"wrote {out_dir}/recipes.md, recipes.json, recipes.png")

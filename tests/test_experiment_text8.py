@@ -68,11 +68,15 @@ def test_every_attention_backend_trains_the_same_model(text8_dir, tmp_path):
 
 def test_bad_values_are_refused_with_the_flag_to_change():
     with pytest.raises(ConfigError) as error:
-        experiment.main(["--learning-rate", "-1", "--width", "30", "--num-heads", "4", "--ema-decay", "1.5"])
+        experiment.main(
+            ["--learning-rate", "-1", "--width", "30", "--num-heads", "4", "--ema-decay", "1.5"]
+            + ["--optimizer", "adamw", "--muon-split-qkv"]
+        )
     message = str(error.value)
     assert "--learning-rate must be > 0, got -1.0" in message
     assert "--width (30) must be divisible by --num-heads (4)" in message
     assert "--ema-decay must be in [0, 1)" in message
+    assert "--muon-split-qkv shapes Muon's updates; add --optimizer muon (now adamw)" in message
 
 
 def test_paper_preset_matches_the_reference():

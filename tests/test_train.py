@@ -265,8 +265,9 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
 @pytest.mark.parametrize("step_sampling,ce_mask_power", [("uniform", 0.0), ("masked", 1.0)])
 def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
     # Convolutions before attention and MLP, rotary embeddings, QK-norm, zero-initialised output layers,
-    # squared ReLU, a cosine decay, Muon and the plain masked CE together; then again with the steps
-    # drawn in proportion to their masked positions and the CE's weight scaled by the masked fraction.
+    # squared ReLU, a cosine decay, Muon (on q, k and v apart) and the plain masked CE together; then
+    # again with the steps drawn in proportion to their masked positions and the CE's weight scaled by
+    # the masked fraction.
     model = Transformer(
         K + 1,
         K,
@@ -283,7 +284,15 @@ def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
         key=jax.random.PRNGKey(0),
     )
     optimizer = make_optimizer(
-        3e-3, 5, 1.0, schedule="cosine", total_steps=40, floor=0.1, optimizer="muon", muon_learning_rate=0.02
+        3e-3,
+        5,
+        1.0,
+        schedule="cosine",
+        total_steps=40,
+        floor=0.1,
+        optimizer="muon",
+        muon_learning_rate=0.02,
+        split_qkv=True,
     )
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
     objective = OAARDMObjective(
@@ -303,12 +312,14 @@ def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
     assert np.mean(history[-10:]) < 0.6 * np.mean(history[:5])
 
 
-def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest():
+@pytest.mark.parametrize("split_qkv", [False, True])
+def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest(split_qkv):
     # With a constant gradient g, the second update (the first after the one-step warm-up) is
     # `-lr · sqrt(max(1, out/in)) · polar(g)` for a block's weight (Newton-Schulz approximates the
     # polar factor U Vᵀ of g = U S Vᵀ) and `-lr_adam · sign(g)` for every other array (Adam's first
     # step on a constant gradient, with Nesterov's look-ahead: the bias-corrected moment one step on,
-    # `b1·(1 − b1²)/(1 − b1³)`, plus `(1 − b1)/(1 − b1²)` of the gradient, over `|g|`).
+    # `b1·(1 − b1²)/(1 − b1³)`, plus `(1 − b1)/(1 − b1²)` of the gradient, over `|g|`). With
+    # `split_qkv`, the query, key and value rows of the fused projection are three such matrices.
     model = Transformer(K + 1, K, 32, 2, 2, 64, conv_width=3, key=jax.random.PRNGKey(0))
     params = eqx.filter(model, eqx.is_array)
     leaves, treedef = jax.tree.flatten(params)
@@ -316,7 +327,7 @@ def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest():
     grads = jax.tree.unflatten(
         treedef, [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
     )
-    optimizer = make_optimizer(1e-3, 1, 1e9, optimizer="muon", muon_learning_rate=0.05)
+    optimizer = make_optimizer(1e-3, 1, 1e9, optimizer="muon", muon_learning_rate=0.05, split_qkv=split_qkv)
     opt_state = optimizer.init(params)
     first, opt_state = optimizer.update(grads, opt_state, params)
     assert all(float(jnp.abs(u).max()) == 0 for u in jax.tree.leaves(first))  # warm-up starts at 0
@@ -334,22 +345,28 @@ def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest():
         if label is None:
             np.testing.assert_allclose(u, -1e-3 * nesterov * np.sign(g), rtol=1e-3, atol=1e-6)
             continue
-        matrices += 1
-        left, _, right = np.linalg.svd(np.asarray(g), full_matrices=False)
-        out_size, in_size = g.shape
-        direction = np.asarray(u) / (-0.05 * np.sqrt(max(1.0, out_size / in_size)))
-        singular = np.linalg.svd(direction, compute_uv=False)
-        # Newton-Schulz's band around 1 (the smallest singular values of g converge last)
-        assert np.median(singular) > 0.6 and singular.max() < 1.25
-        polar = left @ right
-        cosine = np.sum(direction * polar) / (np.linalg.norm(direction) * np.linalg.norm(polar))
-        assert cosine > 0.97
-    assert matrices == 2 * 4  # qkv, out, mlp_in and mlp_out of both blocks
+        parts = 3 if split_qkv and jax.tree_util.keystr(path).endswith(".qkv.weight") else 1
+        for g_part, u_part in zip(
+            np.split(np.asarray(g), parts), np.split(np.asarray(u), parts), strict=True
+        ):
+            matrices += 1
+            left, _, right = np.linalg.svd(g_part, full_matrices=False)
+            out_size, in_size = g_part.shape
+            direction = u_part / (-0.05 * np.sqrt(max(1.0, out_size / in_size)))
+            singular = np.linalg.svd(direction, compute_uv=False)
+            # Newton-Schulz's band around 1 (the smallest singular values of g converge last)
+            assert np.median(singular) > 0.6 and singular.max() < 1.25
+            polar = left @ right
+            cosine = np.sum(direction * polar) / (np.linalg.norm(direction) * np.linalg.norm(polar))
+            assert cosine > 0.97
+    assert matrices == 2 * (6 if split_qkv else 4)  # q, k and v (or qkv), out, mlp_in, mlp_out of both blocks
 
 
 def test_muon_needs_a_known_optimizer_name_and_a_model_with_blocks():
     with pytest.raises(ValueError, match="choose one of adamw, muon"):
         make_optimizer(1e-3, 1, 1.0, optimizer="sgd")
+    with pytest.raises(ValueError, match="split_qkv orthogonalises Muon's updates; the adamw optimizer"):
+        make_optimizer(1e-3, 1, 1.0, split_qkv=True)
     # a model without `blocks` (here one Linear) would silently get AdamW everywhere: refused
     linear = eqx.filter(eqx.nn.Linear(4, 4, key=jax.random.PRNGKey(0)), eqx.is_array)
     with pytest.raises(ValueError, match="Muon found no weight matrix inside `blocks`"):

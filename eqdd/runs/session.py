@@ -62,6 +62,9 @@ class TrainingConfig:
     muon_learning_rate: float = option(
         0.02, "peak learning rate of Muon's matrices (--optimizer muon)", positive
     )
+    muon_split_qkv: bool = option(
+        False, "orthogonalise each block's query, key and value matrices separately (--optimizer muon)"
+    )
     ema_decay: float = option(0.995, "EMA decay of the evaluation parameters", fraction)
     stratify_steps: bool = option(False, "spread each batch's diffusion steps evenly over their range")
     log_every: int = option(10, "steps between metrics records", positive)
@@ -110,12 +113,13 @@ class TrainingConfig:
         "lr_schedule": "constant",
         "optimizer": "adamw",
         "muon_learning_rate": 0.02,
+        "muon_split_qkv": False,
         "stratify_steps": False,
     }
-    # Settings of the network added after the codec's fingerprints were fixed (eqdd's first shipped
-    # model): at their LEGACY value they are left out of a model's fingerprint, so that adding one
-    # changes no fingerprint and refuses no file compressed before it.
-    FINGERPRINT_NEUTRAL = frozenset()
+    # Settings added after the codec's fingerprints were fixed (eqdd's first shipped model): at their
+    # LEGACY value they are left out of a model's fingerprint, so that adding one changes no
+    # fingerprint and refuses no file compressed before it.
+    FINGERPRINT_NEUTRAL = frozenset({"muon_split_qkv"})
 
     def cross_checks(self) -> list[str]:
         problems = []
@@ -125,6 +129,10 @@ class TrainingConfig:
             problems.append(
                 f"--attention cudnn needs an NVIDIA GPU (JAX's backend here is {jax.default_backend()}); "
                 "use auto, reference, xla or pallas"
+            )
+        if self.muon_split_qkv and self.optimizer != "muon":
+            problems.append(
+                f"--muon-split-qkv shapes Muon's updates; add --optimizer muon (now {self.optimizer})"
             )
         return problems
 
@@ -141,6 +149,7 @@ class TrainingConfig:
             floor=self.lr_floor,
             optimizer=self.optimizer,
             muon_learning_rate=self.muon_learning_rate,
+            split_qkv=self.muon_split_qkv,
         )
 
 

@@ -71,7 +71,7 @@ class Text8Config(TrainingConfig):
     zero_init: bool = option(False, "start each block's attention output and MLP output layers at zero")
 
     RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir"}
-    FINGERPRINT_NEUTRAL = frozenset({"qk_norm", "zero_init"})
+    FINGERPRINT_NEUTRAL = TrainingConfig.FINGERPRINT_NEUTRAL | {"qk_norm", "zero_init"}
     LEGACY = TrainingConfig.LEGACY | {
         "conv_width": 0,
         "mlp_conv": False,

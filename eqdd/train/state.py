@@ -119,11 +119,14 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "muon")
 
 # Equinox's `Linear.weight` is `(out, in)`: `y = W x` reduces over axis 1.
 _LINEAR_WEIGHT = optax.contrib.MuonDimensionNumbers(reduction_axis=1, output_axis=0)
+# ... and a stack of them along axis 0 (see `split_qkv` in `make_optimizer`).
+_STACKED_LINEAR_WEIGHTS = optax.contrib.MuonDimensionNumbers(reduction_axis=2, output_axis=1)
 
 
 def hidden_matrices(params) -> object:
     """Muon's dimension numbers for `params`: the weight of every `Linear` inside a block (the key
-    `blocks` on its path, as in [`eqdd.denoisers.Transformer`][]), and `None` for every other array
+    `blocks` on its path, as in [`eqdd.denoisers.Transformer`][]; a 3-D weight is a stack of matrices
+    along its first axis), and `None` for every other array
     (embeddings, the output head, biases, norms, convolution kernels), which AdamW updates instead.
 
     Raises:
@@ -132,12 +135,44 @@ def hidden_matrices(params) -> object:
 
     def label(path, leaf):
         names = [getattr(entry, "name", None) for entry in path]
-        return _LINEAR_WEIGHT if leaf.ndim == 2 and "blocks" in names and names[-1] == "weight" else None
+        if "blocks" not in names or names[-1] != "weight" or leaf.ndim not in (2, 3):
+            return None
+        return _LINEAR_WEIGHT if leaf.ndim == 2 else _STACKED_LINEAR_WEIGHTS
 
     labels = jax.tree_util.tree_map_with_path(label, params)
     if not jax.tree.leaves(labels, is_leaf=lambda x: isinstance(x, optax.contrib.MuonDimensionNumbers)):
         raise ValueError("Muon found no weight matrix inside `blocks` in this model; use AdamW")
     return labels
+
+
+def _is_qkv(path) -> bool:
+    names = [getattr(entry, "name", None) for entry in path]
+    return "blocks" in names and names[-2:] == ["qkv", "weight"]
+
+
+def _split_qkv(tree):
+    """Each block's fused `qkv` weight `(3E, E)` as three stacked `(E, E)` matrices (rows are q, k, v)."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: x.reshape(3, x.shape[0] // 3, x.shape[1]) if _is_qkv(path) else x, tree
+    )
+
+
+def _join_qkv(tree):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: x.reshape(3 * x.shape[1], x.shape[2]) if _is_qkv(path) else x, tree
+    )
+
+
+def _with_qkv_split(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`inner` run on [`_split_qkv`][]'s view of the parameters, so that Muon orthogonalises the query,
+    key and value matrices each on its own (a batch of three) instead of their stack."""
+
+    def update(updates, state, params=None):
+        params = None if params is None else _split_qkv(params)
+        updates, state = inner.update(_split_qkv(updates), state, params)
+        return _join_qkv(updates), state
+
+    return optax.GradientTransformation(lambda params: inner.init(_split_qkv(params)), update)
 
 
 def make_optimizer(
@@ -152,6 +187,7 @@ def make_optimizer(
     floor: float = 0.0,
     optimizer: str = "adamw",
     muon_learning_rate: float = 0.02,
+    split_qkv: bool = False,
 ) -> optax.GradientTransformation:
     """Global-norm clipping, then AdamW or Muon, on the learning rate of [`learning_rate_schedule`][].
 
@@ -167,12 +203,16 @@ def make_optimizer(
             `muon_learning_rate` ([`hidden_matrices`][]); every other array gets AdamW at
             `learning_rate`. Both follow the same schedule shape.
         muon_learning_rate: the peak learning rate of Muon's matrices.
+        split_qkv: with Muon, orthogonalise each block's query, key and value matrices separately
+            (the fused projection's three row blocks) rather than as one `(3E, E)` matrix.
 
     Raises:
         ValueError: for an unknown optimizer.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if split_qkv and optimizer != "muon":
+        raise ValueError(f"split_qkv orthogonalises Muon's updates; the {optimizer} optimizer has none")
     rate = learning_rate_schedule(learning_rate, warmup_steps, schedule, total_steps, floor)
     if optimizer == "adamw":
         update = optax.adamw(rate, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay)
@@ -186,6 +226,8 @@ def make_optimizer(
             adam_learning_rate=rate,
             muon_weight_dimension_numbers=hidden_matrices,
         )
+        if split_qkv:
+            update = _with_qkv_split(update)
     return optax.chain(optax.clip_by_global_norm(clip_norm), update)
 
 
