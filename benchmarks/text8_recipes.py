@@ -36,7 +36,8 @@ OLD_DEFAULT = [
     "--width", "128", "--depth", "2", "--num-heads", "4", "--mlp-width", "512", "--batch-size", "32",
     "--conv-width", "0", "--no-rotary", "--elbo-weight", "1", "--ce-weight", "1e-4",
     "--learning-rate", "3e-3", "--warmup-steps", "100", "--lr-schedule", "constant", "--attention", "xla",
-    "--optimizer", "adamw", "--no-mlp-conv", "--ema-decay", "0.995",
+    "--optimizer", "adamw", "--no-mlp-conv", "--ema-decay", "0.995", "--adam-b2", "0.99",
+    "--weight-decay", "1e-3",
 ]  # fmt: skip
 LOCAL = ["--conv-width", "7", "--attention", "reference"]
 COSINE = ["--lr-schedule", "cosine", "--lr-floor", "0.1"]
@@ -218,6 +219,10 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "d6-wd3e-2": (
         "the default with decoupled weight decay 0.03",
         [*DEFAULT_D6ABE4C, "--weight-decay", "3e-2"],
+    ),
+    "d6-b2-wd": (
+        "the default with Adam's second-moment decay 0.95 and weight decay 0.03 (the default since round 17)",
+        [*DEFAULT_D6ABE4C, "--adam-b2", "0.95", "--weight-decay", "3e-2"],
     ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",

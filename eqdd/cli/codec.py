@@ -148,8 +148,6 @@ def _compress(args) -> None:
         raise compression.CompressionError(
             "--orders must be >= 1, --order-chunks >= 0, --batch-size in 1..65535"
         )
-    if not args.input.is_file():
-        raise OSError(f"{args.input}: no such file")
     run = load_run(args.checkpoint)
     model = codec.codec_model(run)
     if model.kind == "text":

@@ -84,7 +84,7 @@ def cut(buffer: bytes, limit: int) -> int:
     """Where to end a segment of `buffer` (which continues past `limit`): at `limit`, moved back over
     UTF-8 continuation bytes so no character is split (at most 3 bytes back)."""
     end = limit
-    while end > limit - 3 and 0x80 <= buffer[end] < 0xC0:
+    while end > max(limit - 3, 0) and 0x80 <= buffer[end] < 0xC0:
         end -= 1
     return end
 

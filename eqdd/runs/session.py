@@ -40,6 +40,8 @@ LR_SCHEDULE_HELP = (
     "--num-steps when resuming reshapes the rest of the decay)"
 )
 
+WEIGHT_DECAY_HELP = "decoupled weight decay, times the learning rate (with muon: of Muon's matrices too)"
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
@@ -57,7 +59,7 @@ class TrainingConfig:
     lr_floor: float = option(0.1, "final learning rate of a decay, as a fraction of the peak", fraction)
     clip_norm: float = option(1.0, "global gradient-norm clipping threshold", positive)
     adam_b2: float = option(0.99, "Adam second-moment decay", fraction)
-    weight_decay: float = option(1e-3, "AdamW decoupled weight decay", non_negative)
+    weight_decay: float = option(1e-3, WEIGHT_DECAY_HELP, non_negative)
     optimizer: str = option("adamw", OPTIMIZER_HELP, choices=OPTIMIZERS)
     muon_learning_rate: float = option(
         0.02, "peak learning rate of Muon's matrices (--optimizer muon)", positive

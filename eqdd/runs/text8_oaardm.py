@@ -32,6 +32,8 @@ class Config(text8_runs.Text8Config):
         1.2e-2, "peak learning rate after warm-up (with muon: of the arrays AdamW updates)", positive
     )
     ema_decay: float = option(0.998, "EMA decay of the evaluation parameters", fraction)
+    adam_b2: float = option(0.95, "Adam second-moment decay", fraction)
+    weight_decay: float = option(0.03, session.WEIGHT_DECAY_HELP, non_negative)
     lr_floor: float = option(0.3, "final learning rate of a decay, as a fraction of the peak", fraction)
     lr_schedule: str = option("cosine", session.LR_SCHEDULE_HELP, choices=SCHEDULES)
     ce_weight: float = option(1.0, "training weight of the un-reweighted masked cross-entropy", non_negative)
@@ -81,6 +83,8 @@ PRESETS = {
         ce_weight=1.0,
         elbo_weight=1.0,
         ema_decay=0.995,
+        adam_b2=0.99,
+        weight_decay=1e-3,
         batch_size=16,
         width=192,
         depth=3,
@@ -91,7 +95,13 @@ PRESETS = {
         log_every=50,
         checkpoint_every=500,
     ),
-    "paper": {**text8_runs.PAPER, "ce_weight": 1e-4, "elbo_weight": 1.0},
+    "paper": {
+        **text8_runs.PAPER,
+        "ce_weight": 1e-4,
+        "elbo_weight": 1.0,
+        "adam_b2": 0.99,
+        "weight_decay": 1e-3,
+    },
 }
 
 
