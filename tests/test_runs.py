@@ -14,7 +14,7 @@ from PIL import Image
 
 import eqdd
 from eqdd import cli
-from eqdd.compression import container
+from eqdd.compression import segments
 from eqdd.config import ConfigError
 from eqdd.data import text8
 from eqdd.runs import ModelFileError, codec, inference
@@ -315,7 +315,8 @@ def test_a_compressed_file_outlives_further_training(text8_dir, tmp_path, capsys
         )
         assert (tmp_path / f"{name}.txt").read_bytes() == text.read_bytes()
     # without the kept model the first file needs a model that no longer exists: a clear refusal
-    header, _ = container.unpack((tmp_path / "first.z").read_bytes())
+    with (tmp_path / "first.z").open("rb") as file:
+        header = segments.read_header(file)
     codec.kept_model(run_dir, header.fingerprint).unlink()
     message = fails(
         capsys, "decompress", tmp_path / "first.z", tmp_path / "again.txt", "--checkpoint", run_dir
