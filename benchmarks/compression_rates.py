@@ -10,15 +10,16 @@ audio next to FLAC.
 The checkpoint's kind (a text8, image or audio run, read from its saved config) picks the mode.
 
 Text: on the first --num-chars characters of the test split (rounded down to whole chunks of D), the
-codec of `eqdd compress` (`eqdd.compression.compress`) with the DP policy of --budget network calls per
-chunk, planned on the run's training L_t, and the best of --orders orders scored on --order-chunks
-training chunks (the paper's protocol, reference §5). It reports the achieved bits per character
-(the whole file, header included) next to the model's exact code length -log2 p(x | orders, policy)
-computed independently (`eqdd.objectives.oa_ardm_policy_log_likelihood`, or
-`upscale_policy_log_likelihood` for an Upscale ARDM), the DP's planned cost, and
-gzip -9, bzip2 -9, xz -9 (Python's zlib, bz2 and lzma) and zstd -19 (the `zstandard` package, else
-the `zstd` command) on the same bytes; speeds in characters per second, after compilation (the
-compiling warm-up is timed separately).
+codec of `eqdd compress` as one file (`eqdd.compression.compress`; the command writes the same coding in
+segments of 256 KiB, `eqdd.compression.segments`, about 120 bytes each) with the DP policy of --budget
+network calls per chunk, planned on the run's training L_t, and the best of --orders orders scored on
+--order-chunks training chunks (the paper's protocol, reference §5). It reports the achieved bits per
+character (the whole file, header included) next to the model's exact code length -log2 p(x | orders,
+policy) computed independently (`eqdd.objectives.oa_ardm_policy_log_likelihood`, or
+`upscale_policy_log_likelihood` for an Upscale ARDM), the DP's planned cost, and gzip -9, bzip2 -9,
+xz -9 (Python's zlib, bz2 and lzma) and zstd -19 (the `zstandard` package, else the `zstd` command) on the
+same bytes; speeds in characters per second, after compilation (the compiling warm-up is timed
+separately).
 
 With --text-files, each file is also coded as `eqdd compress` codes any UTF-8 text (the model codes
 its text8 projection, `eqdd.compression.plain` the rest in a side stream), beside the generic

@@ -57,6 +57,8 @@ DEFAULT_540B707 = [
 ]
 DEFAULT_8994312 = [*DEFAULT_540B707, "--num-heads", "2"]
 DEFAULT_D6ABE4C = [*DEFAULT_8994312, "--elbo-weight", "0", "--ema-decay", "0.998"]
+LONG = ["--batch-size", "16", "--width", "192", "--depth", "3", "--num-heads", "3", "--mlp-width", "768"]
+LONG += ["--warmup-steps", "200"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -223,6 +225,13 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "d6-b2-wd": (
         "the default with Adam's second-moment decay 0.95 and weight decay 0.03 (the default since round 17)",
         [*DEFAULT_D6ABE4C, "--adam-b2", "0.95", "--weight-decay", "3e-2"],
+    ),
+    # cpu-long's shape (3x192, 3 heads, MLP 768, batches of 16, warm-up 200), on its own recipe and on
+    # the default's of b324e9d: is the new recipe worth a 2-hour run?
+    "long-221bec9": ("the cpu-long preset's recipe (ELBO + CE 1:1, EMA 0.995)", [*DEFAULT_8994312, *LONG]),
+    "long-b324e9d": (
+        "cpu-long's shape on the default's recipe of b324e9d (CE alone, EMA 0.998, b2 0.95, decay 0.03)",
+        [*DEFAULT_D6ABE4C, *LONG, "--adam-b2", "0.95", "--weight-decay", "3e-2"],
     ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",

@@ -34,6 +34,15 @@ def test_recipes_train_for_the_budget_and_write_a_paired_table(text8_dir, tmp_pa
     assert "conv7-cosine-mix: step" in capsys.readouterr().out
 
 
+def test_recipes_can_train_a_fixed_number_of_steps(text8_dir, tmp_path):
+    out = tmp_path / "out"
+    flags = f"--data-dir {text8_dir} --out-dir {out} --steps 6 --points 2 --eval-chunks 12"
+    results = recipes.main([*flags.split(), "--recipes", "conv7-cosine-mix,mix-lr6e-3", "--extra", TINY])
+    assert [r["steps"] for r in results] == [6, 6] and [p["step"] for p in results[1]["points"]] == [3, 6]
+    assert (out / "recipes.md").read_text().startswith("6 steps per recipe")
+    assert json.loads((out / "recipes.json").read_text())["steps"] == 6
+
+
 def test_recipes_refuse_unknown_names(tmp_path):
     with pytest.raises(SystemExit, match="unknown recipes"):
         recipes.main(["--recipes", "nonsense", "--out-dir", str(tmp_path)])
