@@ -123,6 +123,13 @@ _LINEAR_WEIGHT = optax.contrib.MuonDimensionNumbers(reduction_axis=1, output_axi
 _STACKED_LINEAR_WEIGHTS = optax.contrib.MuonDimensionNumbers(reduction_axis=2, output_axis=1)
 
 
+def _block_path(path) -> list[str | None] | None:
+    """The attribute names along a pytree path that passes through `blocks` (as in
+    [`eqdd.denoisers.Transformer`][]; `None` for sequence indices), else `None`."""
+    names = [getattr(entry, "name", None) for entry in path]
+    return names if "blocks" in names else None
+
+
 def hidden_matrices(params) -> object:
     """Muon's dimension numbers for `params`: the weight of every `Linear` inside a block (the key
     `blocks` on its path, as in [`eqdd.denoisers.Transformer`][]; a 3-D weight is a stack of matrices
@@ -134,8 +141,8 @@ def hidden_matrices(params) -> object:
     """
 
     def label(path, leaf):
-        names = [getattr(entry, "name", None) for entry in path]
-        if "blocks" not in names or names[-1] != "weight" or leaf.ndim not in (2, 3):
+        names = _block_path(path)
+        if names is None or names[-1] != "weight" or leaf.ndim not in (2, 3):
             return None
         return _LINEAR_WEIGHT if leaf.ndim == 2 else _STACKED_LINEAR_WEIGHTS
 
@@ -146,8 +153,8 @@ def hidden_matrices(params) -> object:
 
 
 def _is_qkv(path) -> bool:
-    names = [getattr(entry, "name", None) for entry in path]
-    return "blocks" in names and names[-2:] == ["qkv", "weight"]
+    names = _block_path(path)
+    return names is not None and names[-2:] == ["qkv", "weight"]
 
 
 def _split_qkv(tree):
