@@ -1,12 +1,19 @@
 """Shared by the benchmark scripts: train a run with an experiment script when a benchmark needs one,
-and time a jitted function."""
+build the text8 OA-ARDM's training step for a set of flags, and time a jitted function."""
 
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
+import numpy as np
+
+from eqdd.config import parse_config
+from eqdd.data import text8
+from eqdd.runs.text8_oaardm import PRESETS, Config, build
+from eqdd.train import TrainState, make_train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +27,22 @@ def run_experiment(name: str, argv: list[str]) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), *argv])
     if result.returncode:
         raise SystemExit(f"experiments/{name}.py {' '.join(argv)} failed with status {result.returncode}")
+
+
+def text8_training_step(flags: list[str]) -> tuple[Config, Any, TrainState, np.ndarray]:
+    """The training step of `experiments/text8_oaardm.py FLAGS` on one device, its initial state and a
+    batch of random tokens (the step's cost does not depend on the tokens).
+
+    Returns:
+        `(config, step, state, batch)`, with `step(state, batch) -> (state, metrics)` jitted.
+    """
+    config = parse_config(Config, flags, PRESETS, "cpu", "")
+    model, objective = build(config, jax.random.PRNGKey(0))
+    optimizer = config.make_optimizer()
+    state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len)
+    step = make_train_step(objective, optimizer, config.ema_decay)
+    batch = np.random.default_rng(0).integers(0, text8.NUM_CLASSES, (config.batch_size, config.seq_len))
+    return config, step, state, batch.astype(np.int32)
 
 
 def seconds_per_call(function, args: tuple, calls: int = 1, repeats: int = 3) -> float:

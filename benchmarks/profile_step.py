@@ -15,16 +15,15 @@ import glob
 import gzip
 import json
 import re
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import jax
-import numpy as np
 
-from eqdd.config import parse_config
-from eqdd.data import text8
-from eqdd.runs.text8_oaardm import PRESETS, Config, build
-from eqdd.train import TrainState, make_train_step
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scripts import text8_training_step  # noqa: E402
 
 
 def op_times(trace_dir: str, steps: int) -> collections.Counter:
@@ -46,13 +45,7 @@ def main(argv=None) -> dict[str, float]:
     parser.add_argument("--steps", type=int, default=5, help="traced steps (default: 5)")
     parser.add_argument("--top", type=int, default=12, help="kinds and ops listed (default: 12)")
     args, flags = parser.parse_known_args(argv)
-    config = parse_config(Config, flags, PRESETS, "cpu", "")
-    model, objective = build(config, jax.random.PRNGKey(0))
-    optimizer = config.make_optimizer()
-    state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len)
-    step = make_train_step(objective, optimizer, config.ema_decay)
-    batch = np.random.default_rng(0).integers(0, text8.NUM_CLASSES, (config.batch_size, config.seq_len))
-    batch = batch.astype(np.int32)
+    config, step, state, batch = text8_training_step(flags)
     for _ in range(3):  # compile and warm up
         state, metrics = step(state, batch)
         float(metrics["loss"])

@@ -36,3 +36,18 @@ def test_the_convolution_benchmark_times_both_forms_plain_and_in_a_scan(capsys):
     assert all(seconds > 0 for seconds in timings.values())
     out = capsys.readouterr().out
     assert "XLA convolution" in out and "shifted products" in out and "faster than XLA's convolution" in out
+
+
+def test_the_step_cost_benchmark_times_every_arm_and_scales_the_reference_steps(capsys):
+    bench = load_script("benchmarks/step_cost.py")
+    tiny = "--width 16 --depth 1 --num-heads 2 --mlp-width 32 --seq-len 16 --batch-size 2"
+    arms = [f"small={tiny}", f"wide={tiny} --mlp-width 64"]
+    results = bench.main([*arms, "--steps", "2", "--rounds", "2", "--reference-steps", "100"])
+    assert results["small"]["cost"] == 1.0 and results["small"]["equal_compute_steps"] == 100
+    wide = results["wide"]
+    assert wide["ms_per_step"] > 0
+    assert wide["equal_compute_steps"] == pytest.approx(100 / wide["cost"])
+    assert wide["cost"] == pytest.approx(wide["ms_per_step"] / results["small"]["ms_per_step"])
+    assert "equal-compute steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["no-equals-sign"])

@@ -25,9 +25,11 @@ class Config(text8_runs.Text8Config):
     mlp_conv: bool = option(True, text8_runs.MLP_CONV_HELP)
     optimizer: str = option("muon", session.OPTIMIZER_HELP, choices=OPTIMIZERS)
     batch_size: int = option(8, "training sequences per step", positive)
+    width: int = option(160, "transformer width", positive)
     num_heads: int = option(2, "attention heads", positive)
+    mlp_width: int = option(640, "hidden width of each MLP", positive)
     time_conditioning: bool = option(False, "feed the step t to the network (the paper's text8 net does not)")
-    num_steps: int = option(6500, "optimiser steps in total (resuming continues up to this)", positive)
+    num_steps: int = option(5000, "optimiser steps in total (resuming continues up to this)", positive)
     learning_rate: float = option(
         1.2e-2, "peak learning rate after warm-up (with muon: of the arrays AdamW updates)", positive
     )
