@@ -19,6 +19,8 @@ from pathlib import Path
 
 import jax
 
+from eqdd.runs.text8_oaardm import Config
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scripts import text8_training_step  # noqa: E402
 
@@ -28,10 +30,15 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     parser.add_argument(
         "arms", nargs="+", metavar="NAME=FLAGS", help="a name and its flags; the first is the reference"
     )
-    parser.add_argument("--steps", type=int, default=30, help="steps per arm, round (default: %(default)s)")
+    parser.add_argument(
+        "--steps", type=int, default=30, help="each arm's steps per round (default: %(default)s)"
+    )
     parser.add_argument("--rounds", type=int, default=4, help="rounds (default: %(default)s)")
     parser.add_argument(
-        "--reference-steps", type=int, default=6500, help="the first arm's steps (default: %(default)s)"
+        "--reference-steps",
+        type=int,
+        default=Config().num_steps,
+        help="the first arm's steps (default: the main job's, %(default)s)",
     )
     args = parser.parse_args(argv)
     arms = {}
