@@ -40,7 +40,7 @@ def text8_training_step(flags: list[str]) -> tuple[Config, Any, TrainState, np.n
     model, objective = build(config, jax.random.PRNGKey(0))
     optimizer = config.make_optimizer()
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len)
-    step = make_train_step(objective, optimizer, config.ema_decay)
+    step = make_train_step(objective, optimizer, config.ema_decay, stratify_steps=config.stratify_steps)
     batch = np.random.default_rng(0).integers(0, text8.NUM_CLASSES, (config.batch_size, config.seq_len))
     return config, step, state, batch.astype(np.int32)
 
