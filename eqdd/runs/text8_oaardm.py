@@ -81,12 +81,6 @@ PRESETS = {
     # A longer CPU run: the default's recipe on a wider and deeper network (3x192, 1.4M parameters)
     # with batches of 16, 12,000 steps, under 2 hours on 2 cores (measured: benchmarks/RESULTS.md).
     "cpu-long": dict(
-        # the recipe it was measured with (benchmarks/RESULTS.md), from before the default's changes
-        ce_weight=1.0,
-        elbo_weight=1.0,
-        ema_decay=0.995,
-        adam_b2=0.99,
-        weight_decay=1e-3,
         batch_size=16,
         width=192,
         depth=3,
