@@ -79,7 +79,7 @@ class Config(text8_runs.Text8Config):
 PRESETS = {
     "cpu": {},
     # A longer CPU run: the default's recipe on a wider and deeper network (3x192, 1.4M parameters)
-    # with batches of 16, 12,000 steps, under 2 hours on 2 cores (measured: benchmarks/RESULTS.md).
+    # with batches of 16, 13,500 steps, under 2 hours on 2 cores (measured: benchmarks/RESULTS.md).
     "cpu-long": dict(
         batch_size=16,
         width=192,
@@ -87,7 +87,7 @@ PRESETS = {
         num_heads=3,
         mlp_width=768,
         warmup_steps=200,
-        num_steps=12000,
+        num_steps=13500,
         log_every=50,
         checkpoint_every=500,
     ),
