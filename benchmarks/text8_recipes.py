@@ -59,6 +59,8 @@ DEFAULT_8994312 = [*DEFAULT_540B707, "--num-heads", "2"]
 DEFAULT_D6ABE4C = [*DEFAULT_8994312, "--elbo-weight", "0", "--ema-decay", "0.998"]
 LONG = ["--batch-size", "16", "--width", "192", "--depth", "3", "--num-heads", "3", "--mlp-width", "768"]
 LONG += ["--warmup-steps", "200"]
+# cpu-long as of 978c2dc: its shape on the default's recipe of b324e9d.
+LONG_978C2DC = [*DEFAULT_D6ABE4C, *LONG, "--adam-b2", "0.95", "--weight-decay", "3e-2"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -231,7 +233,14 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "long-221bec9": ("the cpu-long preset's recipe (ELBO + CE 1:1, EMA 0.995)", [*DEFAULT_8994312, *LONG]),
     "long-b324e9d": (
         "cpu-long's shape on the default's recipe of b324e9d (CE alone, EMA 0.998, b2 0.95, decay 0.03)",
-        [*DEFAULT_D6ABE4C, *LONG, "--adam-b2", "0.95", "--weight-decay", "3e-2"],
+        LONG_978C2DC,
+    ),
+    # Round 19: is a bigger network than cpu-long's better at equal compute? Each arm trains the steps
+    # that cost what the reference's cost, by the steps' cost ratios timed on 2026-11-29 (1.34x, 1.71x).
+    "long-4x192": ("cpu-long's recipe with 4 blocks", [*LONG_978C2DC, "--depth", "4"]),
+    "long-3x256": (
+        "cpu-long's recipe at width 256 (4 heads of 64, MLP 1024)",
+        [*LONG_978C2DC, "--width", "256", "--num-heads", "4", "--mlp-width", "1024"],
     ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",

@@ -140,6 +140,7 @@ def parse_config(
     """
     namespace = vars(_parser(cls, presets, default_preset, description).parse_args(argv))
     preset = namespace.pop("preset")
-    config = dataclasses.replace(cls(), **presets[preset], **namespace)
+    # a flag given on the command line overrides the preset's value of the same option
+    config = dataclasses.replace(cls(), **{**presets[preset], **namespace})
     validate(config)
     return config

@@ -89,11 +89,15 @@ def test_paper_preset_matches_the_reference():
         0.25,
     )
     assert config.seq_len == 250
-    # a flag after the preset overrides it
+    # a flag overrides the preset, whether or not the preset sets that option
     config = experiment.parse_config(
         experiment.Config, ["--preset", "paper", "--seq-len", "256"], experiment.PRESETS, "cpu", ""
     )
     assert config.seq_len == 256 and config.width == 768
+    config = experiment.parse_config(
+        experiment.Config, ["--width", "384", "--preset", "paper"], experiment.PRESETS, "cpu", ""
+    )
+    assert config.width == 384 and config.depth == 12
 
 
 def test_help_documents_every_option(capsys):
