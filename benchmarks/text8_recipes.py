@@ -235,13 +235,15 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "cpu-long's shape on the default's recipe of b324e9d (CE alone, EMA 0.998, b2 0.95, decay 0.03)",
         LONG_978C2DC,
     ),
-    # Round 19: is a bigger network than cpu-long's better at equal compute? Each arm trains the steps
-    # that cost what the reference's cost, by the steps' cost ratios timed on 2026-11-29 (1.34x, 1.71x).
+    # Round 19: is a bigger network than cpu-long's better at equal compute? The two bigger arms train
+    # the steps that cost what the reference's cost (cost ratios timed on 2026-11-29: 1.34x, 1.71x);
+    # long-h2, whose step is cheaper, trains the reference's steps (a comparison per step).
     "long-4x192": ("cpu-long's recipe with 4 blocks", [*LONG_978C2DC, "--depth", "4"]),
     "long-3x256": (
         "cpu-long's recipe at width 256 (4 heads of 64, MLP 1024)",
         [*LONG_978C2DC, "--width", "256", "--num-heads", "4", "--mlp-width", "1024"],
     ),
+    "long-h2": ("cpu-long's recipe with 2 heads of 96 (was 3 of 64)", [*LONG_978C2DC, "--num-heads", "2"]),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",
         [*DEFAULT_D6ABE4C, "--adam-b2", "0.95"],
