@@ -251,16 +251,29 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
 }
 
 
+def _step_counts(text: str) -> list[int]:
+    """`--steps`: one count, or one per recipe, comma-separated."""
+    try:
+        counts = [int(n) for n in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count or comma-separated counts") from None
+    if any(n < 0 for n in counts):
+        raise argparse.ArgumentTypeError(f"step counts are not negative: {text!r}")
+    return counts
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--recipes", default="all", help="comma-separated recipe names, or all (default)")
     parser.add_argument("--minutes", type=float, default=3.0, help="training minutes per recipe (default: 3)")
     parser.add_argument(
         "--steps",
-        type=int,
-        default=0,
+        type=_step_counts,
+        default=[0],
         help="train every recipe this many steps instead of --minutes (a comparison per step, for arms "
-        "whose steps cost the same: no timing phase and its noise; default: 0, equal time)",
+        "whose steps cost the same: no timing phase and its noise), or one count per recipe, "
+        "comma-separated (equal compute by the steps' cost ratios of benchmarks/step_cost.py); "
+        "default: 0, equal time",
     )
     parser.add_argument("--points", type=int, default=4, help="evaluations per recipe (default: 4)")
     parser.add_argument(
@@ -316,11 +329,12 @@ def _steps_per_second(
     return timed_steps / (time.perf_counter() - begin)
 
 
-def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, run_dir: str) -> dict:
-    """Train one recipe for the budget and evaluate it at `args.points` evenly spaced steps."""
-    num_steps = args.steps or max(
-        args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir))
-    )
+def run_recipe(
+    name: str, flags: list[str], steps: int, args, splits, chunks: np.ndarray, run_dir: str
+) -> dict:
+    """Train one recipe for `steps` steps (0: for `args.minutes`) and evaluate it at `args.points`
+    evenly spaced steps."""
+    num_steps = steps or max(args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir)))
     config, objective, state, step, batches = _start(flags, num_steps, splits, run_dir)
     marks = {round(num_steps * (i + 1) / args.points) for i in range(args.points)}
     points, final, seconds, tokens = [], None, 0.0, 0
@@ -362,7 +376,11 @@ def run_recipe(name: str, flags: list[str], args, splits, chunks: np.ndarray, ru
 def _table(results: list[dict], args) -> str:
     reference = results[0]
     best = min(results, key=lambda r: r["final"].bpd)
-    budget = f"{args.steps:,} steps" if args.steps else f"{args.minutes:g} training minutes"
+    budget = (
+        "/".join(f"{n:,}" for n in args.steps) + " steps"
+        if any(args.steps)
+        else f"{args.minutes:g} training minutes"
+    )
     lines = [
         f"{budget} per recipe; bound on the first {args.eval_chunks} test chunks "
         f"(one pass, EMA); differences paired with the first recipe and with the best ({best['name']}).",
@@ -418,6 +436,11 @@ def main(argv=None) -> list[dict]:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         raise SystemExit(f"unknown recipes {unknown}; choose from {', '.join(RECIPES)}")
+    if len(args.steps) not in (1, len(names)):
+        raise SystemExit(
+            f"--steps gives {len(args.steps)} counts for {len(names)} recipes: give one, or one each"
+        )
+    steps = args.steps * len(names) if len(args.steps) == 1 else args.steps
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_flags = ["--data-dir", args.data_dir] if args.data_dir else []
@@ -426,11 +449,11 @@ def main(argv=None) -> list[dict]:
     chunks = text8_runs.test_chunks(base, splits)[: args.eval_chunks]
     results = []
     with tempfile.TemporaryDirectory() as run_dir:
-        for name in names:
+        for name, count in zip(names, steps, strict=True):
             what, flags = RECIPES[name]
             print(f"{name}: {what}", flush=True)
             all_flags = [*data_flags, *OLD_DEFAULT, *flags, *args.extra.split()]
-            results.append(run_recipe(name, all_flags, args, splits, chunks, run_dir))
+            results.append(run_recipe(name, all_flags, count, args, splits, chunks, run_dir))
     table = _table(results, args)
     print(table)
     (out_dir / "recipes.md").write_text(table + "\n")
@@ -439,7 +462,14 @@ def main(argv=None) -> list[dict]:
         for r in results
     ]
     (out_dir / "recipes.json").write_text(
-        json.dumps({"minutes": args.minutes, "steps": args.steps, "recipes": serialisable}, indent=2)
+        json.dumps(
+            {
+                "minutes": args.minutes,
+                "steps": steps if len(set(steps)) > 1 else steps[0],
+                "recipes": serialisable,
+            },
+            indent=2,
+        )
     )
     _plot(results, out_dir / "recipes.png")
     print(f"wrote {out_dir}/recipes.md, recipes.json, recipes.png")

@@ -41,6 +41,23 @@ def test_recipes_can_train_a_fixed_number_of_steps(text8_dir, tmp_path):
     assert [r["steps"] for r in results] == [6, 6] and [p["step"] for p in results[1]["points"]] == [3, 6]
     assert (out / "recipes.md").read_text().startswith("6 steps per recipe")
     assert json.loads((out / "recipes.json").read_text())["steps"] == 6
+    # one count per recipe (equal compute for arms whose steps cost differently)
+    results = recipes.main(
+        [
+            *flags.replace("--steps 6", "--steps 4,6").split(),
+            "--recipes",
+            "conv7-cosine-mix,mix-lr6e-3",
+            "--extra",
+            TINY,
+        ]
+    )
+    assert [r["steps"] for r in results] == [4, 6] and [p["step"] for p in results[0]["points"]] == [2, 4]
+    assert (out / "recipes.md").read_text().startswith("4/6 steps per recipe")
+    assert json.loads((out / "recipes.json").read_text())["steps"] == [4, 6]
+    with pytest.raises(SystemExit, match="3 counts for 2 recipes"):
+        recipes.main(
+            [*flags.replace("--steps 6", "--steps 4,6,8").split(), "--recipes", "conv7-cosine-mix,mix-lr6e-3"]
+        )
 
 
 def test_recipes_refuse_unknown_names(tmp_path):
