@@ -217,8 +217,13 @@ def main(argv=None) -> dict:
     for preset in args.presets.split(","):
         batch = args.paper_batch if preset == "paper" else None
         for backend in backends:
-            training.append(time_training(preset, batch, backend, args))
-            print(f"  timed {preset}/{backend}", flush=True)
+            row = time_training(preset, batch, backend, args)
+            training.append(row)
+            print(
+                f"  timed {preset}/{backend}: {row['train_tokens_per_s']:,.0f} tokens/s, "
+                f"{row['tflops']:.3f} TFLOP/s ({row['peak_fraction'].strip()} of peak)",
+                flush=True,
+            )
     for row in training:
         xla = next(r for r in training if r["preset"] == row["preset"] and r["backend"] == "xla")
         row["vs_xla"] = row["train_tokens_per_s"] / xla["train_tokens_per_s"]
