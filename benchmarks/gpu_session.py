@@ -119,7 +119,8 @@ def run_tests(seconds: float, out: Path) -> None:
         "tests/test_attention.py",
     ]
     _child("tests", argv, seconds, out / "attention_tests.txt")
-    print((out / "attention_tests.txt").read_text().strip().splitlines()[-1], flush=True)
+    lines = (out / "attention_tests.txt").read_text().strip().splitlines()
+    print(lines[-1] if lines else "[tests] no output", flush=True)
 
 
 def train_model(seconds: float, out: Path, flags: list[str], max_steps: int | None = None) -> None:
@@ -158,6 +159,8 @@ def train_model(seconds: float, out: Path, flags: list[str], max_steps: int | No
         for name in ("results.json", "metrics.jsonl", "training.png", "samples.txt"):
             if (Path(run_dir) / name).exists():
                 shutil.copy(Path(run_dir) / name, out / name)
+    test = json.loads((out / "results.json").read_text())["test"]
+    print(f"[model] test bound {test['bpd']:.4f} ± {test['stderr']:.4f} bpc", flush=True)
 
 
 def time_throughput(seconds: float, out: Path, smoke: bool) -> None:
@@ -207,10 +210,6 @@ def main(argv=None) -> None:
         train_model(seconds[1], out, flags, args.max_steps)
     if "throughput" in parts:
         time_throughput(seconds[2], out, args.smoke)
-    results = out / "results.json"
-    if results.exists():
-        test = json.loads(results.read_text())["test"]
-        print(f"[model] test bound {test['bpd']:.4f} ± {test['stderr']:.4f} bpc", flush=True)
 
 
 if __name__ == "__main__":

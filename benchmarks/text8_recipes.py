@@ -61,6 +61,7 @@ LONG = ["--batch-size", "16", "--width", "192", "--depth", "3", "--num-heads", "
 LONG += ["--warmup-steps", "200"]
 # cpu-long as of 978c2dc: its shape on the default's recipe of b324e9d.
 LONG_978C2DC = [*DEFAULT_D6ABE4C, *LONG, "--adam-b2", "0.95", "--weight-decay", "3e-2"]
+LONG_H2 = [*LONG_978C2DC, "--num-heads", "2"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -243,20 +244,20 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "cpu-long's recipe at width 256 (4 heads of 64, MLP 1024)",
         [*LONG_978C2DC, "--width", "256", "--num-heads", "4", "--mlp-width", "1024"],
     ),
-    "long-h2": ("cpu-long's recipe with 2 heads of 96 (was 3 of 64)", [*LONG_978C2DC, "--num-heads", "2"]),
+    "long-h2": ("cpu-long's recipe with 2 heads of 96 (was 3 of 64)", LONG_H2),
     # Round 20: on top of long-h2, per step (rotary, 4x160: about the same step cost) and per token
     # (batches of 8: twice the steps for the same characters).
     "long-h2-b8": (
         "long-h2 with batches of 8 (was 16)",
-        [*LONG_978C2DC, "--num-heads", "2", "--batch-size", "8"],
+        [*LONG_H2, "--batch-size", "8"],
     ),
     "long-h2-rotary": (
         "long-h2 with rotary position embeddings",
-        [*LONG_978C2DC, "--num-heads", "2", "--rotary"],
+        [*LONG_H2, "--rotary"],
     ),
     "long-h2-4x160": (
         "long-h2's recipe at 4 blocks of 160 (2 heads of 80, MLP 640; 8% fewer parameters)",
-        [*LONG_978C2DC, "--num-heads", "2", "--depth", "4", "--width", "160", "--mlp-width", "640"],
+        [*LONG_H2, "--depth", "4", "--width", "160", "--mlp-width", "640"],
     ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",
