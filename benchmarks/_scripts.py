@@ -1,6 +1,8 @@
 """Shared by the benchmark scripts: train a run with an experiment script when a benchmark needs one,
-build the text8 OA-ARDM's training step for a set of flags, and time a jitted function."""
+build the text8 OA-ARDM's training step for a set of flags, time a jitted function, and write the
+results."""
 
+import json
 import subprocess
 import sys
 import time
@@ -27,6 +29,16 @@ def run_experiment(name: str, argv: list[str]) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), *argv])
     if result.returncode:
         raise SystemExit(f"experiments/{name}.py {' '.join(argv)} failed with status {result.returncode}")
+
+
+def write_results(results: dict, out_dir: str | Path, also: str = "") -> dict:
+    """Write `results` to `OUT_DIR/results.json` (making the directory), say so (naming what else the
+    script wrote there: `also`), and return them."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {out_dir}/results.json{also}")
+    return results
 
 
 def text8_training_step(flags: list[str]) -> tuple[Config, Any, TrainState, np.ndarray]:

@@ -26,8 +26,8 @@ Writes results.json to --out-dir.
 """
 
 import argparse
-import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -43,6 +43,9 @@ from eqdd.denoisers.transformer import bfloat16_matmuls
 from eqdd.objectives.ardm import oa_ardm_estimate
 from eqdd.runs import load_run
 from eqdd.runs.codec import DEFAULT_BUDGET, codec_model, saved_order
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scripts import write_results  # noqa: E402
 
 RULES = ("surest", "least-sure", "random")
 
@@ -336,11 +339,7 @@ def main(argv=None) -> dict:
                     "cost": float(cost),
                 }
             )
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}/results.json")
-    return results
+    return write_results(results, args.out_dir)
 
 
 if __name__ == "__main__":

@@ -45,10 +45,10 @@ import argparse
 import bz2
 import gzip
 import io
-import json
 import lzma
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -62,6 +62,9 @@ from eqdd.data import audio as audio_data  # noqa: E402
 from eqdd.data import images, pipeline, text8  # noqa: E402
 from eqdd.runs import Run, load_run  # noqa: E402
 from eqdd.runs.codec import DEFAULT_BUDGET, codec_model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scripts import write_results  # noqa: E402
 
 PAPER = {"text8 OA-ARDM, 250 steps (ELBO)": 1.43, "text8 OA-ARDM, 20 DP steps (ELBO)": 1.51}  # Table 1
 # Reference §5, Table 3: CIFAR-10 lossless compression, bpd, per image and per dataset alike.
@@ -312,13 +315,6 @@ def _codec_rows(
     return rows, figures
 
 
-def _write(results: dict, out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {out_dir}/results.json")
-    return results
-
-
 def text_benchmark(args, run: Run) -> dict:
     """The text mode (see the module docstring)."""
     model = codec_model(run)
@@ -366,7 +362,7 @@ def text_benchmark(args, run: Run) -> dict:
         "environment": environment(),
         "paper": PAPER,
     }
-    return _write(results, Path(args.out_dir or "runs/compression"))
+    return write_results(results, args.out_dir or "runs/compression")
 
 
 def text_file_rows(args, model, seed: int, batch_size: int, path: Path, matmuls: str) -> list[dict]:
@@ -480,7 +476,7 @@ def image_benchmark(args, run: Run) -> dict:
         "environment": environment(),
         "paper": PAPER_IMAGES,
     }
-    return _write(results, Path(args.out_dir or "runs/compression_images"))
+    return write_results(results, args.out_dir or "runs/compression_images")
 
 
 def flac_rows(clips: np.ndarray, sample_rate: int) -> list[dict]:
@@ -565,7 +561,7 @@ def audio_benchmark(args, run: Run) -> dict:
         "rows": rows,
         "environment": environment(),
     }
-    return _write(results, Path(args.out_dir or "runs/compression_audio"))
+    return write_results(results, args.out_dir or "runs/compression_audio")
 
 
 def main(argv=None) -> dict:

@@ -15,7 +15,6 @@ split itself is scored the same way as the reference row. Writes results.json an
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from eqdd.runs import text8 as text8_runs
 from eqdd.samplers import sample_oa_ardm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _scripts import run_experiment  # noqa: E402
+from _scripts import run_experiment, write_results  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,12 +160,10 @@ def main(argv=None) -> dict:
     )
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {"corpus": splits.describe(), "judge_order": args.judge_order, "rows": rows}
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     for row in rows[:2]:
         (out_dir / f"samples_{row['model'].lower()}.txt").write_text("\n".join(row["samples"]) + "\n")
-    print(f"wrote {out_dir}/results.json and the samples")
-    return results
+    results = {"corpus": splits.describe(), "judge_order": args.judge_order, "rows": rows}
+    return write_results(results, out_dir, " and the samples")
 
 
 if __name__ == "__main__":

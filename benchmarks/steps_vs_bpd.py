@@ -14,7 +14,6 @@ is per sample with the DP policy, after compilation. Writes results.json and ste
 
 import argparse
 import functools
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from eqdd.samplers import sample_oa_ardm
 from eqdd.train import evaluate_bound, paired_difference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _scripts import run_experiment  # noqa: E402
+from _scripts import run_experiment, write_results  # noqa: E402
 
 PAPER = {"full 250 steps": 1.43, "20 DP steps": 1.51}  # text8 test bpc, standard split (Table 1)
 
@@ -264,9 +263,7 @@ def main(argv=None) -> dict:
         "plan_on": args.plan_on,
         "planning_step_losses_sorted": plan_losses.tolist(),
     }
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"wrote {out_dir}/results.json and steps_vs_bpd.png")
-    return results
+    return write_results(results, out_dir, " and steps_vs_bpd.png")
 
 
 if __name__ == "__main__":

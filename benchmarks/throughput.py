@@ -18,8 +18,8 @@ Writes results.json to --out-dir.
 import argparse
 import dataclasses
 import functools
-import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +34,9 @@ from eqdd.policy import naive_policy
 from eqdd.runs import text8_oaardm
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import TrainState, data_mesh, make_train_step, replicate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scripts import write_results  # noqa: E402
 
 # Dense bf16 peak FLOP/s by device kind (vendor data sheets); other devices get no fraction.
 BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100-SXM4-80GB": 312e12}
@@ -280,11 +283,8 @@ def main(argv=None) -> dict:
         "training": training,
         "attention": kernel,
     }
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {out_dir}/results.json")
-    return results
+    print()
+    return write_results(results, args.out_dir)
 
 
 if __name__ == "__main__":
