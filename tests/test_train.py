@@ -193,6 +193,30 @@ def test_an_interrupted_run_saves_and_resumes_exactly(tmp_path):
     assert steps == list(range(1, 9))
 
 
+def test_a_run_killed_between_saves_resumes_from_the_newest_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+
+    def killed_step(state, batch):  # the process dies (no handler runs) while the eighth step runs
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise RuntimeError("killed")
+        return _STEP(state, batch)
+
+    original_save = Checkpointer.save
+
+    def save_then_finish(self, step, state, metadata):  # the background write finishes at once
+        original_save(self, step, state, metadata)
+        self._manager.wait_until_finished()
+
+    uninterrupted = _run(tmp_path, "straight", 10)
+    monkeypatch.setattr(Checkpointer, "save", save_then_finish)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(tmp_path, "killed", 10, step_fn=killed_step)  # saves at 3 and 6, then dies
+    monkeypatch.undo()
+    assert Checkpointer(tmp_path / "killed").latest_step() == 6  # sealed while training went on
+    _assert_same_arrays(uninterrupted, _run(tmp_path, "killed", 10))
+
+
 def test_a_signal_is_acted_on_at_the_step_boundary_even_during_a_save(tmp_path, monkeypatch):
     uninterrupted = _run(tmp_path, "straight", 8)
     calls = {"n": 0}

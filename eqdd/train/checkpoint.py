@@ -1,16 +1,17 @@
 """Checkpoints with orbax: the state's arrays plus JSON metadata, written atomically, rotated, sealed
 with checksums, and restored from the newest intact one.
 
-orbax writes each checkpoint into a temporary directory and renames it when complete, so a run
-killed mid-save leaves the previous checkpoint intact and the partial one is ignored. Once a save has
-finished, eqdd *seals* it: the SHA-256 of every file goes into `CHECKSUMS` inside the step's
-directory (written atomically). Restoring verifies the seal; a checkpoint that is unsealed (its save
-never finished, or a stray directory with a step's name), has a missing, changed or unreadable file,
-or fails to load is reported in one line on stderr, and the newest intact one is used instead. A
-trainer that resumes moves broken directories aside (`STEP.damaged`, kept for inspection) and deletes
-orbax's temporary directories; it also moves a step's directory aside before saving that step again.
-A directory whose checkpoints carry no seals at all was written before eqdd sealed them: its
-checkpoints are used unverified, newest first, skipping any that fails to load.
+orbax writes each checkpoint into a temporary directory and renames it when complete, so a run killed
+mid-save leaves the previous checkpoint intact and the partial one is ignored. Once a save has finished,
+eqdd *seals* it: the SHA-256 of every file goes into `CHECKSUMS` inside the step's directory (written
+atomically); a trainer seals each save at the first step after it is on disk, so a run killed between
+saves (SIGKILL, no handler) resumes from the newest one. Restoring verifies the seal; a checkpoint that
+is unsealed (its save never finished, or a stray directory with a step's name), has a missing, changed
+or unreadable file, or fails to load is reported in one line on stderr, and the newest intact one is
+used instead. A trainer that resumes moves broken directories aside (`STEP.damaged`, kept for
+inspection) and deletes orbax's temporary directories; it also moves a step's directory aside before
+saving that step again. A directory whose checkpoints carry no seals at all was written before eqdd
+sealed them: its checkpoints are used unverified, newest first, skipping any that fails to load.
 """
 
 import hashlib
@@ -207,6 +208,15 @@ class Checkpointer:
     def wait(self) -> None:
         """Block until every pending save is on disk, and seal it."""
         self._manager.wait_until_finished()
+        self._seal_pending()
+
+    def seal_finished(self) -> None:
+        """Seal the pending saves if they are on disk, without waiting for one in progress (a trainer
+        calls this every step, so a run killed between two saves resumes from the newer one)."""
+        if self._unsealed and not self._manager.is_saving_in_progress():
+            self._seal_pending()
+
+    def _seal_pending(self) -> None:
         for step in self._unsealed:
             # one writer: the first process (orbax finished every process's files before returning)
             if jax.process_index() == 0 and (self.directory / str(step)).is_dir():  # not rotated away

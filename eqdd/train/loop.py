@@ -110,6 +110,7 @@ def fit(
             if step % checkpoint_every == 0:
                 checkpointer.save(step, state, metadata())
                 saved_at = step
+            checkpointer.seal_finished()
             before_step = (step, metadata())
             if _Stop.requested:  # a signal arrived during this step
                 raise KeyboardInterrupt
