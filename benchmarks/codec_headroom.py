@@ -37,9 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from eqdd.compression.model import CodecModel
 from eqdd.data import text8
-from eqdd.denoisers.transformer import bfloat16_matmuls
 from eqdd.objectives.ardm import oa_ardm_estimate
 from eqdd.runs import load_run
 from eqdd.runs.codec import DEFAULT_BUDGET, codec_model, saved_order
@@ -76,11 +74,6 @@ def order_table(lengths: Float[np.ndarray, "K M"], num_positions: int) -> list[d
         )
         k *= 2
     return rows
-
-
-def _network(model: CodecModel, matmuls: str):
-    model.check_matmuls(matmuls)
-    return bfloat16_matmuls(model.denoiser) if matmuls == "bfloat16" else model.denoiser
 
 
 @eqx.filter_jit
@@ -279,7 +272,7 @@ def main(argv=None) -> dict:
     if len(chunks) < args.num_chunks:
         parser.error(f"the test split holds {len(chunks)} chunks of {size}")
     policy = model.plan(min(args.budget, size))[0]
-    network = _network(model, args.matmuls)
+    network = model.network(args.matmuls)
     results: dict = {"checkpoint": args.checkpoint, "num_chunks": len(chunks), "budget": int(policy.size)}
     print(f"{len(chunks)} test chunks of {size}; {policy.size} calls per chunk; {args.matmuls} products")
 

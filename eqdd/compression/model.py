@@ -187,6 +187,15 @@ class CodecModel:
                 "computes in float32"
             )
 
+    def network(self, matmuls: str = "float32") -> eqx.Module:
+        """The denoiser with its matrix products in `matmuls` (see [`scheme`][]).
+
+        Raises:
+            ValueError, CompressionError: from [`check_matmuls`][].
+        """
+        self.check_matmuls(matmuls)
+        return bfloat16_matmuls(self.denoiser) if matmuls == "bfloat16" else self.denoiser
+
     def scheme(self, order_seed: int, policy: np.ndarray, matmuls: str = "float32") -> Scheme:
         """The model with the orders of `order_seed` ([`eqdd.compression.schemes.orders_from_seed`][]) and
         `policy` `(S, P)`, as the codec drives it, its network's matrix products in `matmuls`
@@ -196,8 +205,7 @@ class CodecModel:
         Raises:
             ValueError, CompressionError: from [`check_matmuls`][].
         """
-        self.check_matmuls(matmuls)
-        denoiser = bfloat16_matmuls(self.denoiser) if matmuls == "bfloat16" else self.denoiser
+        denoiser = self.network(matmuls)
         orders = orders_from_seed(order_seed, self.num_stages, self.num_positions)
         if isinstance(self.objective, OAARDMObjective):
             return OAScheme(denoiser, self.objective.process, orders, policy)

@@ -218,7 +218,7 @@ class Checkpointer:
 
     def _seal_pending(self) -> None:
         for step in self._unsealed:
-            # one writer: the first process (orbax finished every process's files before returning)
+            # one writer: the first process (no save in progress: orbax has every process's files)
             if jax.process_index() == 0 and (self.directory / str(step)).is_dir():  # not rotated away
                 seal(self.directory / str(step))
             self._problems.pop(step, None)  # a verdict taken before the seal is stale
