@@ -62,6 +62,7 @@ LONG += ["--warmup-steps", "200"]
 # cpu-long as of 978c2dc: its shape on the default's recipe of b324e9d.
 LONG_978C2DC = [*DEFAULT_D6ABE4C, *LONG, "--adam-b2", "0.95", "--weight-decay", "3e-2"]
 LONG_H2 = [*LONG_978C2DC, "--num-heads", "2"]
+LONG_H2_B32 = [*LONG_H2, "--batch-size", "32", "--warmup-steps", "100", "--ema-decay", "0.996"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
 # paired differences.
@@ -258,6 +259,17 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "long-h2-4x160": (
         "long-h2's recipe at 4 blocks of 160 (2 heads of 80, MLP 640; 8% fewer parameters)",
         [*LONG_H2, "--depth", "4", "--width", "160", "--mlp-width", "640"],
+    ),
+    # Round 21: on top of long-h2, per token (batches of 32: half the steps for the same characters,
+    # so the warm-up and the EMA's horizon are halved in steps to span the same characters), at the
+    # same peak rates and at both rates times 1.4 (about sqrt(2), the usual scaling for twice the batch).
+    "long-h2-b32": (
+        "long-h2 with batches of 32 (was 16), warm-up 100 and EMA 0.996 (the same characters)",
+        [*LONG_H2_B32],
+    ),
+    "long-h2-b32-lr1.4": (
+        "long-h2-b32 at both peak rates times 1.4 (AdamW 1.7e-2, Muon 0.028)",
+        [*LONG_H2_B32, "--learning-rate", "1.7e-2", "--muon-learning-rate", "2.8e-2"],
     ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",
