@@ -271,6 +271,12 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "long-h2-b32 at both peak rates times 1.4 (AdamW 1.7e-2, Muon 0.028)",
         [*LONG_H2_B32, "--learning-rate", "1.7e-2", "--muon-learning-rate", "2.8e-2"],
     ),
+    # Round 22: the rate's decay on long-h2, linear to 0 instead of cosine to 30% (decay to zero gains
+    # more as the tokens per parameter grow, Bergsma et al., 2025; the 3-minute rounds 7-8 chose 30%).
+    "long-h2-d2z": (
+        "long-h2 with the rate decayed linearly to 0 (was a cosine to 30% of the peak)",
+        [*LONG_H2, "--lr-schedule", "linear", "--lr-floor", "0"],
+    ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",
         [*DEFAULT_D6ABE4C, "--adam-b2", "0.95"],
