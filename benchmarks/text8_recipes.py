@@ -265,7 +265,7 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     # same peak rates and at both rates times 1.4 (about sqrt(2), the usual scaling for twice the batch).
     "long-h2-b32": (
         "long-h2 with batches of 32 (was 16), warm-up 100 and EMA 0.996 (the same characters)",
-        [*LONG_H2_B32],
+        LONG_H2_B32,
     ),
     "long-h2-b32-lr1.4": (
         "long-h2-b32 at both peak rates times 1.4 (AdamW 1.7e-2, Muon 0.028)",
