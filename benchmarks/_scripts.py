@@ -14,8 +14,9 @@ import numpy as np
 
 from eqdd.config import parse_config
 from eqdd.data import text8
+from eqdd.runs.session import training_step
 from eqdd.runs.text8_oaardm import PRESETS, Config, build
-from eqdd.train import TrainState, make_train_step
+from eqdd.train import TrainState
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,7 @@ def text8_training_step(flags: list[str]) -> tuple[Config, Any, TrainState, np.n
     model, objective = build(config, jax.random.PRNGKey(0))
     optimizer = config.make_optimizer()
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len)
-    step = make_train_step(objective, optimizer, config.ema_decay, stratify_steps=config.stratify_steps)
+    step = training_step(config, objective, optimizer)
     batch = np.random.default_rng(0).integers(0, text8.NUM_CLASSES, (config.batch_size, config.seq_len))
     return config, step, state, batch.astype(np.int32)
 

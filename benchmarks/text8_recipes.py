@@ -27,8 +27,9 @@ import numpy as np
 
 from eqdd.config import parse_config
 from eqdd.runs import text8 as text8_runs
+from eqdd.runs.session import training_step
 from eqdd.runs.text8_oaardm import PRESETS, Config, build
-from eqdd.train import TrainState, evaluate_bound, make_train_step, paired_difference
+from eqdd.train import TrainState, evaluate_bound, paired_difference
 
 # name -> (what it tests, flags on top of the CPU preset). The first recipe is the reference of the
 # paired differences.
@@ -277,6 +278,12 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "long-h2 with the rate decayed linearly to 0 (was a cosine to 30% of the peak)",
         [*LONG_H2, "--lr-schedule", "linear", "--lr-floor", "0"],
     ),
+    # Round 23: bfloat16 matrix products in training (forward and backward, float32 accumulation), per
+    # step against round 19's long-b324e9d (cpu-long's recipe): the same function up to rounding?
+    "long-bf16": (
+        "cpu-long's recipe (long-b324e9d) with the blocks' matrix products in bfloat16",
+        [*LONG_978C2DC, "--matmuls", "bfloat16"],
+    ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",
         [*DEFAULT_D6ABE4C, "--adam-b2", "0.95"],
@@ -343,7 +350,7 @@ def _start(flags: list[str], num_steps: int, splits, run_dir: str):
     model, objective = build(config, jax.random.PRNGKey(config.seed))
     optimizer = config.make_optimizer()
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.seq_len)
-    step = make_train_step(objective, optimizer, config.ema_decay, stratify_steps=config.stratify_steps)
+    step = training_step(config, objective, optimizer)
     return config, objective, state, step, text8_runs.training_batches(config, splits)
 
 

@@ -32,8 +32,9 @@ from eqdd.data import text8
 from eqdd.denoisers.attention import BACKENDS, dot_product_attention
 from eqdd.policy import naive_policy
 from eqdd.runs import text8_oaardm
+from eqdd.runs.session import training_step
 from eqdd.samplers import sample_oa_ardm
-from eqdd.train import TrainState, data_mesh, make_train_step, replicate
+from eqdd.train import TrainState, data_mesh, replicate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scripts import write_results  # noqa: E402
@@ -129,7 +130,7 @@ def time_training(preset: str, batch_size: int | None, backend: str, args) -> di
     optimizer = config.make_optimizer()
     mesh = data_mesh()
     state = replicate(TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len), mesh)
-    step = make_train_step(objective, optimizer, config.ema_decay, mesh)
+    step = training_step(config, objective, optimizer, mesh)
     batch = np.random.default_rng(0).integers(0, text8.NUM_CLASSES, (config.batch_size, config.seq_len))
     batch = batch.astype(np.int32)
     holder = {"state": state}

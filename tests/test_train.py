@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eqdd.denoisers import Transformer
+from eqdd.denoisers.transformer import bfloat16_matmuls
 from eqdd.objectives import OAARDMObjective
 from eqdd.processes import AbsorbingProcess
 from eqdd.train import Checkpointer, StepLosses, TrainState, fit, make_optimizer, make_train_step
@@ -81,6 +82,44 @@ def test_training_reduces_the_loss():
     assert np.mean(history[-15:]) < 0.6 * np.mean(history[:5])
     assert int(state.step) == 80
     assert bool(state.step_losses.seen.all())  # every t was observed and tracked
+
+
+def _steps(step, state, batches):
+    for batch in batches:
+        state, metrics = step(state, batch)
+    return state, metrics
+
+
+def test_bfloat16_products_in_training_step_the_float32_parameters_like_float32_products():
+    # The same state and batch through a float32 step and a bfloat16-products step: the stored
+    # parameters stay float32, the loss and the update agree to bfloat16's rounding, and training
+    # learns the corpus as well.
+    optimizer = make_optimizer(3e-3, 5, 1.0)
+    step = make_train_step(OAARDMObjective(AbsorbingProcess(K)), optimizer, 0.9, compute=bfloat16_matmuls)
+    batches = list(itertools.islice(_corpus_batches(), 3))  # the first step's rate is 0 (warm-up)
+    (exact, exact_metrics), (rounded, rounded_metrics) = (_steps(f, _STATE, batches) for f in (_STEP, step))
+    assert all(
+        leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(eqx.filter(rounded, eqx.is_inexact_array))
+    )
+    assert float(rounded_metrics["loss"]) != float(exact_metrics["loss"])  # rounded, not the same function
+    np.testing.assert_allclose(rounded_metrics["loss"], exact_metrics["loss"], rtol=1e-2)
+    np.testing.assert_allclose(rounded_metrics["grad_norm"], exact_metrics["grad_norm"], rtol=5e-2)
+    moved = [
+        jnp.ravel(jax.tree.leaves(eqx.filter(s.model, eqx.is_array))[i] - leaf)
+        for s in (exact, rounded)
+        for i, leaf in enumerate(jax.tree.leaves(eqx.filter(_STATE.model, eqx.is_array)))
+    ]
+    exact_move, rounded_move = (
+        jnp.concatenate(moved[: len(moved) // 2]),
+        jnp.concatenate(moved[len(moved) // 2 :]),
+    )
+    cosine = jnp.dot(exact_move, rounded_move) / (jnp.linalg.norm(exact_move) * jnp.linalg.norm(rounded_move))
+    assert float(cosine) > 0.99
+    state, batches, history = _STATE, _corpus_batches(), []
+    for _ in range(80):
+        state, metrics = step(state, next(batches))
+        history.append(float(metrics["nelbo"]))
+    assert np.mean(history[-15:]) < 0.6 * np.mean(history[:5])
 
 
 def test_stratified_steps_put_one_example_of_a_batch_in_each_stratum():

@@ -13,6 +13,7 @@ from eqdd.denoisers.transformer import (
     DepthwiseConv,
     _shifted_sum,
     bfloat16_matmuls,
+    bfloat16_product,
     depthwise_correlation,
     rms_normalise,
     rotary,
@@ -173,6 +174,45 @@ def test_bfloat16_matmuls_round_only_the_blocks_matrices_and_stay_close():
     assert rounded.dtype == jnp.float32 and not np.array_equal(exact, rounded)
     np.testing.assert_allclose(rounded, exact, atol=5e-2)
     np.testing.assert_allclose(jnp.exp(rounded).sum(-1), 1.0, rtol=1e-5)
+
+
+def _bfloat16(x):
+    return x.astype(jnp.bfloat16).astype(jnp.float32)
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_bfloat16_products_gradients_are_the_rounded_products_summed_over_the_batch(seed):
+    """Under the training step's vmap over examples (here nested, as an objective that vmaps over steps
+    inside it would be): the input's gradient is the rounded cotangent times the rounded weight, and the
+    weight's is the sum over every example and position of the rounded products, in the weight's dtype."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+    h = jax.random.normal(keys[0], (3, 2, 5, 6))
+    weight = jax.random.normal(keys[1], (4, 6))
+    cotangent = jax.random.normal(keys[2], (3, 2, 5, 4))
+
+    def loss(weight, h):
+        product = lambda x: bfloat16_product(x, weight.astype(jnp.bfloat16))  # noqa: E731
+        return jnp.sum(jax.vmap(jax.vmap(product))(h) * cotangent)
+
+    weight_gradient, h_gradient = jax.grad(loss, argnums=(0, 1))(weight, h)
+    expected_h = jnp.einsum("abso,oi->absi", _bfloat16(cotangent), _bfloat16(weight))
+    expected_weight = jnp.einsum("abso,absi->oi", _bfloat16(cotangent), _bfloat16(h))
+    np.testing.assert_allclose(h_gradient, expected_h, rtol=1e-5, atol=1e-5)
+    assert weight_gradient.dtype == jnp.float32  # through the cast back from bfloat16
+    # rounded to bfloat16 once, after a float32 sum over all 30 rows (a factor of the batch would show)
+    np.testing.assert_allclose(weight_gradient, _bfloat16(expected_weight), rtol=2**-7, atol=1e-5)
+    forward = jax.vmap(jax.vmap(lambda x: bfloat16_product(x, weight.astype(jnp.bfloat16))))(h)
+    np.testing.assert_allclose(
+        forward, jnp.einsum("absi,oi->abso", _bfloat16(h), _bfloat16(weight)), rtol=1e-5
+    )
+
+
+def test_bfloat16_products_refuse_to_train_weights_with_a_batch_axis():
+    weights, h = jnp.ones((3, 4, 6)), jnp.ones((3, 5, 6))
+    loss = lambda w: jnp.sum(jax.vmap(lambda w, x: bfloat16_product(x, w.astype(jnp.bfloat16)))(w, h))  # noqa: E731
+    with pytest.raises(NotImplementedError, match="weight shared by the batch"):
+        jax.grad(loss)(weights)
 
 
 def test_zero_init_blocks_start_as_the_identity():

@@ -8,6 +8,7 @@ import einops
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from eqdd._typing import typecheck
@@ -28,10 +29,78 @@ def _dense(in_size: int, out_size: int, *, use_bias: bool, key: PRNGKeyArray) ->
 
 def _per_position(layer, h: Float[Array, "S C"]) -> Float[Array, "S C2"]:
     if isinstance(layer, eqx.nn.Linear) and layer.weight.dtype == jnp.bfloat16:
-        # inputs rounded to bfloat16, products accumulated in float32 (see `bfloat16_matmuls`)
-        out = jnp.dot(h.astype(jnp.bfloat16), layer.weight.T, preferred_element_type=jnp.float32)
+        out = bfloat16_product(h, layer.weight)  # see `bfloat16_matmuls`
         return out if layer.bias is None else out + layer.bias
     return jax.vmap(layer)(h)
+
+
+@jax.custom_vjp
+def bfloat16_product(h: Float[Array, "S I"], weight: Float[Array, "O I"]) -> Float[Array, "S O"]:
+    """`h @ weight.T` with `h` rounded to bfloat16 and the products accumulated in float32.
+
+    Its gradient is written out so that every product of the backward pass runs in bfloat16 too: the
+    cotangent is rounded to bfloat16, the input's gradient is accumulated in float32, and the weight's
+    (`cotangent.T @ h`) is one product over every position of every example at once (see
+    `_weight_gradient`) returned in the weight's dtype. Automatic differentiation would instead multiply
+    the float32 cotangent by bfloat16 operands, which XLA runs as float32 products.
+
+    Arguments:
+        h: the inputs, positions by input channels (float32).
+        weight: the matrix, output by input channels (bfloat16).
+
+    Returns:
+        The products, positions by output channels, float32.
+    """
+    return jnp.dot(h.astype(jnp.bfloat16), weight.T, preferred_element_type=jnp.float32)
+
+
+def _bfloat16_product_forward(h, weight):
+    rounded = h.astype(jnp.bfloat16)
+    return jnp.dot(rounded, weight.T, preferred_element_type=jnp.float32), (rounded, _shared(weight))
+
+
+def _bfloat16_product_backward(residuals, cotangent):
+    rounded, weight = residuals
+    cotangent = cotangent.astype(jnp.bfloat16)
+    h_gradient = jnp.dot(cotangent, weight, preferred_element_type=jnp.float32)
+    return h_gradient, _weight_gradient(cotangent, rounded).astype(weight.dtype)
+
+
+bfloat16_product.defvjp(_bfloat16_product_forward, _bfloat16_product_backward)
+
+
+@custom_vmap
+def _shared(weight: Array) -> Array:
+    """The identity, which refuses a weight with a batch axis: `_weight_gradient` sums over the batch."""
+    return weight
+
+
+@_shared.def_vmap
+def _shared_vmap(axis_size, in_batched, weight):
+    if in_batched[0]:
+        raise NotImplementedError(
+            "bfloat16 matrix products train a weight shared by the batch; vmapping over the weights "
+            "themselves (an ensemble) is not supported: train it with float32 products"
+        )
+    return weight, False
+
+
+@custom_vmap
+def _weight_gradient(cotangent: Array, h: Array) -> Array:
+    """`cotangent.T @ h` accumulated in float32. Under `vmap` (the training step's vmap over examples)
+    it returns the sum over the batch, one product over all its rows, not a per-example stack: the
+    weight is shared by the batch (`_shared` checks), so its gradient is that sum either way, and JAX
+    would otherwise form and then add up one small product per example."""
+    return jnp.dot(cotangent.T, h, preferred_element_type=jnp.float32)
+
+
+@_weight_gradient.def_vmap
+def _weight_gradient_vmap(axis_size, in_batched, cotangent, h):
+    cotangent, h = (
+        (x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))).reshape(-1, x.shape[-1])
+        for x, batched in zip((cotangent, h), in_batched, strict=True)
+    )
+    return _weight_gradient(cotangent, h), False
 
 
 def _shifted_sum(h: Float[Array, "S C"], kernel: Float[Array, "C W"]) -> Float[Array, "S C"]:
@@ -326,8 +395,10 @@ def bfloat16_matmuls(model: Transformer) -> Transformer:
     matrix units (AMX, AVX-512 BF16) run several times faster than float32 products. Embeddings,
     norms, biases, convolutions, the attention's scores and the output head stay in float32.
 
-    For inference (the codec's network calls); a different function from the float32 network's, close
-    to it (on the shipped model its log-probabilities move by 0.05 at most, 4e-7 nats of KL on average).
+    A different function from the float32 network's, close to it (on the shipped model its
+    log-probabilities move by 0.05 at most, 4e-7 nats of KL on average): the codec's network calls use
+    it, and training with `--matmuls bfloat16` applies it inside the loss (`make_train_step`'s
+    `compute`), where the gradient flows back through the cast to the float32 parameters.
 
     Arguments:
         model: a float32 transformer.

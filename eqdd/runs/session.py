@@ -21,6 +21,7 @@ import equinox as eqx
 import jax
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from eqdd.config import ConfigError, fraction, non_negative, option, positive, seed_range
 from eqdd.denoisers.attention import BACKENDS, DEFAULT_BACKEND
@@ -30,7 +31,7 @@ from eqdd.train.checkpoint import Checkpointer
 from eqdd.train.evaluate import BoundReport, evaluate_bound
 from eqdd.train.loop import DivergedError, fit, request_stop
 from eqdd.train.state import OPTIMIZERS, SCHEDULES, TrainState, make_optimizer
-from eqdd.train.step import data_mesh, initialize_distributed, make_train_step, replicate
+from eqdd.train.step import TrainStep, data_mesh, initialize_distributed, make_train_step, replicate
 
 OPTIMIZER_HELP = (
     "adamw, or muon: Muon for the blocks' weight matrices (--muon-learning-rate), AdamW for the rest"
@@ -123,6 +124,10 @@ class TrainingConfig:
     # fingerprint and refuses no file compressed before it.
     FINGERPRINT_NEUTRAL = frozenset({"muon_split_qkv"})
 
+    def compute(self) -> Callable[[eqx.Module], eqx.Module] | None:
+        """How the training loss computes with the model (`make_train_step`'s `compute`): as stored."""
+        return None
+
     def cross_checks(self) -> list[str]:
         problems = []
         if Path(self.run_dir).exists() and not Path(self.run_dir).is_dir():
@@ -179,6 +184,19 @@ class ConvolutionalARDMConfig(TrainingConfig):
                 f"--optimizer muon steps a transformer's blocks; the {self.NETWORK} trains with adamw"
             )
         return problems
+
+
+def training_step(
+    config: TrainingConfig,
+    objective: AbstractObjective,
+    optimizer: optax.GradientTransformation,
+    mesh: Mesh | None = None,
+) -> TrainStep:
+    """The training step a config describes ([`eqdd.train.make_train_step`][]), on `mesh` (default: every
+    device)."""
+    return make_train_step(
+        objective, optimizer, config.ema_decay, mesh, config.stratify_steps, compute=config.compute()
+    )
 
 
 def check_resumable(saved: dict[str, Any], config: TrainingConfig) -> None:
@@ -306,7 +324,7 @@ def train(
     begin = time.perf_counter()
     state = fit(
         replicate(state, mesh),
-        make_train_step(objective, optimizer, config.ema_decay, mesh, config.stratify_steps),
+        training_step(config, objective, optimizer, mesh),
         batches,
         num_steps=config.num_steps,
         checkpointer=checkpointer,

@@ -109,6 +109,7 @@ def make_train_step(
     ema_decay: float,
     mesh: Mesh | None = None,
     stratify_steps: bool = False,
+    compute: Callable[[eqx.Module], eqx.Module] | None = None,
 ) -> TrainStep:
     """Build `train_step(state, batch) -> (state, metrics)`.
 
@@ -123,6 +124,10 @@ def make_train_step(
             batch of `B` gets the quantile `(i + u_i) / B` (`u_i` uniform; see
             [`eqdd.objectives.AbstractObjective`][]). Each step is still uniform, so the gradient's mean
             is unchanged; its variance from the draw of the steps falls. Off: independent draws.
+        compute: how the loss computes with the model: a function of the stored model applied inside
+            the differentiated loss, e.g. [`eqdd.denoisers.transformer.bfloat16_matmuls`][] for
+            bfloat16 matrix products; the gradient flows back through it to the stored (float32)
+            parameters, which the optimiser, the EMA and every evaluation use. Default: as stored.
 
     Returns:
         The step, a [`TrainStep`][]; every process passes it the same global batch. Its metrics are
@@ -136,6 +141,7 @@ def make_train_step(
         state = eqx.combine(arrays, static)
 
         def shard_loss(model):
+            model = model if compute is None else compute(model)
             losses, terms = eqx.filter_vmap(objective, in_axes=(None, 0, 0, 0 if stratify_steps else None))(
                 model, batch, example_keys, quantiles
             )
