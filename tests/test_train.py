@@ -11,6 +11,7 @@ import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jax.flatten_util import ravel_pytree
 
 from eqdd.denoisers import Transformer
 from eqdd.denoisers.transformer import bfloat16_matmuls
@@ -90,6 +91,12 @@ def _steps(step, state, batches):
     return state, metrics
 
 
+def _move(before, after):
+    """The change of every parameter, flattened into one vector."""
+    before, after = (eqx.filter(state.model, eqx.is_array) for state in (before, after))
+    return ravel_pytree(jax.tree.map(jnp.subtract, after, before))[0]
+
+
 def test_bfloat16_products_in_training_step_the_float32_parameters_like_float32_products():
     # The same state and batch through a float32 step and a bfloat16-products step: the stored
     # parameters stay float32, the loss and the update agree to bfloat16's rounding, and training
@@ -104,15 +111,7 @@ def test_bfloat16_products_in_training_step_the_float32_parameters_like_float32_
     assert float(rounded_metrics["loss"]) != float(exact_metrics["loss"])  # rounded, not the same function
     np.testing.assert_allclose(rounded_metrics["loss"], exact_metrics["loss"], rtol=1e-2)
     np.testing.assert_allclose(rounded_metrics["grad_norm"], exact_metrics["grad_norm"], rtol=5e-2)
-    moved = [
-        jnp.ravel(jax.tree.leaves(eqx.filter(s.model, eqx.is_array))[i] - leaf)
-        for s in (exact, rounded)
-        for i, leaf in enumerate(jax.tree.leaves(eqx.filter(_STATE.model, eqx.is_array)))
-    ]
-    exact_move, rounded_move = (
-        jnp.concatenate(moved[: len(moved) // 2]),
-        jnp.concatenate(moved[len(moved) // 2 :]),
-    )
+    exact_move, rounded_move = (_move(_STATE, state) for state in (exact, rounded))
     cosine = jnp.dot(exact_move, rounded_move) / (jnp.linalg.norm(exact_move) * jnp.linalg.norm(rounded_move))
     assert float(cosine) > 0.99
     state, batches, history = _STATE, _corpus_batches(), []
