@@ -55,8 +55,7 @@ def bfloat16_product(h: Float[Array, "S I"], weight: Float[Array, "O I"]) -> Flo
 
 
 def _bfloat16_product_forward(h, weight):
-    rounded = h.astype(jnp.bfloat16)
-    return jnp.dot(rounded, weight.T, preferred_element_type=jnp.float32), (rounded, _shared(weight))
+    return bfloat16_product(h, weight), (h.astype(jnp.bfloat16), _shared(weight))
 
 
 def _bfloat16_product_backward(residuals, cotangent):
