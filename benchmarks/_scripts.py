@@ -52,9 +52,10 @@ def text8_training_step(flags: list[str]) -> tuple[Config, Any, TrainState, np.n
     config = parse_config(Config, flags, PRESETS, "cpu", "")
     model, objective = build(config, jax.random.PRNGKey(0))
     optimizer = config.make_optimizer()
-    state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len)
+    state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.num_positions)
     step = training_step(config, objective, optimizer)
-    batch = np.random.default_rng(0).integers(0, text8.NUM_CLASSES, (config.batch_size, config.seq_len))
+    classes = text8.num_classes(config.chars_per_token)
+    batch = np.random.default_rng(0).integers(0, classes, (config.batch_size, config.num_positions))
     return config, step, state, batch.astype(np.int32)
 
 

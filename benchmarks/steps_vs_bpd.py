@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from eqdd import policy as policies
-from eqdd.data import pipeline, text8
+from eqdd.data import text8
 from eqdd.runs import load_run
+from eqdd.runs import text8 as text8_runs
 from eqdd.samplers import sample_oa_ardm
 from eqdd.train import evaluate_bound, paired_difference
 
@@ -152,13 +153,14 @@ def main(argv=None) -> dict:
     if run.experiment != "text8_oaardm":
         raise SystemExit(f"{run_dir} is a run of {run.experiment}; give a run of experiments/text8_oaardm.py")
     config, objective, model = run.config, run.objective, run.model
-    num_positions = config.seq_len
+    num_positions = config.num_positions
+    per_character = functools.partial(text8_runs.per_character, chars_per_token=config.chars_per_token)
     splits = text8.load(args.data_dir or config.data_dir)
     print(splits.describe())
     budgets = sorted(
         {b for b in map(int, args.budgets.split(",")) if 1 <= b < num_positions} | {num_positions}
     )
-    chunks = pipeline.eval_chunks(splits.test, num_positions)
+    chunks = text8_runs.chunks_of(config, splits.test)
     if args.eval_max_chunks:
         chunks = chunks[: args.eval_max_chunks]
     key = jax.random.PRNGKey(args.seed)
@@ -169,7 +171,7 @@ def main(argv=None) -> dict:
         valid = evaluate_bound(
             objective.estimate,
             model,
-            pipeline.eval_chunks(splits.valid, num_positions),
+            text8_runs.chunks_of(config, splits.valid),
             num_positions,
             passes=1,
             batch_size=args.eval_batch_size,
@@ -182,7 +184,9 @@ def main(argv=None) -> dict:
 
     def estimate(policy, key):
         return evaluate_bound(
-            functools.partial(objective.policy_estimate, policy=jnp.asarray(policy, jnp.int32)),
+            per_character(
+                functools.partial(objective.policy_estimate, policy=jnp.asarray(policy, jnp.int32))
+            ),
             model,
             chunks,
             len(policy),
@@ -213,8 +217,8 @@ def main(argv=None) -> dict:
                 "dp": summary(dp_report, dp_policy),
                 "naive": summary(naive_report, naive_policy),
                 "dp_minus_naive": {"bpd": difference, "stderr": difference_stderr},
-                "dp_planned": dp_cost,
-                "naive_planned": policies.policy_cost(plan_losses, naive_policy),
+                "dp_planned": dp_cost / config.chars_per_token,  # bits per character
+                "naive_planned": policies.policy_cost(plan_losses, naive_policy) / config.chars_per_token,
                 "sample_seconds": seconds,
             }
         )

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from eqdd.config import parse_config
+from eqdd.data import text8
 from eqdd.runs import text8 as text8_runs
 from eqdd.runs.session import training_step
 from eqdd.runs.text8_oaardm import PRESETS, Config, build
@@ -284,6 +285,18 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         "cpu-long's recipe (long-b324e9d) with the blocks' matrix products in bfloat16",
         [*LONG_978C2DC, "--matmuls", "bfloat16"],
     ),
+    # Round 24: a gated MLP (GLU variant, Shazeer 2020) at the same parameters (hidden 512, three
+    # matrices, against 768 and two), per step against round 19's long-b324e9d.
+    # Round 24 too: the model's tokens are pairs of characters (729 classes, 125 positions a chunk),
+    # the same characters per step, the bound in bits per character on the same chunks.
+    "long-pairs": (
+        "cpu-long's recipe (long-b324e9d) on pairs of characters (729 classes, 125 positions)",
+        [*LONG_978C2DC, "--chars-per-token", "2"],
+    ),
+    "long-glu": (
+        "cpu-long's recipe (long-b324e9d) with gated MLPs of hidden width 512 (the same parameters)",
+        [*LONG_978C2DC, "--gated-mlp", "--mlp-width", "512"],
+    ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",
         [*DEFAULT_D6ABE4C, "--adam-b2", "0.95"],
@@ -349,7 +362,7 @@ def _start(flags: list[str], num_steps: int, splits, run_dir: str):
     config = _config(flags, num_steps, run_dir)
     model, objective = build(config, jax.random.PRNGKey(config.seed))
     optimizer = config.make_optimizer()
-    state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.seq_len)
+    state = TrainState.create(model, optimizer, jax.random.PRNGKey(config.seed + 1), config.num_positions)
     step = training_step(config, objective, optimizer)
     return config, objective, state, step, text8_runs.training_batches(config, splits)
 
@@ -376,6 +389,8 @@ def run_recipe(
     evenly spaced steps."""
     num_steps = steps or max(args.points, int(args.minutes * 60 * _steps_per_second(flags, splits, run_dir)))
     config, objective, state, step, batches = _start(flags, num_steps, splits, run_dir)
+    estimate = text8_runs.per_character(objective.estimate, config.chars_per_token)
+    chunks = text8.group(chunks, config.chars_per_token)  # the same characters, as the model's tokens
     marks = {round(num_steps * (i + 1) / args.points) for i in range(args.points)}
     points, final, seconds, tokens = [], None, 0.0, 0
     for index in range(1, num_steps + 1):
@@ -385,13 +400,13 @@ def run_recipe(
         loss = float(metrics["loss"])
         if index > 1:  # the first step compiles
             seconds += time.perf_counter() - begin
-            tokens += batch.size
+            tokens += batch.size * config.chars_per_token  # characters
         if index in marks:
             final = evaluate_bound(
-                objective.estimate,
+                estimate,
                 state.ema_model,
                 chunks,
-                config.seq_len,
+                config.num_positions,
                 passes=1,
                 batch_size=100,
                 key=jax.random.PRNGKey(1234),

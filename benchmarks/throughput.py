@@ -129,9 +129,11 @@ def time_training(preset: str, batch_size: int | None, backend: str, args) -> di
     model, objective = text8_oaardm.build(config, jax.random.PRNGKey(0))
     optimizer = config.make_optimizer()
     mesh = data_mesh()
-    state = replicate(TrainState.create(model, optimizer, jax.random.PRNGKey(1), config.seq_len), mesh)
+    positions = config.num_positions
+    state = replicate(TrainState.create(model, optimizer, jax.random.PRNGKey(1), positions), mesh)
     step = training_step(config, objective, optimizer, mesh)
-    batch = np.random.default_rng(0).integers(0, text8.NUM_CLASSES, (config.batch_size, config.seq_len))
+    classes = text8.num_classes(config.chars_per_token)
+    batch = np.random.default_rng(0).integers(0, classes, (config.batch_size, positions))
     batch = batch.astype(np.int32)
     holder = {"state": state}
 
@@ -145,7 +147,7 @@ def time_training(preset: str, batch_size: int | None, backend: str, args) -> di
     tokens = config.batch_size * config.seq_len
     # Forward + backward: 6 FLOPs per parameter per token, plus attention's 4·D·width per token and
     # layer forward (scores and values), times 3 for the backward.
-    flops = tokens * (6 * parameters + 12 * config.depth * config.seq_len * config.width)
+    flops = config.batch_size * positions * (6 * parameters + 12 * config.depth * positions * config.width)
 
     sample = eqx.filter_jit(sample_oa_ardm)
     key = jax.random.PRNGKey(2)

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from eqdd.config import parse_config
-from eqdd.data import pipeline, text8
+from eqdd.data import text8
 from eqdd.runs import codec, session
 from eqdd.runs import text8 as text8_runs
 from eqdd.runs.registry import Run
@@ -34,25 +34,25 @@ def main(argv=None) -> dict:
     batches = text8_runs.training_batches(config, splits)
     state, train_seconds = session.train(config, model, objective, data_shape(config), batches, train_key)
     report, eval_seconds = text8_runs.evaluate(
-        config, objective.estimate, state.ema_model, splits, config.seq_len, eval_key
+        config, objective.estimate, state.ema_model, splits, config.num_positions, eval_key
     )
 
     begin = time.perf_counter()
     samples = (
         np.asarray(
             eqx.filter_jit(sample_oa_ardm)(
-                state.ema_model, objective.process, sample_key, config.num_samples, config.seq_len
+                state.ema_model, objective.process, sample_key, config.num_samples, config.num_positions
             )
         )
         if config.num_samples
         else []
     )
     sample_seconds = time.perf_counter() - begin
-    texts = [text8.decode(s) for s in samples]
+    texts = [text8.decode(text8.ungroup(s, config.chars_per_token)) for s in samples]
     for i, t in enumerate(texts):
         print(f"sample {i}: {t}")
 
-    train_chunks = pipeline.eval_chunks(splits.train[: 16 * config.seq_len], config.seq_len)
+    train_chunks = text8_runs.chunks_of(config, splits.train[: 16 * config.seq_len])
     codec_order = codec.choose_run_order(
         Run.from_state(config, state, objective, data_shape(config)), train_chunks
     )

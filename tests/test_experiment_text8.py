@@ -136,6 +136,7 @@ def test_distributed_without_a_coordinator_is_a_clear_error(tmp_path):
         (["--seq-len", "3000000"], "--seq-len must be at most 16,384"),
         (["--attention", "cudnn"], "--attention cudnn needs an NVIDIA GPU"),
         (["--conv-width", "0", "--mlp-conv"], "--mlp-conv repeats the convolution of --conv-width"),
+        (["--seq-len", "25", "--chars-per-token", "2"], r"--seq-len \(25\) must be a multiple of"),
     ],
 )
 def test_values_that_used_to_end_in_a_traceback_are_refused_up_front(flags, message):

@@ -15,10 +15,10 @@ from PIL import Image
 import eqdd
 from eqdd import cli
 from eqdd.compression import segments
-from eqdd.config import ConfigError
+from eqdd.config import ConfigError, parse_config
 from eqdd.data import text8
 from eqdd.runs import ModelFileError, codec, inference
-from eqdd.train import Checkpointer
+from eqdd.train import Checkpointer, evaluate_bound
 from tests.scripts import TINY_RUN, load_script, saved_state
 
 oaardm = load_script("experiments/text8_oaardm.py")
@@ -50,6 +50,58 @@ def text_runs(tmp_path_factory, text8_dir) -> tuple[Path, Path]:
     )
     shutil.rmtree(data)
     return root / "oa", root / "ggm"
+
+
+@pytest.fixture(scope="module")
+def pair_run(tmp_path_factory, text8_dir) -> Path:
+    """A tiny trained text8 OA-ARDM of character pairs (`--chars-per-token 2`)."""
+    run = tmp_path_factory.mktemp("pair_run") / "oa"
+    oaardm.main(["--run-dir", str(run), "--data-dir", str(text8_dir), *TINY, "--chars-per-token", "2"])
+    return run
+
+
+def test_a_run_of_character_pairs_samples_evaluates_and_infills_whole_pairs(
+    pair_run, text8_dir, tmp_path, capsys
+):
+    run = eqdd.load_run(pair_run)
+    assert run.data_shape == (8,) and run.num_steps == 8 and run.model.head.weight.shape[0] == 27 * 27
+    out, _ = eqdd_command(capsys, "sample", "--checkpoint", pair_run, "--num-samples", 3)
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(len(line) == 16 and set(line) <= set(text8.ALPHABET) for line in lines)
+    out, _ = eqdd_command(
+        capsys, "sample", "--checkpoint", pair_run, "--num-samples", 2, "--infill", "th__at"
+    )
+    assert all(line[:2] == "th" and line[4:6] == "at" for line in out.splitlines())
+    assert "must give or leave out ('_') each group whole" in fails(
+        capsys, "sample", "--checkpoint", pair_run, "--infill", "the_cat_"
+    )
+    # the bound in bits per character: the model's bits per pair, halved, on the same chunks and key
+    text = tmp_path / "in.txt"
+    text.write_bytes(b"the cat sat on the mat and the dog ran " * 4)  # 156 characters: 9 chunks of 16
+    out, _ = eqdd_command(capsys, "evaluate", "--checkpoint", pair_run, "--data", text, "--passes", 2)
+    match = re.match(
+        r"(\d+\.\d+) ± \d+\.\d+ bits per character on .*in\.txt: 9 examples of 16, 2 passes", out
+    )
+    assert match, out
+    pairs = text8.group(text8.encode(text.read_bytes())[: 9 * 16].reshape(9, 16), 2)
+    per_pair = evaluate_bound(
+        run.objective.estimate,
+        run.model,
+        pairs,
+        8,
+        passes=2,
+        batch_size=100,
+        key=jax.random.PRNGKey(0),
+        progress=False,
+    )
+    assert float(match[1]) == pytest.approx(per_pair.bpd / 2, abs=1e-4)
+    # what pairs do not do yet: the codec and the GGM
+    assert "this run models characters in pairs" in fails(
+        capsys, "compress", text, tmp_path / "out.eqdd", "--checkpoint", pair_run
+    )
+    assert not (tmp_path / "out.eqdd").exists()
+    with pytest.raises(ConfigError, match="the GGM models single characters"):
+        parse_config(ggm.Config, ["--chars-per-token", "2"], ggm.PRESETS, "cpu", "")
 
 
 def test_load_run_opens_every_kind_of_run(text_runs, image_runs):

@@ -6,7 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eqdd.config import ConfigError
@@ -188,3 +188,34 @@ def test_training_batches_are_crops_and_resume_exactly():
     resumed = pipeline.iterate(dataset, tokens)
     resumed.set_state(legacy)
     np.testing.assert_array_equal(next(resumed), expected[0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    chars_per_token=st.integers(1, 3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_grouped_tokens_are_base_27_numbers_that_ungroup_exactly(chars_per_token, seed):
+    rng = np.random.default_rng(seed)
+    chars = rng.integers(1, 28, (3, 6 * chars_per_token))
+    classes = text8.group(chars, chars_per_token)
+    assert classes.shape == (3, 6) and classes.dtype == np.int32
+    np.testing.assert_array_equal(text8.ungroup(classes, chars_per_token), chars)
+    assert 0 <= classes.min() and classes.max() < text8.num_classes(chars_per_token)
+    if chars_per_token > 1:
+        # distinct groups are distinct classes, in the order of their characters
+        flat = chars.reshape(-1, chars_per_token)
+        order = np.lexsort(flat.T[::-1])
+        assert np.all(np.diff(classes.reshape(-1)[order]) >= 0)
+        assert len(np.unique(classes)) == len(np.unique(flat, axis=0))
+    # the absorbing class stands for absorbed characters
+    absorbed = text8.ungroup(np.array([text8.num_classes(chars_per_token)]), chars_per_token)
+    np.testing.assert_array_equal(absorbed, [text8.ABSORBING] * chars_per_token)
+
+
+def test_pairs_have_729_classes_and_single_characters_keep_their_convention():
+    assert text8.num_classes(1) == text8.NUM_CLASSES == text8.ABSORBING
+    assert text8.num_classes(2) == 27 * 27
+    pairs = text8.group(text8.encode(b" az "), 2)
+    np.testing.assert_array_equal(pairs, [0 * 27 + 1, 26 * 27 + 0])
+    assert text8.decode(text8.ungroup(pairs, 2)) == " az "

@@ -327,9 +327,9 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
 @pytest.mark.parametrize("step_sampling,ce_mask_power", [("uniform", 0.0), ("masked", 1.0)])
 def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
     # Convolutions before attention and MLP, rotary embeddings, QK-norm, zero-initialised output layers,
-    # squared ReLU, a cosine decay, Muon (on q, k and v apart) and the plain masked CE together; then
-    # again with the steps drawn in proportion to their masked positions and the CE's weight scaled by
-    # the masked fraction.
+    # gated squared-ReLU MLPs, a cosine decay, Muon (on q, k and v apart) and the plain masked CE
+    # together; then again with the steps drawn in proportion to their masked positions and the CE's
+    # weight scaled by the masked fraction.
     model = Transformer(
         K + 1,
         K,
@@ -343,6 +343,7 @@ def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
         mlp_conv=True,
         qk_norm=True,
         zero_init=True,
+        gated_mlp=True,
         key=jax.random.PRNGKey(0),
     )
     optimizer = make_optimizer(

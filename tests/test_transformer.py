@@ -114,10 +114,16 @@ def test_rotary_scores_depend_on_the_offset_only(seed):
 
 
 @pytest.mark.parametrize(
-    "conv_width, use_rotary, activation, mlp_conv, qk_norm",
-    [(3, False, "gelu", False, False), (0, True, "gelu", False, True), (5, True, "relu2", True, True)],
+    "conv_width, use_rotary, activation, mlp_conv, qk_norm, gated_mlp",
+    [
+        (3, False, "gelu", False, False, False),
+        (0, True, "gelu", False, True, True),
+        (5, True, "relu2", True, True, True),
+    ],
 )
-def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, activation, mlp_conv, qk_norm):
+def test_local_variants_are_bidirectional_denoisers(
+    conv_width, use_rotary, activation, mlp_conv, qk_norm, gated_mlp
+):
     model = Transformer(
         K + 1,
         K,
@@ -130,6 +136,7 @@ def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, acti
         activation=activation,
         mlp_conv=mlp_conv,
         qk_norm=qk_norm,
+        gated_mlp=gated_mlp,
         key=jax.random.PRNGKey(0),
     )
     tokens = jnp.arange(D, dtype=jnp.int32) % K
@@ -141,6 +148,42 @@ def test_local_variants_are_bidirectional_denoisers(conv_width, use_rotary, acti
     assert (model.blocks[0].conv is not None) == bool(conv_width)
     assert (model.blocks[0].mlp_conv is not None) == mlp_conv
     assert (model.blocks[0].qk_gains is not None) == qk_norm
+    assert (model.blocks[0].mlp_gate is not None) == gated_mlp
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), activation=st.sampled_from(["gelu", "relu2"]))
+def test_a_constant_gate_scales_the_mlps_output_columns(seed, activation):
+    """The gate multiplies the MLP's activations: with the gate's weight at zero and its bias `g`, the
+    gated network is the ungated one of the same key with each MLP's output weight scaled column by
+    column by `g` (the gate takes a key of its own, so every other layer starts the same); at `g = 1`
+    the two are the same network, bit for bit."""
+    args = (K + 1, K, 32, 2, 4, 48)
+    kwargs = dict(conv_width=3, activation=activation, key=jax.random.PRNGKey(3))
+    plain, gated = Transformer(*args, **kwargs), Transformer(*args, gated_mlp=True, **kwargs)
+    gains = [
+        jax.random.uniform(k, (48,), minval=-2.0, maxval=2.0)
+        for k in jax.random.split(jax.random.PRNGKey(seed), 2)
+    ]
+
+    def with_gate(model, gain_of):
+        leaves = lambda m: [x for b in m.blocks for x in (b.mlp_gate.weight, b.mlp_gate.bias)]  # noqa: E731
+        values = [
+            v
+            for b, g in zip(model.blocks, gain_of, strict=True)
+            for v in (jnp.zeros_like(b.mlp_gate.weight), g)
+        ]
+        return eqx.tree_at(leaves, model, values)
+
+    tokens = jax.random.randint(jax.random.PRNGKey(seed), (D,), 0, K + 1)
+    ones = with_gate(gated, [jnp.ones(48)] * 2)
+    np.testing.assert_array_equal(ones(tokens, 0), plain(tokens, 0))
+    scaled = eqx.tree_at(
+        lambda m: [b.mlp_out.weight for b in m.blocks],
+        plain,
+        [b.mlp_out.weight * g[None, :] for b, g in zip(plain.blocks, gains, strict=True)],
+    )
+    np.testing.assert_allclose(with_gate(gated, gains)(tokens, 0), scaled(tokens, 0), rtol=1e-4, atol=1e-4)
 
 
 @settings(max_examples=10, deadline=None)
@@ -157,8 +200,9 @@ def test_rms_normalise_sets_the_root_mean_square_to_the_gain(seed, gain):
     )
 
 
-def test_bfloat16_matmuls_round_only_the_blocks_matrices_and_stay_close():
-    model = Transformer(K + 1, K, 32, 2, 4, 64, conv_width=3, key=jax.random.PRNGKey(1))
+@pytest.mark.parametrize("gated_mlp", [False, True])
+def test_bfloat16_matmuls_round_only_the_blocks_matrices_and_stay_close(gated_mlp):
+    model = Transformer(K + 1, K, 32, 2, 4, 64, conv_width=3, gated_mlp=gated_mlp, key=jax.random.PRNGKey(1))
     fast = bfloat16_matmuls(model)
     changed = [
         jax.tree_util.keystr(path)
@@ -167,7 +211,9 @@ def test_bfloat16_matmuls_round_only_the_blocks_matrices_and_stay_close():
         )
         if a.dtype != b.dtype
     ]
-    assert len(changed) == 2 * 4 and all(name.endswith(".weight") and "blocks" in name for name in changed)
+    assert len(changed) == 2 * (4 + gated_mlp) and all(
+        name.endswith(".weight") and "blocks" in name for name in changed
+    )
     assert all(b.dtype == jnp.bfloat16 for b in jax.tree.leaves(fast) if b.dtype != jnp.float32)
     tokens = jnp.arange(D, dtype=jnp.int32) % (K + 1)
     exact, rounded = (jax.nn.log_softmax(m(tokens, 0)) for m in (model, fast))

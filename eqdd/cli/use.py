@@ -14,8 +14,9 @@ from eqdd import __version__, compression
 from eqdd._progress import progress
 from eqdd.cli._files import check_output, write_atomically
 from eqdd.config import ConfigError
-from eqdd.data import audio, images, pipeline, text8
+from eqdd.data import audio, images, text8
 from eqdd.runs import inference, load_run, save_model
+from eqdd.runs import text8 as text8_runs
 from eqdd.runs.registry import Run
 
 UNKNOWN = "_"  # a position of an infilling template left to the model
@@ -118,21 +119,25 @@ def _template(template: str, run: Run) -> tuple[np.ndarray, np.ndarray]:
     """Which positions an infilling template gives, and their tokens."""
     if run.kind != "text":
         raise ConfigError("--infill is for text runs")
-    if len(template) > run.num_positions:
-        raise ConfigError(
-            f"--infill has {len(template)} characters; the run's sequences have {run.num_positions}"
-        )
-    padded = template.ljust(run.num_positions, UNKNOWN)
-    known = np.array([c != UNKNOWN for c in padded])
+    length, group = run.config.seq_len, run.config.chars_per_token
+    if len(template) > length:
+        raise ConfigError(f"--infill has {len(template)} characters; the run's sequences have {length}")
+    padded = template.ljust(length, UNKNOWN)
+    known = np.array([c != UNKNOWN for c in padded]).reshape(-1, group)
     if known.all():
         raise ConfigError(f"--infill leaves nothing to sample: mark positions with {UNKNOWN!r}")
+    if np.any(known.any(axis=1) & ~known.all(axis=1)):
+        raise ConfigError(
+            f"this run models characters in groups of {group} (positions {group}i to {group}i+{group - 1}):"
+            f" --infill must give or leave out ({UNKNOWN!r}) each group whole, got {template!r}"
+        )
     try:
         tokens = text8.encode(padded.replace(UNKNOWN, " ").encode("ascii"))
     except (UnicodeEncodeError, text8.Text8Error):
         raise ConfigError(
             f"--infill must hold lowercase a-z, spaces and {UNKNOWN!r} (the text8 alphabet), got {template!r}"
         ) from None
-    return known, tokens
+    return known[:, 0], text8.group(tokens, group)
 
 
 def _sample(args) -> None:
@@ -176,7 +181,7 @@ def _sample(args) -> None:
         write_atomically(args.output, audio.wav_bytes(clips, rate))
         print(f"wrote {len(samples)} samples to {args.output} ({rate:,} Hz)", file=sys.stderr)
         return
-    text = "".join(text8.decode(s) + "\n" for s in samples)
+    text = "".join(text8.decode(text8.ungroup(s, run.config.chars_per_token)) + "\n" for s in samples)
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -227,9 +232,7 @@ def _examples(args, run: Run) -> tuple[np.ndarray, str]:
     if args.data is None:
         if run.kind == "text":
             splits = text8.load(config.data_dir)
-            return pipeline.eval_chunks(
-                splits.test, run.num_positions
-            ), f"the test split of {splits.describe()}"
+            return text8_runs.chunks_of(config, splits.test), f"the test split of {splits.describe()}"
         if run.kind == "audio":
             splits = audio.load(config.dataset, config.data_dir, run.num_positions)
         else:
@@ -244,10 +247,10 @@ def _examples(args, run: Run) -> tuple[np.ndarray, str]:
             raise ConfigError(f"--data {args.data}: an image run is evaluated on a folder of images")
         return _image_folder(args.data, run), str(args.data)
     tokens = compression.encode_text(args.data.read_bytes())
-    chunks = pipeline.eval_chunks(tokens, run.num_positions)
+    chunks = text8_runs.chunks_of(config, tokens)
     if not len(chunks):
         raise ConfigError(
-            f"--data {args.data} has {len(tokens):,} characters, fewer than one chunk of {run.num_positions}"
+            f"--data {args.data} has {len(tokens):,} characters, fewer than one chunk of {config.seq_len}"
         )
     return chunks, str(args.data)
 
@@ -273,9 +276,10 @@ def _evaluate(args) -> None:
     )
     unit = {"text": "character", "images": "dimension", "audio": "16-bit sample"}[run.kind]
     how = "its full bound" if args.budget is None else f"the DP policy of {args.budget} calls"
+    size = run.config.seq_len if run.kind == "text" else run.num_positions
     print(
         f"{report.bpd:.4f} ± {report.stderr:.4f} bits per {unit} on {source}: {report.num_chunks:,} "
-        f"examples of {run.num_positions:,}, {args.passes} passes, {how} ({calls:,} network calls per "
+        f"examples of {size:,}, {args.passes} passes, {how} ({calls:,} network calls per "
         "example), EMA parameters"
     )
 

@@ -94,6 +94,51 @@ def decode(tokens: np.ndarray) -> str:
     return "".join(_DECODE[np.asarray(tokens)])
 
 
+def num_classes(chars_per_token: int) -> int:
+    """The model's classes (and its absorbing token) when each token is `chars_per_token` characters:
+    `NUM_CLASSES` for single characters (class 0 unused), `27 ** chars_per_token` for groups."""
+    return NUM_CLASSES if chars_per_token == 1 else (NUM_CLASSES - 1) ** chars_per_token
+
+
+def group(tokens: np.ndarray, chars_per_token: int) -> np.ndarray:
+    """Character tokens as model tokens of `chars_per_token` characters each: unchanged for 1; else
+    each run of characters `c_1 .. c_n` along the last axis (whose length `n` divides) becomes the
+    base-27 number of `c_i - 1`, a class in `0 .. 27^n - 1`.
+
+    Arguments:
+        tokens: character tokens in `1..27`, `(..., L)` with `L` a multiple of `chars_per_token`.
+        chars_per_token: characters per model token.
+
+    Returns:
+        Int32 `(..., L / chars_per_token)`.
+    """
+    tokens = np.asarray(tokens, np.int32)
+    if chars_per_token == 1:
+        return tokens
+    digits = tokens.reshape(*tokens.shape[:-1], -1, chars_per_token) - 1
+    return digits @ (NUM_CLASSES - 1) ** np.arange(chars_per_token - 1, -1, -1, dtype=np.int32)
+
+
+def ungroup(classes: np.ndarray, chars_per_token: int) -> np.ndarray:
+    """The inverse of [`group`][]; the absorbing class (`num_classes(chars_per_token)`) becomes
+    `chars_per_token` absorbing characters.
+
+    Arguments:
+        classes: model tokens `(..., M)`.
+        chars_per_token: characters per model token.
+
+    Returns:
+        Int32 character tokens `(..., M · chars_per_token)`.
+    """
+    classes = np.asarray(classes, np.int32)
+    if chars_per_token == 1:
+        return classes
+    powers = (NUM_CLASSES - 1) ** np.arange(chars_per_token - 1, -1, -1, dtype=np.int32)
+    chars = classes[..., None] // powers % (NUM_CLASSES - 1) + 1
+    chars = np.where(classes[..., None] == num_classes(chars_per_token), ABSORBING, chars)
+    return chars.reshape(*classes.shape[:-1], -1)
+
+
 def split_bounds(length: int) -> tuple[int, int]:
     """The ends of the train and validation splits for a corpus of `length` characters.
 

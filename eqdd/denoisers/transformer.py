@@ -193,7 +193,8 @@ def rms_normalise(x: Float[Array, "*shape E"], gain: Float[Array, " E"]) -> Floa
 
 class Block(eqx.Module):
     """One pre-LayerNorm block: optionally a depthwise convolution, then self-attention (no bias), then
-    optionally a second depthwise convolution, then an MLP (GELU or squared ReLU), each residual."""
+    optionally a second depthwise convolution, then an MLP (GELU or squared ReLU, optionally gated),
+    each residual."""
 
     conv: DepthwiseConv | None
     mlp_conv: DepthwiseConv | None
@@ -203,6 +204,7 @@ class Block(eqx.Module):
     mlp_norm: eqx.nn.LayerNorm
     mlp_in: eqx.nn.Linear
     mlp_out: eqx.nn.Linear
+    mlp_gate: eqx.nn.Linear | None
     qk_gains: Float[Array, "2 E"] | None
     num_heads: int = eqx.field(static=True)
     attention_backend: str = eqx.field(static=True)
@@ -221,6 +223,7 @@ class Block(eqx.Module):
         mlp_conv: bool = False,
         qk_norm: bool = False,
         zero_init: bool = False,
+        gated_mlp: bool = False,
         *,
         key: PRNGKeyArray,
     ):
@@ -233,6 +236,9 @@ class Block(eqx.Module):
         self.mlp_norm = eqx.nn.LayerNorm(width)
         self.mlp_in = _dense(width, mlp_width, use_bias=True, key=keys[2])
         self.mlp_out = _dense(mlp_width, width, use_bias=True, key=keys[3])
+        # its own key, so that every other layer starts as it does without a gate
+        gate_key = jax.random.fold_in(key, 6)
+        self.mlp_gate = _dense(width, mlp_width, use_bias=True, key=gate_key) if gated_mlp else None
         if zero_init:  # each residual branch starts as the identity
             self.out = eqx.tree_at(lambda layer: layer.weight, self.out, jnp.zeros_like(self.out.weight))
             self.mlp_out = eqx.tree_at(
@@ -258,7 +264,10 @@ class Block(eqx.Module):
         h = h + _per_position(self.out, attended)
         if self.mlp_conv is not None:
             h = h + self.mlp_conv(h)
-        hidden = ACTIVATIONS[self.activation](_per_position(self.mlp_in, _per_position(self.mlp_norm, h)))
+        normed = _per_position(self.mlp_norm, h)
+        hidden = ACTIVATIONS[self.activation](_per_position(self.mlp_in, normed))
+        if self.mlp_gate is not None:
+            hidden = hidden * _per_position(self.mlp_gate, normed)
         return h + _per_position(self.mlp_out, hidden)
 
 
@@ -297,6 +306,7 @@ class Transformer(eqx.Module):
         mlp_conv: bool = False,
         qk_norm: bool = False,
         zero_init: bool = False,
+        gated_mlp: bool = False,
         *,
         key: PRNGKeyArray,
     ):
@@ -321,6 +331,9 @@ class Transformer(eqx.Module):
           dot product, which bounds the attention logits.
         - `zero_init`: start the attention's output projection and the MLP's second layer at zero,
           so that every block starts as the identity.
+        - `gated_mlp`: multiply each MLP's activations by a second linear map of its input (a GLU
+          variant, Shazeer, 2020: `act(x W) ⊙ (x V)`); a third matrix of `width x mlp_width`, so
+          two-thirds of the ungated `mlp_width` keeps the parameters.
         - `key`: a PRNG key for the initialisation.
         """
         if width % num_heads:
@@ -357,6 +370,7 @@ class Transformer(eqx.Module):
                 mlp_conv,
                 qk_norm,
                 zero_init,
+                gated_mlp,
                 key=k,
             )
             for k in block_keys
@@ -406,7 +420,10 @@ def bfloat16_matmuls(model: Transformer) -> Transformer:
         The converted copy.
     """
     linears = lambda m: [  # noqa: E731
-        layer for block in m.blocks for layer in (block.qkv, block.out, block.mlp_in, block.mlp_out)
+        layer
+        for block in m.blocks
+        for layer in (block.qkv, block.out, block.mlp_in, block.mlp_out, block.mlp_gate)
+        if layer is not None
     ]
     weights = [layer.weight.astype(jnp.bfloat16) for layer in linears(model)]
     return eqx.tree_at(lambda m: [layer.weight for layer in linears(m)], model, weights)

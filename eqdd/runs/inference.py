@@ -17,6 +17,7 @@ from eqdd.config import ConfigError
 from eqdd.objectives import GGMObjective, OAARDMObjective, UpscaleObjective
 from eqdd.runs import text8_ggm
 from eqdd.runs.registry import Run
+from eqdd.runs.text8 import per_character
 from eqdd.samplers import sample_oa_ardm, sample_upscale_stages
 from eqdd.train.evaluate import BoundReport, evaluate_bound
 
@@ -137,7 +138,7 @@ def evaluate(
     progress: bool = True,
 ) -> tuple[BoundReport, int]:
     """The run's bound on `chunks` ([`eqdd.train.evaluate_bound`][]): its full bound, or the bound of a
-    policy from [`plan_policies`][].
+    policy from [`plan_policies`][]; a text run's in bits per character, whatever its tokens.
 
     Returns:
         The report and the network calls per example the bound is for.
@@ -147,6 +148,8 @@ def evaluate(
     else:
         policy = jnp.asarray(policy)
         estimate, num_steps = functools.partial(run.objective.policy_estimate, policy=policy), policy.size
+    if run.kind == "text":
+        estimate = per_character(estimate, run.config.chars_per_token)
     report = evaluate_bound(
         estimate,
         run.model,

@@ -60,6 +60,11 @@ class Text8Config(TrainingConfig):
         None, "directory with text8.zip or text8; else $EQDD_DATA_DIR, else the cache (downloads once)"
     )
     seq_len: int = option(250, "characters per chunk D (250 as in the paper; 256 for other papers)", positive)
+    chars_per_token: int = option(
+        1,
+        "characters per model token: 1 (the paper's), or 2 (pairs: 729 classes, half the positions)",
+        choices=(1, 2),
+    )
     width: int = option(128, "transformer width", positive)
     depth: int = option(2, "transformer blocks", positive)
     num_heads: int = option(4, "attention heads", positive)
@@ -74,10 +79,19 @@ class Text8Config(TrainingConfig):
     activation: str = option("gelu", ACTIVATION_HELP, choices=tuple(ACTIVATIONS))
     qk_norm: bool = option(False, "RMS-normalise each head's queries and keys (learned gains)")
     zero_init: bool = option(False, "start each block's attention output and MLP output layers at zero")
+    gated_mlp: bool = option(
+        False, "gate each MLP's activations by a second linear map of its input (about 3/2 its parameters)"
+    )
     matmuls: str = option("float32", MATMULS_HELP, choices=("float32", "bfloat16"))
 
     RESUMABLE = TrainingConfig.RESUMABLE | {"data_dir", "matmuls"}
-    FINGERPRINT_NEUTRAL = TrainingConfig.FINGERPRINT_NEUTRAL | {"qk_norm", "zero_init", "matmuls"}
+    FINGERPRINT_NEUTRAL = TrainingConfig.FINGERPRINT_NEUTRAL | {
+        "qk_norm",
+        "zero_init",
+        "matmuls",
+        "gated_mlp",
+        "chars_per_token",
+    }
     LEGACY = TrainingConfig.LEGACY | {
         "conv_width": 0,
         "mlp_conv": False,
@@ -86,7 +100,14 @@ class Text8Config(TrainingConfig):
         "qk_norm": False,
         "zero_init": False,
         "matmuls": "float32",
+        "gated_mlp": False,
+        "chars_per_token": 1,
     }
+
+    @property
+    def num_positions(self) -> int:
+        """`D` of the model: the tokens of one chunk (`seq_len / chars_per_token`)."""
+        return self.seq_len // self.chars_per_token
 
     def compute(self):
         """`--matmuls bfloat16`: the blocks' products in bfloat16 ([`bfloat16_matmuls`][]); else as stored."""
@@ -98,6 +119,10 @@ class Text8Config(TrainingConfig):
             problems.append(
                 f"--seq-len must be at most {MAX_SEQ_LEN:,} (attention holds seq_len² scores per head), "
                 f"got {self.seq_len:,}"
+            )
+        if self.seq_len % self.chars_per_token:
+            problems.append(
+                f"--seq-len ({self.seq_len}) must be a multiple of --chars-per-token ({self.chars_per_token})"
             )
         if self.width % self.num_heads:
             problems.append(f"--width ({self.width}) must be divisible by --num-heads ({self.num_heads})")
@@ -134,8 +159,28 @@ def transformer(
         config.mlp_conv,
         config.qk_norm,
         config.zero_init,
+        config.gated_mlp,
         key=key,
     )
+
+
+def per_character(estimate, chars_per_token: int):
+    """A bound estimator in bits per character from one in bits per model token (the same for single
+    characters): what every text figure is reported in, whatever the tokens. `L_t` is left as it is."""
+    if chars_per_token == 1:
+        return estimate
+
+    def scaled(model, x, t, key):
+        terms = estimate(model, x, t, key)
+        return terms._replace(nelbo=terms.nelbo / chars_per_token)
+
+    return scaled
+
+
+def chunks_of(config: Text8Config, tokens: np.ndarray) -> np.ndarray:
+    """Character tokens cut into chunks of `seq_len` characters (the rest dropped), as model tokens
+    `(N, num_positions)`."""
+    return text8.group(pipeline.eval_chunks(tokens, config.seq_len), config.chars_per_token)
 
 
 def load(config: Text8Config) -> text8.Text8Splits:
@@ -147,14 +192,16 @@ def load(config: Text8Config) -> text8.Text8Splits:
 
 def training_batches(config: Text8Config, splits: text8.Text8Splits):
     """The checkpointable iterator of training batches."""
-    return pipeline.iterate(
-        pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed), splits.train
-    )
+    crops = pipeline.training_batches(splits.train, config.seq_len, config.batch_size, config.seed)
+    if config.chars_per_token > 1:  # crops start at any character, so every grouping is seen
+        crops = crops.map(lambda batch: text8.group(batch, config.chars_per_token))
+    return pipeline.iterate(crops, splits.train)
 
 
 def test_chunks(config: Text8Config, splits: text8.Text8Splits) -> np.ndarray:
-    """The test split in chunks of `seq_len` (the first `eval_max_chunks` when that is set)."""
-    chunks = pipeline.eval_chunks(splits.test, config.seq_len)
+    """The test split in chunks of `seq_len` characters as model tokens (the first `eval_max_chunks` when
+    that is set)."""
+    chunks = chunks_of(config, splits.test)
     return chunks[: config.eval_max_chunks] if config.eval_max_chunks else chunks
 
 
@@ -170,7 +217,7 @@ def evaluate(
     note = "" if splits.standard else "; NON-STANDARD corpus, not comparable with papers"
     return session.evaluate(
         config,
-        estimate,
+        per_character(estimate, config.chars_per_token),
         model,
         test_chunks(config, splits),
         num_diffusion_steps,

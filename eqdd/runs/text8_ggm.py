@@ -56,6 +56,8 @@ class Config(text8_runs.Text8Config):
 
     def cross_checks(self) -> list[str]:
         problems = super().cross_checks()
+        if self.chars_per_token != 1:
+            problems.append("the GGM models single characters: leave --chars-per-token at 1")
         if 2 * self.infill_keep >= self.seq_len and self.num_infills:
             problems.append(
                 f"--infill-keep ({self.infill_keep}) leaves nothing to infill in chunks of --seq-len "

@@ -103,11 +103,10 @@ PRESETS = {
 
 def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
     """The model and objective a config describes (the optimiser is `config.make_optimizer()`)."""
-    model = text8_runs.transformer(
-        config, text8.NUM_CLASSES + 1, text8.NUM_CLASSES, config.time_conditioning, key
-    )
+    classes = text8.num_classes(config.chars_per_token)
+    model = text8_runs.transformer(config, classes + 1, classes, config.time_conditioning, key)
     objective = OAARDMObjective(
-        AbsorbingProcess(text8.ABSORBING),
+        AbsorbingProcess(classes),
         config.ce_weight,
         config.elbo_weight,
         config.step_sampling,
@@ -117,8 +116,8 @@ def build(config: Config, key: jax.Array) -> tuple[eqx.Module, OAARDMObjective]:
 
 
 def data_shape(config: Config) -> tuple[int]:
-    """`(D,)`: the shape of one example."""
-    return (config.seq_len,)
+    """`(D,)`: the shape of one example, in model tokens."""
+    return (config.num_positions,)
 
 
 def template(
