@@ -50,11 +50,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _scripts import ROOT, seconds_per_call, text8_training_step  # noqa: E402
 
 MODEL_FLAGS = (
-    "--preset cpu-long --num-heads 2 --depth 4 --width 256 --mlp-width 1024 --batch-size 64 "
+    "--preset cpu-long --chars-per-token 1 --num-heads 2 --depth 4 --width 256 --mlp-width 1024 "
+    "--batch-size 64 "
     "--eval-passes 2 --eval-batch-size 500 --num-samples 4 --log-every 100 --checkpoint-every 1000"
 )
 SMOKE_MODEL_FLAGS = (
-    "--preset cpu-long --depth 1 --width 32 --num-heads 2 --mlp-width 64 --batch-size 4 "
+    "--preset cpu-long --chars-per-token 1 --depth 1 --width 32 --num-heads 2 --mlp-width 64 "
+    "--batch-size 4 "
     "--eval-passes 1 --eval-max-chunks 20 --num-samples 1 --log-every 10 --checkpoint-every 1000"
 )
 # Seconds of the model part's share kept for everything but its training steps: the child's start
