@@ -100,6 +100,11 @@ def num_classes(chars_per_token: int) -> int:
     return NUM_CLASSES if chars_per_token == 1 else (NUM_CLASSES - 1) ** chars_per_token
 
 
+def _place_values(chars_per_token: int) -> np.ndarray:
+    """`27^(n-1), ..., 27, 1`: the base-27 place of each character of a group."""
+    return (NUM_CLASSES - 1) ** np.arange(chars_per_token - 1, -1, -1, dtype=np.int32)
+
+
 def group(tokens: np.ndarray, chars_per_token: int) -> np.ndarray:
     """Character tokens as model tokens of `chars_per_token` characters each: unchanged for 1; else
     each run of characters `c_1 .. c_n` along the last axis (whose length `n` divides) becomes the
@@ -116,7 +121,7 @@ def group(tokens: np.ndarray, chars_per_token: int) -> np.ndarray:
     if chars_per_token == 1:
         return tokens
     digits = tokens.reshape(*tokens.shape[:-1], -1, chars_per_token) - 1
-    return digits @ (NUM_CLASSES - 1) ** np.arange(chars_per_token - 1, -1, -1, dtype=np.int32)
+    return digits @ _place_values(chars_per_token)
 
 
 def ungroup(classes: np.ndarray, chars_per_token: int) -> np.ndarray:
@@ -133,8 +138,7 @@ def ungroup(classes: np.ndarray, chars_per_token: int) -> np.ndarray:
     classes = np.asarray(classes, np.int32)
     if chars_per_token == 1:
         return classes
-    powers = (NUM_CLASSES - 1) ** np.arange(chars_per_token - 1, -1, -1, dtype=np.int32)
-    chars = classes[..., None] // powers % (NUM_CLASSES - 1) + 1
+    chars = classes[..., None] // _place_values(chars_per_token) % (NUM_CLASSES - 1) + 1
     chars = np.where(classes[..., None] == num_classes(chars_per_token), ABSORBING, chars)
     return chars.reshape(*classes.shape[:-1], -1)
 
