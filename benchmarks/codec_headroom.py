@@ -264,6 +264,10 @@ def main(argv=None) -> dict:
     if run.kind != "text":
         parser.error(f"{args.checkpoint} is not a text model")
     model = codec_model(run)
+    if model.symbols_per_token != 1:
+        parser.error(
+            f"{args.checkpoint} models characters in pairs; this study takes single-character models"
+        )
     size = model.num_positions
     splits = text8.load(args.data_dir)
     print(splits.describe())

@@ -255,6 +255,8 @@ def _codec_rows(
     (seed, candidates), order_seconds = _timed(
         compression.choose_order, model, train_chunks, policy, args.orders
     )
+    # per symbol (a model of character pairs scores and plans per pair)
+    planned, candidates = planned / model.symbols_per_token, [b / model.symbols_per_token for b in candidates]
     scores = ", ".join(f"{b:.4f}" for b in candidates)
     print(f"order: seed {seed} of {args.orders} (training {unit.bits} {scores})")
     per = {TEXT: "chunk", IMAGES: "image", AUDIO: "clip"}[unit]
@@ -318,15 +320,15 @@ def _codec_rows(
 def text_benchmark(args, run: Run) -> dict:
     """The text mode (see the module docstring)."""
     model = codec_model(run)
-    length = model.num_positions
+    length = model.num_positions * model.symbols_per_token  # characters per chunk
     batch_size = args.batch_size or 16
     splits = text8.load(args.data_dir)
     print(splits.describe())
-    tokens = splits.test[: args.num_chars // length * length]
-    if not len(tokens):
+    chars = splits.test[: args.num_chars // length * length]
+    if not len(chars):
         raise SystemExit(f"--num-chars must be at least one chunk of {length} characters")
-    chunks = pipeline.eval_chunks(tokens, length)
-    data = text8.decode(tokens).encode()
+    chunks = pipeline.eval_chunks(model.tokens(chars), model.num_positions)
+    data = text8.decode(chars).encode()
     print(f"{len(data):,} test characters ({len(chunks)} chunks of {length}); budget {args.budget}")
 
     def codec(seed, matmuls):
@@ -339,9 +341,8 @@ def text_benchmark(args, run: Run) -> dict:
     if set(products) - set(container.MATMULS):
         raise SystemExit(f"--matmuls takes a comma-separated list of {', '.join(container.MATMULS)}")
     warm_up = data[: min(batch_size, len(chunks)) * length]  # the measured run's shapes, compiled
-    train_chunks = pipeline.eval_chunks(splits.train, length)[
-        : 16 if args.order_chunks is None else args.order_chunks
-    ]
+    num_train = 16 if args.order_chunks is None else args.order_chunks
+    train_chunks = pipeline.eval_chunks(model.tokens(splits.train[: num_train * length]), model.num_positions)
     codec_rows, figures = _codec_rows(args, model, TEXT, data, chunks, train_chunks, codec, warm_up, products)
     rows = [*codec_rows, *baselines(data)]
     print(table(rows))

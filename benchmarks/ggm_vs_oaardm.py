@@ -5,7 +5,8 @@
 Both runs are the experiments' own (same transformer backbone and number of optimiser steps by their
 CPU defaults; the script prints both so a mismatch shows). For each model: the test-set bound in bits
 per character (estimate ± standard error), and for samples drawn with the same number of network
-calls (the GGM's T; the OA-ARDM with an equally spaced policy of that many calls, at most D): their
+calls (the GGM's T; the OA-ARDM with an equally spaced policy of that many calls, at most its D
+positions: 125 for the CPU default's pairs of characters): their
 negative log-likelihood under a judge the samplers never saw (a character n-gram model fitted on the
 training split), the unigram entropy of their characters, and the share of their words found in the
 training vocabulary (the first and last word of a sample, which may be cut, are left out). The test
@@ -107,10 +108,11 @@ def main(argv=None) -> dict:
     evaluation = dict(
         eval_passes=args.eval_passes, eval_max_chunks=args.eval_max_chunks, progress=args.progress
     )
-    calls = min(process.num_steps, oa_config.seq_len)
+    positions, group = oa_config.num_positions, oa_config.chars_per_token  # the OA-ARDM may model pairs
+    calls = min(process.num_steps, positions)  # an OA-ARDM makes at most one call per position
     rows = []
     for name, config, model, objective, num_steps in (
-        ("OA-ARDM", oa_config, oa.model, oa_objective, oa_config.seq_len),
+        ("OA-ARDM", oa_config, oa.model, oa_objective, positions),
         ("GGM", ggm_config, ggm.model, ggm_objective, process.num_steps),
     ):
         config = dataclasses.replace(config, **evaluation)
@@ -120,12 +122,11 @@ def main(argv=None) -> dict:
             samples = text8_ggm.sample(config, model, process, ggm_key, args.num_samples)
             sample_calls = process.num_steps
         else:
-            policy = jnp.asarray(naive_policy(config.seq_len, calls))
-            samples = np.asarray(
-                eqx.filter_jit(sample_oa_ardm)(
-                    model, objective.process, oa_key, args.num_samples, config.seq_len, policy=policy
-                )
+            policy = jnp.asarray(naive_policy(positions, calls))
+            tokens = eqx.filter_jit(sample_oa_ardm)(
+                model, objective.process, oa_key, args.num_samples, positions, policy=policy
             )
+            samples = text8.ungroup(np.asarray(tokens), group)
             sample_calls = calls
         rows.append(
             {
@@ -138,7 +139,7 @@ def main(argv=None) -> dict:
                 "samples": [text8.decode(s) for s in samples],
             }
         )
-    test = text8_runs.test_chunks(oa_config, splits)[: args.num_samples]
+    test = text8.ungroup(text8_runs.test_chunks(oa_config, splits)[: args.num_samples], group)
     rows.append({"model": "test data", **sample_quality(test, judge, vocabulary)})
 
     print(f"\ntext8 (test split), samples of {oa_config.seq_len} characters, {args.num_samples} per model")

@@ -9,9 +9,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 # A model and run small enough to train, evaluate and sample in seconds.
-TINY_RUN = (
+TINY_RUN = (  # single characters (the OA-ARDM's default is pairs: tests of pairs say so)
     "--width 16 --depth 1 --num-heads 2 --mlp-width 32 --warmup-steps 2 --log-every 1 --eval-passes 2 "
-    "--eval-batch-size 8 --no-progress"
+    "--eval-batch-size 8 --chars-per-token 1 --no-progress"
 ).split()
 
 

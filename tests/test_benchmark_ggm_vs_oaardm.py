@@ -24,7 +24,7 @@ def test_benchmark_compares_both_models_at_equal_calls(tmp_path, capsys):
     ]
     oaardm.main(
         [*common, "--run-dir", str(tmp_path / "oa"), "--batch-size", "8", "--eval-max-chunks", "4"]
-        + ["--codec-orders", "0"]
+        + ["--codec-orders", "0", "--chars-per-token", "2"]  # the OA-ARDM's default: pairs
     )
     ggm.main(
         [*common, "--run-dir", str(tmp_path / "ggm"), "--batch-size", "4", "--timesteps", "2"]
@@ -42,9 +42,11 @@ def test_benchmark_compares_both_models_at_equal_calls(tmp_path, capsys):
     models = [row["model"] for row in results["rows"]]
     assert models == ["OA-ARDM", "GGM", "test data"]
     oa, g, data = results["rows"]
-    assert oa["network_calls"] == g["network_calls"] == 24  # T = L with the GGM's one sweep
+    # T = L with the GGM's one sweep; the OA-ARDM of pairs has 12 positions, at most one call each
+    assert g["network_calls"] == 24 and oa["network_calls"] == 12
     for row in (oa, g):
         assert row["bound_bpc"] > 0 and row["bound_stderr"] > 0 and len(row["samples"]) == 3
+        assert all(len(sample) == 24 for sample in row["samples"])  # characters, pairs ungrouped
     for row in results["rows"]:
         assert row["judge_bpc"] > 0 and 0 <= row["unigram_entropy"] <= 5
         # NaN when a short sample has no inner word (its first and last words may be cut)

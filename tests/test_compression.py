@@ -23,19 +23,21 @@ BUDGET = 5
 ALPHABET = text8.ALPHABET.encode()
 
 
-def tiny_model(seed: int) -> compression.CodecModel:
-    """An untrained tiny transformer whose head is scaled up, so its conditionals are far from uniform."""
-    network = Transformer(
-        text8.NUM_CLASSES + 1, text8.NUM_CLASSES, 16, 1, 2, 32, key=jax.random.PRNGKey(seed)
-    )
+def tiny_model(seed: int, chars_per_token: int = 1) -> compression.CodecModel:
+    """An untrained tiny transformer whose head is scaled up, so its conditionals are far from uniform;
+    chunks of `D` characters (`D / chars_per_token` tokens)."""
+    classes, positions = text8.num_classes(chars_per_token), D // chars_per_token
+    network = Transformer(classes + 1, classes, 16, 1, 2, 32, key=jax.random.PRNGKey(seed))
     network = eqx.tree_at(lambda m: m.head.weight, network, 4 * network.head.weight)
-    losses = np.linspace(3.0, 1.0, D)
+    losses = np.linspace(3.0, 1.0, positions)
+    objective = OAARDMObjective(AbsorbingProcess(classes))  # the absorbing token is the last class + 1
     return compression.CodecModel.create(
-        network, OAARDMObjective(AbsorbingProcess(text8.ABSORBING)), D, losses, {"test": seed}
+        network, objective, positions, losses, {"test": seed}, symbols_per_token=chars_per_token
     )
 
 
 MODEL = tiny_model(0)
+PAIRS = tiny_model(0, chars_per_token=2)  # the same network shape over pairs of characters
 
 
 def random_text(length: int, seed: int) -> bytes:
@@ -129,6 +131,56 @@ def test_decompression_streams_the_text_batch_by_batch():
     compression.decompress_to(blob, MODEL, pieces.append)
     assert b"".join(pieces) == text
     assert [len(piece) for piece in pieces] == [4 * D] * 40 + [7]
+
+
+@settings(max_examples=10)
+@given(st.integers(0, 70), st.integers(0, 2**31))
+@example(0, 0)
+@example(1, 0)
+@example(D - 1, 0)
+@example(D + 1, 1)
+def test_a_model_of_character_pairs_round_trips_text_of_any_length(length, seed):
+    text = random_text(length, seed)
+    blob = compression.compress(text, PAIRS, BUDGET, order_seed=seed % 3, batch_size=2)
+    assert container.unpack(blob)[0].num_symbols == length  # files count characters
+    assert compression.decompress(blob, PAIRS) == text
+    # the coded tokens: the pairs, the last one filled up with a space when the length is odd
+    tokens = PAIRS.tokens(compression.encode_text(text))
+    assert len(tokens) == PAIRS.num_tokens(length) == -(-length // 2)
+    np.testing.assert_array_equal(
+        PAIRS.symbols(tokens), [*compression.encode_text(text), *[text8.SPACE] * (length % 2)]
+    )
+
+
+def test_a_model_of_character_pairs_codes_at_its_exact_code_length_and_names_its_model():
+    text = random_text(3 * D - 1, 5)  # 3 chunks of 8 pairs, the last pair filled up
+    blob = compression.compress(text, PAIRS, BUDGET, order_seed=1, batch_size=2)
+    header, words = container.unpack(blob)
+    chunks = PAIRS.tokens(compression.encode_text(text)).reshape(3, D // 2)
+    scheme = PAIRS.scheme(1, PAIRS.plan(BUDGET)[0], header.matmuls)
+    exact_bits = float(scheme.code_lengths(chunks).astype(np.float64).sum()) * (D // 2)
+    assert exact_bits > 100 and abs(32 * words.size - exact_bits) <= 64  # the ANS state: a few bytes
+    # any text, through the envelope; files of the single-character model and of pairs are told apart
+    original = b"Odd-length Text, 3 lines!\nTwo\n"
+    assert plain.decompress(plain.compress(original, PAIRS, BUDGET, batch_size=2), PAIRS) == original
+    assert PAIRS.fingerprint != MODEL.fingerprint
+    with pytest.raises(compression.ModelMismatchError, match="compressed with another model"):
+        compression.decompress(compression.compress(text, MODEL, BUDGET), PAIRS)
+
+
+def test_pairs_are_for_text_models_only():
+    with pytest.raises(ValueError, match="symbols_per_token is 1, or 2 for a text model"):
+        tiny_model(0, chars_per_token=3)
+    with pytest.raises(ValueError, match="symbols_per_token is 1, or 2 for a text model"):
+        compression.CodecModel.create(
+            MODEL.denoiser,
+            MODEL.objective,
+            D,
+            MODEL.step_losses,
+            {},
+            image_shape=(4, 4, 1),
+            symbols_per_token=2,
+        )
 
 
 @settings(max_examples=60)

@@ -88,7 +88,11 @@ def test_paper_preset_matches_the_reference():
         5000,
         0.25,
     )
-    assert config.seq_len == 250
+    assert config.seq_len == 250 and config.chars_per_token == 1
+    # the CPU presets model pairs of characters
+    for preset in ("cpu", "cpu-long"):
+        cpu = experiment.parse_config(experiment.Config, ["--preset", preset], experiment.PRESETS, "cpu", "")
+        assert cpu.chars_per_token == 2 and cpu.num_positions == 125
     # a flag overrides the preset, whether or not the preset sets that option
     config = experiment.parse_config(
         experiment.Config, ["--preset", "paper", "--seq-len", "256"], experiment.PRESETS, "cpu", ""

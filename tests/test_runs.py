@@ -60,7 +60,7 @@ def pair_run(tmp_path_factory, text8_dir) -> Path:
     return run
 
 
-def test_a_run_of_character_pairs_samples_evaluates_and_infills_whole_pairs(
+def test_a_run_of_character_pairs_samples_evaluates_infills_whole_pairs_and_codes_files(
     pair_run, text8_dir, tmp_path, capsys
 ):
     run = eqdd.load_run(pair_run)
@@ -95,13 +95,43 @@ def test_a_run_of_character_pairs_samples_evaluates_and_infills_whole_pairs(
         progress=False,
     )
     assert float(match[1]) == pytest.approx(per_pair.bpd / 2, abs=1e-4)
-    # what pairs do not do yet: the codec and the GGM
-    assert "this run models characters in pairs" in fails(
-        capsys, "compress", text, tmp_path / "out.eqdd", "--checkpoint", pair_run
-    )
-    assert not (tmp_path / "out.eqdd").exists()
+    # the codec codes pairs: any text, of odd length too, with the order the run chose on training data
+    chosen = json.loads((pair_run / "results.json").read_text())["codec_order"]
+    assert chosen["fingerprint"] == codec.codec_model(run).fingerprint.hex()
+    inputs = {
+        "odd.txt": b"the cat sat on the mat " * 3,  # 69 characters of the text8 alphabet
+        "ordinary.txt": b"The cat sat; the DOG ran.\n" * 3 + b"End",  # its projection: 75 characters
+    }
+    for name, original in inputs.items():
+        (tmp_path / name).write_bytes(original)
+        eqdd_command(capsys, "compress", tmp_path / name, tmp_path / f"{name}.z", "--checkpoint", pair_run)
+        eqdd_command(
+            capsys, "decompress", tmp_path / f"{name}.z", tmp_path / name, "--checkpoint", pair_run, "-f"
+        )
+        assert (tmp_path / name).read_bytes() == original
+    # what pairs do not do: the GGM
     with pytest.raises(ConfigError, match="the GGM models single characters"):
         parse_config(ggm.Config, ["--chars-per-token", "2"], ggm.PRESETS, "cpu", "")
+
+
+def test_the_codec_benchmark_measures_a_run_of_pairs_in_bits_per_character(pair_run, text8_dir, tmp_path):
+    rates = load_script("benchmarks/compression_rates.py")
+    options = "--num-chars 330 --budget 4 --orders 2 --order-chunks 2 --batch-size 8 --matmuls float32"
+    results = rates.main(
+        [
+            *("--checkpoint", str(pair_run), "--data-dir", str(text8_dir), "--no-progress"),
+            *options.split(),
+            *("--out-dir", str(tmp_path / "out")),
+        ]
+    )
+    assert results["num_chars"] == 320 and results["num_positions"] == 8  # 20 chunks of 8 pairs
+    rows = {r["method"]: r for r in results["rows"]}
+    codec_row = rows["eqdd OA-ARDM codec, 4 calls/chunk"]
+    exact = rows["exact code length -log2 p(x | orders, policy)"]
+    assert 0 < 8 * codec_row["bytes"] - exact["bpc"] * 320 < 8 * (results["header_bytes"] + 12)
+    # per character: a barely trained model of 729 classes costs about log2(729) / 2 = 4.75 bits each
+    per_character = [exact["bpc"], rows["DP planned cost (training L_t)"]["bpc"]]
+    assert all(3 < bits < 6 for bits in [*per_character, *results["order_candidates_train_bpc"]])
 
 
 def test_load_run_opens_every_kind_of_run(text_runs, image_runs):

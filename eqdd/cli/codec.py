@@ -82,7 +82,7 @@ def add_commands(commands, checkpoint_help: str) -> None:
 
 
 def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """The tokens an image or audio model codes, and the pixels or the samples."""
+    """The symbols an image or audio model codes (its tokens), and the pixels or the samples."""
     if run.kind == "audio":
         try:
             samples, rate = audio.read_wav(data)
@@ -106,10 +106,10 @@ def _read_input(data: bytes, run: Run) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _text_head(path: Path, model: compression.CodecModel, num_chunks: int) -> np.ndarray:
-    """The tokens of the text8 projection of the start of a text file, enough for `num_chunks` chunks
+    """The characters of the text8 projection of the start of a text file, enough for `num_chunks` chunks
     when the file holds them (binary input is refused here, before any coding)."""
     with path.open("rb") as source:
-        head = source.read(4 * num_chunks * model.num_positions)
+        head = source.read(4 * num_chunks * model.num_positions * model.symbols_per_token)
         more = source.read(1)
     if more:
         head = head[: segments.cut(head + more, len(head))]
@@ -117,14 +117,14 @@ def _text_head(path: Path, model: compression.CodecModel, num_chunks: int) -> np
     return compression.encode_text(head if plain.is_text8(head) else plain.project(head)[0])
 
 
-def _order(args, model: compression.CodecModel, tokens: np.ndarray, budget: int, matmuls: str):
+def _order(args, model: compression.CodecModel, symbols: np.ndarray, budget: int, matmuls: str):
     """The order seed to code with, and how it was chosen: the run's (chosen on its training data),
     else the best of `--orders` candidates on the input's first `--order-chunks` chunks."""
     seed = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
     if seed is not None:
         return seed, "chosen by the run on training data"
     orders = DEFAULT_ORDERS if args.orders is None else args.orders
-    chunks = pipeline.eval_chunks(tokens, model.num_positions)[: args.order_chunks]
+    chunks = pipeline.eval_chunks(model.tokens(symbols), model.num_positions)[: args.order_chunks]
     if orders > 1 and len(chunks):
         seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders, matmuls)
         return seed, f"best of {orders} on the input"
@@ -151,15 +151,15 @@ def _compress(args) -> None:
     run = load_run(args.checkpoint)
     model = codec.codec_model(run)
     if model.kind == "text":
-        tokens, decoded = _text_head(args.input, model, args.order_chunks), None
+        symbols, decoded = _text_head(args.input, model, args.order_chunks), None
     else:
-        tokens, decoded = _read_input(args.input.read_bytes(), run)
+        symbols, decoded = _read_input(args.input.read_bytes(), run)
     matmuls = args.matmuls or ("bfloat16" if model.kind == "text" else "float32")
     model.check_matmuls(matmuls)  # images and audio compute in float32: refused before any work
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
         raise compression.CompressionError(f"--budget must be in 1..{model.num_positions}, got {budget}")
-    seed, chosen = _order(args, model, tokens, budget, matmuls)
+    seed, chosen = _order(args, model, symbols, budget, matmuls)
     stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
     settings = f"budget {budget}{stages}, order {seed}: {chosen}; {matmuls} matrix products"
     if model.kind == "text":  # streamed: memory bounded by a segment, whatever the length
@@ -190,7 +190,7 @@ def _compress(args) -> None:
         what, unit, symbols = f"{decoded.size:,} samples at {model.sample_rate:,} Hz", "sample", decoded.size
     else:
         blob = compression.compress_images(decoded[None], model, budget, seed, args.batch_size, args.progress)
-        what, unit, symbols = f"{describe_shape(decoded.shape)} image", "dimension", tokens.size
+        what, unit, symbols = f"{describe_shape(decoded.shape)} image", "dimension", symbols.size
     if args.verify and not np.array_equal(_decode(blob, model, args.progress), decoded):
         raise compression.DeterminismError("the compressed file does not decompress to the input")
     print(

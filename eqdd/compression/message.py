@@ -23,6 +23,11 @@ from eqdd.compression.model import CodecModel, describe_shape, environment
 _UNITS = {"text": "char", "images": "dim", "audio": "sample"}  # what the progress bars count
 
 
+def _unit(model: CodecModel, kind: str) -> str:
+    """What the progress bars count: the model's tokens."""
+    return "pair" if model.symbols_per_token == 2 else _UNITS[kind]
+
+
 def check_kind(model: CodecModel, kind: str) -> None:
     """Raise a `ModelMismatchError` unless `model` codes `kind` (`"text"`, `"images"` or `"audio"`)."""
     if model.kind != kind:
@@ -41,7 +46,7 @@ def contents(header: container.Header) -> str:
 
 @typecheck
 def compress(
-    tokens: Integer[np.ndarray, " N"],
+    symbols: Integer[np.ndarray, " N"],
     data: bytes,
     kind: str,
     model: CodecModel,
@@ -51,10 +56,11 @@ def compress(
     show_progress: bool,
     matmuls: str = "float32",
 ) -> bytes:
-    """Code a stream of tokens into a compressed file.
+    """Code a stream of symbols into a compressed file.
 
     Arguments:
-        tokens: the data as the model's classes, flat (chunks of `D`, e.g. whole images).
+        symbols: the data as classes, flat: characters, sub-pixels (chunks of `D`: whole images) or
+            samples; the model codes its [`tokens`][eqdd.compression.CodecModel.tokens] of them.
         data: the original bytes; their CRC32 goes into the header.
         kind: `"text"` or `"images"`; must be the model's.
         model: the model ([`eqdd.compression.CodecModel`][]).
@@ -82,10 +88,11 @@ def compress(
         )
     policy, _ = model.plan(budget)
     scheme = model.scheme(order_seed, policy, matmuls)
-    words, first_table = codec.encode(scheme, tokens, batch_size, show_progress, _UNITS[kind])
+    tokens = model.tokens(symbols)
+    words, first_table = codec.encode(scheme, tokens, batch_size, show_progress, _unit(model, kind))
     header = container.Header(
         kind=kind,
-        num_symbols=tokens.shape[0],
+        num_symbols=symbols.shape[0],
         data_crc=zlib.crc32(data),
         fingerprint=model.fingerprint,
         order_seed=order_seed,
@@ -119,7 +126,7 @@ def decompress_to(
         blob: the file's bytes.
         model: the model the file was compressed with.
         kind: `"text"` or `"images"`: what the caller decodes; must be the model's.
-        to_bytes: the original bytes of some decoded tokens (whose CRC32, over the whole stream, the
+        to_bytes: the original bytes of some decoded symbols (whose CRC32, over the whole stream, the
             header holds).
         write: takes the original bytes, batch after batch.
         show_progress: show a progress bar.
@@ -163,15 +170,17 @@ def decompress_to(
         batches = codec.decode_batches(
             scheme,
             words,
-            header.num_symbols,
+            model.num_tokens(header.num_symbols),
             header.batch_size,
             header.first_table_crc,
             show_progress,
-            _UNITS[kind],
+            _unit(model, kind),
         )
-        crc = 0
+        crc, left = 0, header.num_symbols
         for tokens in batches:
-            data = to_bytes(tokens)
+            symbols = model.symbols(tokens)[:left]  # a group model's last token holds fill: dropped
+            left -= len(symbols)
+            data = to_bytes(symbols)
             crc = zlib.crc32(data, crc)
             write(data)
         if crc != header.data_crc:

@@ -17,6 +17,7 @@ from eqdd import policy as policies
 from eqdd.compression.container import MATMULS
 from eqdd.compression.errors import CompressionError
 from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
+from eqdd.data import text8
 from eqdd.denoisers.transformer import Transformer, bfloat16_matmuls
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
 
@@ -69,6 +70,9 @@ class CodecModel:
         image_shape: `(H, W, C)` for an image model (`D = H·W·C`, row-major); `None` otherwise.
         sample_rate: the rate of an audio model's 16-bit samples (what its WAV files are written at);
             `None` otherwise.
+        symbols_per_token: characters per token of a text model (2 for a model of character pairs:
+            [`eqdd.data.text8.group`][]); 1 otherwise. Files count symbols (characters), the network
+            codes tokens: see [`tokens`][] and [`symbols`][].
     """
 
     denoiser: eqx.Module
@@ -78,6 +82,7 @@ class CodecModel:
     fingerprint: bytes
     image_shape: tuple[int, int, int] | None = None
     sample_rate: int | None = None
+    symbols_per_token: int = 1
 
     @classmethod
     def create(
@@ -89,6 +94,7 @@ class CodecModel:
         description: dict[str, Any],
         image_shape: tuple[int, int, int] | None = None,
         sample_rate: int | None = None,
+        symbols_per_token: int = 1,
     ) -> "CodecModel":
         """Move the network to the CPU (the codec always runs there) and fingerprint it.
 
@@ -101,12 +107,18 @@ class CodecModel:
                 parameters, `L_t`, `D`, the objective's process and the image shape).
             image_shape: `(H, W, C)` with `H·W·C = D` for an image model; `None` (text) by default.
             sample_rate: the sample rate of an audio model (16-bit samples, `K = 2^16`); `None` by default.
+            symbols_per_token: characters per token of a text model (1, or 2 for pairs); 1 by default.
 
         Raises:
             CompressionError: for an OA-ARDM with a logistic-mixture output (the coder needs a table of
                 every class, `2^16` of them).
-            ValueError: when the image shape does not hold `D` sub-pixels, or `L_t` has not `S·D` values.
+            ValueError: when the image shape does not hold `D` sub-pixels, `L_t` has not `S·D` values, or
+                `symbols_per_token` is not 1 (or 2 for text).
         """
+        if symbols_per_token not in (1, 2) or (symbols_per_token == 2 and (image_shape or sample_rate)):
+            raise ValueError(
+                f"symbols_per_token is 1, or 2 for a text model of character pairs; got {symbols_per_token}"
+            )
         if isinstance(objective, OAARDMObjective) and objective.process.mixture_components:
             raise CompressionError(
                 "an OA-ARDM with a logistic-mixture output cannot code files (the coder needs a table of "
@@ -128,6 +140,8 @@ class CodecModel:
             described["image_shape"] = list(image_shape)
         if sample_rate is not None:
             described["sample_rate"] = int(sample_rate)
+        if symbols_per_token != 1:  # absent for single characters: their fingerprints stay as they were
+            described["symbols_per_token"] = int(symbols_per_token)
         return cls(
             cpu_denoiser,
             objective,
@@ -136,6 +150,7 @@ class CodecModel:
             fingerprint(cpu_denoiser, losses, described),
             image_shape,
             None if sample_rate is None else int(sample_rate),
+            int(symbols_per_token),
         )
 
     @property
@@ -145,6 +160,23 @@ class CodecModel:
         if self.sample_rate is not None:
             return "audio"
         return "text" if self.image_shape is None else "images"
+
+    def num_tokens(self, num_symbols: int) -> int:
+        """The tokens that code `num_symbols` symbols: `ceil(num_symbols / symbols_per_token)`."""
+        return -(-num_symbols // self.symbols_per_token)
+
+    def tokens(self, symbols: np.ndarray) -> np.ndarray:
+        """The model's tokens of a flat stream of symbols: the symbols themselves, or for a model of
+        character groups the groups ([`eqdd.data.text8.group`][]), the last one filled up with spaces
+        (which the decoder drops: the file counts the characters)."""
+        if self.symbols_per_token == 1:
+            return symbols
+        fill = np.full(-len(symbols) % self.symbols_per_token, text8.SPACE, np.int32)
+        return text8.group(np.concatenate([np.asarray(symbols, np.int32), fill]), self.symbols_per_token)
+
+    def symbols(self, tokens: np.ndarray) -> np.ndarray:
+        """The inverse of [`tokens`][], the fill included."""
+        return tokens if self.symbols_per_token == 1 else text8.ungroup(tokens, self.symbols_per_token)
 
     @property
     def num_stages(self) -> int:

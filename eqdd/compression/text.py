@@ -42,8 +42,8 @@ def compress(
     Arguments:
         data: the text (bytes: lowercase `a`-`z` and space only).
         model: a text model ([`eqdd.compression.CodecModel`][]).
-        budget: network calls per chunk of `D` characters, in `1..D`; the policy is the optimal one
-            for the model's `L_t`.
+        budget: network calls per chunk of `D` tokens (characters, or pairs for a model of pairs), in
+            `1..D`; the policy is the optimal one for the model's `L_t`.
         order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it (pick one with
             [`eqdd.compression.choose_order`][]).
         batch_size: chunks per network call.

@@ -23,6 +23,7 @@ from eqdd.data import files
 ALPHABET = " abcdefghijklmnopqrstuvwxyz"
 NUM_CLASSES = 28
 ABSORBING = 28
+SPACE = 1  # the token of " "
 STANDARD_LENGTH = 100_000_000
 STANDARD_SPLIT = (90_000_000, 5_000_000, 5_000_000)
 DOWNLOAD_URL = "http://mattmahoney.net/dc/text8.zip"

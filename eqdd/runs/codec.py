@@ -32,8 +32,7 @@ def codec_model(run: Run) -> compression.CodecModel:
     earlier file is refused for it.
 
     Raises:
-        CompressionError: for a GGM run (its bound is not an exact likelihood to code with), a text run
-            of character pairs, and from
+        CompressionError: for a GGM run (its bound is not an exact likelihood to code with), and from
             [`eqdd.compression.CodecModel.create`][] for a model it cannot code with.
     """
     if not isinstance(run.objective, AbstractARDMObjective):
@@ -42,11 +41,6 @@ def codec_model(run: Run) -> compression.CodecModel:
             "of experiments/text8_oaardm.py, cifar10_ardm.py or sc09_ardm.py"
         )
     config = run.config
-    if getattr(config, "chars_per_token", 1) != 1:
-        raise compression.CompressionError(
-            "the codec codes text one character per position; this run models characters in pairs "
-            "(--chars-per-token 2): give a run trained with --chars-per-token 1"
-        )
     description = {
         k: v
         for k, v in dataclasses.asdict(config).items()
@@ -54,7 +48,14 @@ def codec_model(run: Run) -> compression.CodecModel:
     }
     rate = config.sample_rate if run.kind == "audio" else None
     return compression.CodecModel.create(
-        run.model, run.objective, run.num_positions, run.planning_losses, description, run.image_shape, rate
+        run.model,
+        run.objective,
+        run.num_positions,
+        run.planning_losses,
+        description,
+        run.image_shape,
+        rate,
+        getattr(config, "chars_per_token", 1),
     )
 
 

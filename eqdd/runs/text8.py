@@ -18,6 +18,7 @@ from eqdd.train.evaluate import BoundReport
 
 # The paper's text8 network and optimiser (ARDM paper, §7.1).
 PAPER = dict(
+    chars_per_token=1,
     conv_width=0,
     mlp_conv=False,
     optimizer="adamw",
