@@ -84,7 +84,7 @@ class Config(text8_runs.Text8Config):
 PRESETS = {
     "cpu": {},
     # A longer CPU run: the default's recipe (pairs of characters included) on a wider and deeper
-    # network (3x192, 1.6M parameters), batches of 16 chunks, 24,000 steps, about 1 h 45 min on 2 cores
+    # network (3x192, 1.6M parameters), batches of 16 chunks, 24,000 steps, 1 h 45 min to 2 h on 2 cores
     # (measured: benchmarks/RESULTS.md).
     "cpu-long": dict(
         batch_size=16,
