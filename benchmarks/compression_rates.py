@@ -320,7 +320,7 @@ def _codec_rows(
 def text_benchmark(args, run: Run) -> dict:
     """The text mode (see the module docstring)."""
     model = codec_model(run)
-    length = model.num_positions * model.symbols_per_token  # characters per chunk
+    length = model.symbols_per_chunk  # characters per chunk
     batch_size = args.batch_size or 16
     splits = text8.load(args.data_dir)
     print(splits.describe())

@@ -109,7 +109,7 @@ def _text_head(path: Path, model: compression.CodecModel, num_chunks: int) -> np
     """The characters of the text8 projection of the start of a text file, enough for `num_chunks` chunks
     when the file holds them (binary input is refused here, before any coding)."""
     with path.open("rb") as source:
-        head = source.read(4 * num_chunks * model.num_positions * model.symbols_per_token)
+        head = source.read(4 * num_chunks * model.symbols_per_chunk)
         more = source.read(1)
     if more:
         head = head[: segments.cut(head + more, len(head))]

@@ -161,6 +161,11 @@ class CodecModel:
             return "audio"
         return "text" if self.image_shape is None else "images"
 
+    @property
+    def symbols_per_chunk(self) -> int:
+        """The symbols a chunk of `D` tokens holds: `D · symbols_per_token`."""
+        return self.num_positions * self.symbols_per_token
+
     def num_tokens(self, num_symbols: int) -> int:
         """The tokens that code `num_symbols` symbols: `ceil(num_symbols / symbols_per_token)`."""
         return -(-num_symbols // self.symbols_per_token)
