@@ -93,6 +93,8 @@ def test_paper_preset_matches_the_reference():
     for preset in ("cpu", "cpu-long"):
         cpu = experiment.parse_config(experiment.Config, ["--preset", preset], experiment.PRESETS, "cpu", "")
         assert cpu.chars_per_token == 2 and cpu.num_positions == 125
+        # the longer preset's products in bfloat16 (measured with them), the main job's in float32
+        assert cpu.matmuls == ("bfloat16" if preset == "cpu-long" else "float32")
     # a flag overrides the preset, whether or not the preset sets that option
     config = experiment.parse_config(
         experiment.Config, ["--preset", "paper", "--seq-len", "256"], experiment.PRESETS, "cpu", ""

@@ -8,7 +8,7 @@ model"); the provenance is also inside the file.
 from importlib import resources
 from pathlib import Path
 
-TEXT8 = "text8.eqdd-model"  # the text8 OA-ARDM of the `cpu-long` preset (1,352,860 parameters)
+TEXT8 = "text8.eqdd-model"  # a text8 OA-ARDM `cpu-long` run of 2026-11-29 (1,352,860 parameters)
 TEXT8_FINGERPRINT = "6a2a5c5543ffa2313e0ec1ec6c64d6e8"  # its codec fingerprint, in every file it writes
 
 
