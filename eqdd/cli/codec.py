@@ -187,14 +187,14 @@ def _compress(args) -> None:
         return
     if model.kind == "audio":
         blob = compression.compress_audio(decoded, model, budget, seed, args.batch_size, args.progress)
-        what, unit, symbols = f"{decoded.size:,} samples at {model.sample_rate:,} Hz", "sample", decoded.size
+        what, unit, count = f"{decoded.size:,} samples at {model.sample_rate:,} Hz", "sample", decoded.size
     else:
         blob = compression.compress_images(decoded[None], model, budget, seed, args.batch_size, args.progress)
-        what, unit, symbols = f"{describe_shape(decoded.shape)} image", "dimension", symbols.size
+        what, unit, count = f"{describe_shape(decoded.shape)} image", "dimension", symbols.size
     if args.verify and not np.array_equal(_decode(blob, model, args.progress), decoded):
         raise compression.DeterminismError("the compressed file does not decompress to the input")
     print(
-        f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(symbols, 1):.4f} bits per "
+        f"{args.input}: {what} -> {len(blob):,} bytes ({8 * len(blob) / max(count, 1):.4f} bits per "
         f"{unit}; {settings})",
         file=sys.stderr,
     )
