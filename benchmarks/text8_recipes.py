@@ -64,6 +64,7 @@ LONG += ["--warmup-steps", "200"]
 # cpu-long as of 978c2dc: its shape on the default's recipe of b324e9d.
 LONG_978C2DC = [*DEFAULT_D6ABE4C, *LONG, "--adam-b2", "0.95", "--weight-decay", "3e-2"]
 LONG_H2 = [*LONG_978C2DC, "--num-heads", "2"]
+LONG_F3738D6 = [*LONG_978C2DC, "--chars-per-token", "2", "--matmuls", "bfloat16"]
 LONG_H2_B32 = [*LONG_H2, "--batch-size", "32", "--warmup-steps", "100", "--ema-decay", "0.996"]
 
 # name -> (what it tests, its flags on top of OLD_DEFAULT). The first recipe is the reference of the
@@ -296,6 +297,18 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
     "long-glu": (
         "cpu-long's recipe (long-b324e9d) with gated MLPs of hidden width 512 (the same parameters)",
         [*LONG_978C2DC, "--gated-mlp", "--mlp-width", "512"],
+    ),
+    # Round 25: on cpu-long's recipe as of f3738d6 (pairs, bfloat16 products), per step: the token
+    # embedding's own rate (AdamW's rate times a factor; the embedding starts at unit scale, so the
+    # shared 1.2e-2 moves it about 1% a step).
+    "long-f3738d6": ("cpu-long's recipe of f3738d6 (pairs of characters, bfloat16 products)", LONG_F3738D6),
+    "long-emb4": (
+        "long-f3738d6 with the token embedding at 4 times AdamW's rate",
+        [*LONG_F3738D6, "--embedding-lr-factor", "4"],
+    ),
+    "long-emb16": (
+        "long-f3738d6 with the token embedding at 16 times AdamW's rate",
+        [*LONG_F3738D6, "--embedding-lr-factor", "16"],
     ),
     "d6-adam-b2-0.95": (
         "the default with Adam's second-moment decay 0.95",

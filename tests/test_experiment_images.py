@@ -66,8 +66,12 @@ def test_main_trains_evaluates_and_draws_pictures(image_dir, tmp_path, capsys, m
 
 def test_bad_values_are_refused_with_the_flag_to_change():
     with pytest.raises(ConfigError) as error:
-        experiment.main(["--width", "30", "--branch-factor", "1", "--budgets", "5,x", "--optimizer", "muon"])
+        experiment.main(
+            ["--width", "30", "--branch-factor", "1", "--budgets", "5,x", "--optimizer", "muon"]
+            + ["--embedding-lr-factor", "4"]
+        )
     message = str(error.value)
+    assert "--embedding-lr-factor scales a transformer's token embedding; the U-Net has none" in message
     assert "--optimizer muon steps a transformer's blocks; the U-Net trains with adamw" in message
     assert "--width must be a multiple of 4" in message
     assert "--branch-factor must be at least 2" in message

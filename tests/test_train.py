@@ -327,9 +327,9 @@ def test_learning_rate_schedules_refuse_unknown_names_and_accept_short_runs():
 @pytest.mark.parametrize("step_sampling,ce_mask_power", [("uniform", 0.0), ("masked", 1.0)])
 def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
     # Convolutions before attention and MLP, rotary embeddings, QK-norm, zero-initialised output layers,
-    # gated squared-ReLU MLPs, a cosine decay, Muon (on q, k and v apart) and the plain masked CE
-    # together; then again with the steps drawn in proportion to their masked positions and the CE's
-    # weight scaled by the masked fraction.
+    # gated squared-ReLU MLPs, a cosine decay, Muon (on q, k and v apart), the token embedding at 4
+    # times AdamW's rate and the plain masked CE together; then again with the steps drawn in
+    # proportion to their masked positions and the CE's weight scaled by the masked fraction.
     model = Transformer(
         K + 1,
         K,
@@ -356,6 +356,7 @@ def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
         optimizer="muon",
         muon_learning_rate=0.02,
         split_qkv=True,
+        embedding_factor=4.0,
     )
     state = TrainState.create(model, optimizer, jax.random.PRNGKey(1), D)
     objective = OAARDMObjective(
@@ -423,6 +424,43 @@ def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest(split_q
             cosine = np.sum(direction * polar) / (np.linalg.norm(direction) * np.linalg.norm(polar))
             assert cosine > 0.97
     assert matrices == 2 * (6 if split_qkv else 4)  # q, k and v (or qkv), out, mlp_in, mlp_out of both blocks
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_the_embedding_factor_scales_the_token_embeddings_updates_and_no_other(optimizer):
+    # The same gradients through both optimisers: the embedding's updates (weight decay included)
+    # are `factor` times the plain optimiser's, every other update is the plain one.
+    model = Transformer(K + 1, K, 32, 2, 2, 64, conv_width=3, key=jax.random.PRNGKey(0))
+    params = eqx.filter(model, eqx.is_array)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    grads = jax.tree.unflatten(
+        treedef, [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+    )
+    factor = 6.0
+    updates = []
+    for embedding_factor in (1.0, factor):
+        transform = make_optimizer(
+            1e-3, 1, 1e9, weight_decay=0.1, optimizer=optimizer, embedding_factor=embedding_factor
+        )
+        opt_state = transform.init(params)
+        for _ in range(3):
+            update, opt_state = transform.update(grads, opt_state, params)
+        updates.append(update)
+    scaled = 0
+    plain_updates, new_updates = (jax.tree_util.tree_leaves_with_path(u) for u in updates)
+    for (path, plain), (_, new) in zip(plain_updates, new_updates, strict=True):
+        expected = factor * plain if "token_embedding" in jax.tree_util.keystr(path) else plain
+        scaled += "token_embedding" in jax.tree_util.keystr(path)
+        np.testing.assert_allclose(new, expected, rtol=1e-6, atol=1e-12)
+    assert scaled == 1
+
+
+def test_the_embedding_factor_needs_a_token_embedding():
+    linear = eqx.filter(eqx.nn.Linear(4, 4, key=jax.random.PRNGKey(0)), eqx.is_array)
+    make_optimizer(1e-3, 1, 1.0, embedding_factor=1.0).init(linear)  # 1 changes nothing: accepted
+    with pytest.raises(ValueError, match="needs a model with a `token_embedding`"):
+        make_optimizer(1e-3, 1, 1.0, embedding_factor=2.0).init(linear)
 
 
 def test_muon_needs_a_known_optimizer_name_and_a_model_with_blocks():

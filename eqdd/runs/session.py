@@ -68,6 +68,9 @@ class TrainingConfig:
     muon_split_qkv: bool = option(
         False, "orthogonalise each block's query, key and value matrices separately (--optimizer muon)"
     )
+    embedding_lr_factor: float = option(
+        1.0, "the token embedding's peak learning rate as a multiple of --learning-rate", positive
+    )
     ema_decay: float = option(0.995, "EMA decay of the evaluation parameters", fraction)
     stratify_steps: bool = option(False, "spread each batch's diffusion steps evenly over their range")
     log_every: int = option(10, "steps between metrics records", positive)
@@ -118,11 +121,12 @@ class TrainingConfig:
         "muon_learning_rate": 0.02,
         "muon_split_qkv": False,
         "stratify_steps": False,
+        "embedding_lr_factor": 1.0,
     }
     # Settings added after the codec's fingerprints were fixed (eqdd's first shipped model): at their
     # LEGACY value they are left out of a model's fingerprint, so that adding one changes no
     # fingerprint and refuses no file compressed before it.
-    FINGERPRINT_NEUTRAL = frozenset({"muon_split_qkv"})
+    FINGERPRINT_NEUTRAL = frozenset({"muon_split_qkv", "embedding_lr_factor"})
 
     def compute(self) -> Callable[[eqx.Module], eqx.Module] | None:
         """How the training loss computes with the model (`make_train_step`'s `compute`): as stored."""
@@ -157,6 +161,7 @@ class TrainingConfig:
             optimizer=self.optimizer,
             muon_learning_rate=self.muon_learning_rate,
             split_qkv=self.muon_split_qkv,
+            embedding_factor=self.embedding_lr_factor,
         )
 
 
@@ -182,6 +187,11 @@ class ConvolutionalARDMConfig(TrainingConfig):
         if self.optimizer == "muon":
             problems.append(
                 f"--optimizer muon steps a transformer's blocks; the {self.NETWORK} trains with adamw"
+            )
+        if self.embedding_lr_factor != 1:
+            problems.append(
+                f"--embedding-lr-factor scales a transformer's token embedding; the {self.NETWORK} has "
+                "none: leave it 1"
             )
         return problems
 

@@ -182,6 +182,33 @@ def _with_qkv_split(inner: optax.GradientTransformation) -> optax.GradientTransf
     return optax.GradientTransformation(lambda params: inner.init(_split_qkv(params)), update)
 
 
+def scale_embedding_updates(factor: float) -> optax.GradientTransformation:
+    """Multiply the token embedding's updates by `factor` (the array named `token_embedding` on its
+    path, as in [`eqdd.denoisers.Transformer`][]), leaving every other update as it is: after AdamW,
+    the embedding's own peak rate, `factor` times the shared one (its decoupled weight decay too).
+
+    Raises:
+        ValueError: (at `init`) when the parameters have no token embedding and `factor` is not 1.
+    """
+
+    def is_embedding(path) -> bool:
+        return "token_embedding" in [getattr(entry, "name", None) for entry in path]
+
+    def init(params):
+        found = any(is_embedding(path) for path, _ in jax.tree_util.tree_leaves_with_path(params))
+        if factor != 1 and not found:
+            raise ValueError("the embedding's rate factor needs a model with a `token_embedding`; leave it 1")
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        scaled = jax.tree_util.tree_map_with_path(
+            lambda path, u: u * factor if is_embedding(path) else u, updates
+        )
+        return scaled, state
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(
     learning_rate: float,
     warmup_steps: int,
@@ -195,6 +222,7 @@ def make_optimizer(
     optimizer: str = "adamw",
     muon_learning_rate: float = 0.02,
     split_qkv: bool = False,
+    embedding_factor: float = 1.0,
 ) -> optax.GradientTransformation:
     """Global-norm clipping, then AdamW or Muon, on the learning rate of [`learning_rate_schedule`][].
 
@@ -212,6 +240,8 @@ def make_optimizer(
         muon_learning_rate: the peak learning rate of Muon's matrices.
         split_qkv: with Muon, orthogonalise each block's query, key and value matrices separately
             (the fused projection's three row blocks) rather than as one `(3E, E)` matrix.
+        embedding_factor: the token embedding's peak rate as a multiple of `learning_rate`
+            ([`scale_embedding_updates`][]); 1 leaves the optimiser as it was.
 
     Raises:
         ValueError: for an unknown optimizer.
@@ -235,6 +265,8 @@ def make_optimizer(
         )
         if split_qkv:
             update = _with_qkv_split(update)
+    if embedding_factor != 1:
+        update = optax.chain(update, scale_embedding_updates(embedding_factor))
     return optax.chain(optax.clip_by_global_norm(clip_norm), update)
 
 
