@@ -376,6 +376,16 @@ def test_a_step_with_every_new_option_on_trains(step_sampling, ce_mask_power):
     assert np.mean(history[-10:]) < 0.6 * np.mean(history[:5])
 
 
+def _parameters_and_gradients():
+    """A small transformer's arrays and a standard normal gradient for each."""
+    model = Transformer(K + 1, K, 32, 2, 2, 64, conv_width=3, key=jax.random.PRNGKey(0))
+    params = eqx.filter(model, eqx.is_array)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    grads = [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
+    return params, jax.tree.unflatten(treedef, grads)
+
+
 @pytest.mark.parametrize("split_qkv", [False, True])
 def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest(split_qkv):
     # With a constant gradient g, the second update (the first after the one-step warm-up) is
@@ -384,13 +394,7 @@ def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest(split_q
     # step on a constant gradient, with Nesterov's look-ahead: the bias-corrected moment one step on,
     # `b1·(1 − b1²)/(1 − b1³)`, plus `(1 − b1)/(1 − b1²)` of the gradient, over `|g|`). With
     # `split_qkv`, the query, key and value rows of the fused projection are three such matrices.
-    model = Transformer(K + 1, K, 32, 2, 2, 64, conv_width=3, key=jax.random.PRNGKey(0))
-    params = eqx.filter(model, eqx.is_array)
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    grads = jax.tree.unflatten(
-        treedef, [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
-    )
+    params, grads = _parameters_and_gradients()
     optimizer = make_optimizer(1e-3, 1, 1e9, optimizer="muon", muon_learning_rate=0.05, split_qkv=split_qkv)
     opt_state = optimizer.init(params)
     first, opt_state = optimizer.update(grads, opt_state, params)
@@ -430,13 +434,7 @@ def test_muon_orthogonalises_the_blocks_matrices_and_adam_steps_the_rest(split_q
 def test_the_embedding_factor_scales_the_token_embeddings_updates_and_no_other(optimizer):
     # The same gradients through both optimisers: the embedding's updates (weight decay included)
     # are `factor` times the plain optimiser's, every other update is the plain one.
-    model = Transformer(K + 1, K, 32, 2, 2, 64, conv_width=3, key=jax.random.PRNGKey(0))
-    params = eqx.filter(model, eqx.is_array)
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    grads = jax.tree.unflatten(
-        treedef, [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
-    )
+    params, grads = _parameters_and_gradients()
     factor = 6.0
     updates = []
     for embedding_factor in (1.0, factor):

@@ -5,11 +5,19 @@ How each was trained, on what data and from which commit: `benchmarks/RESULTS.md
 model"); the provenance is also inside the file.
 """
 
+import os
 from importlib import resources
 from pathlib import Path
 
-TEXT8 = "text8.eqdd-model"  # a text8 OA-ARDM `cpu-long` run of 2026-11-29 (1,352,860 parameters)
-TEXT8_FINGERPRINT = "6a2a5c5543ffa2313e0ec1ec6c64d6e8"  # its codec fingerprint, in every file it writes
+TEXT8 = "text8.eqdd-model"  # a text8 OA-ARDM of pairs, `cpu-long` of 2026-12-07 (1,622,745 parameters)
+TEXT8_FINGERPRINT = "da2816bd2e600da0c3e4bb21e1957866"  # its codec fingerprint, in every file it writes
+
+# The models earlier releases shipped, by codec fingerprint: kept so that the files they wrote still
+# decompress with no `--checkpoint` ([`shipped_for`][]).
+EARLIER = {
+    # single characters, `cpu-long` of 2026-11-29, 1,352,860 parameters (eqdd until 2026-12-07)
+    "6a2a5c5543ffa2313e0ec1ec6c64d6e8": "text8-2026-11-29.eqdd-model",
+}
 
 
 def shipped(name: str = TEXT8) -> Path:
@@ -24,3 +32,14 @@ def shipped(name: str = TEXT8) -> Path:
             f"this install of eqdd has no shipped model {name}; give --checkpoint RUN_DIR"
         )
     return path
+
+
+def is_shipped(path: str | os.PathLike) -> bool:
+    """Whether `path` is a model file shipped in this package."""
+    return Path(path).resolve().parent == Path(str(resources.files(__name__))).resolve()
+
+
+def shipped_for(fingerprint: bytes) -> Path | None:
+    """The model an earlier release shipped whose codec fingerprint is `fingerprint`, else `None`."""
+    name = EARLIER.get(fingerprint.hex())
+    return None if name is None else shipped(name)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Int
 
-from eqdd import compression
+from eqdd import compression, models
 from eqdd.objectives import AbstractARDMObjective
 from eqdd.runs import model_file
 from eqdd.runs.registry import Run, load_run, save_model
@@ -139,6 +139,11 @@ def keep(run: Run, model: compression.CodecModel, source: str | os.PathLike) -> 
 
 def open_for(source: str | os.PathLike, fingerprint: bytes) -> Run:
     """The run to decompress a file of `fingerprint` with: the model the run directory `source` kept for
-    it when there is one, else `source` itself (a model file, or the run's newest checkpoint)."""
-    kept = kept_model(source, fingerprint)
-    return load_run(kept if Path(source).is_dir() and kept.is_file() else source)
+    it when there is one; for a model shipped with eqdd, the model an earlier release shipped with
+    that fingerprint when there is one ([`eqdd.models.shipped_for`][]); else `source` itself (a model
+    file, or the run's newest checkpoint)."""
+    if Path(source).is_dir():
+        kept = kept_model(source, fingerprint)
+        return load_run(kept if kept.is_file() else source)
+    earlier = models.shipped_for(fingerprint) if models.is_shipped(source) else None
+    return load_run(earlier or source)
