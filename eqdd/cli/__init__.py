@@ -7,9 +7,9 @@
     eqdd export OUT --checkpoint RUN_DIR                          # the run's model as one file
 
 Without `--checkpoint`, every command but `export` uses the text8 model shipped with eqdd
-([`eqdd.models`][]). RUN_DIR is the run directory of any script in `experiments/` (its newest
-checkpoint and its EMA parameters are used; [`eqdd.load_run`][] opens it), or a model file
-(`eqdd.runs.save_model`).
+([`eqdd.models`][]), and `decompress` the model an earlier release shipped when the file names it.
+RUN_DIR is the run directory of any script in `experiments/` (its newest checkpoint and its EMA
+parameters are used; [`eqdd.load_run`][] opens it), or a model file (`eqdd.runs.save_model`).
 `eqdd compress` keeps the model each file was compressed with under `RUN_DIR/models/`, and `eqdd
 decompress` finds it there by the file's fingerprint, so training the run further loses nothing.
 Errors end the command with status 1 and a message; nothing is written then.
