@@ -42,16 +42,7 @@ def test_files_of_earlier_shipped_models_still_decompress_with_no_checkpoint(tmp
     (earlier,) = models.EARLIER.values()
     text = b"written before an upgrade\n"
     (tmp_path / "in.txt").write_bytes(text)
-    flags = ["--no-progress", "--budget", "5"]
-    cli.main(
-        [
-            "compress",
-            str(tmp_path / "in.txt"),
-            str(tmp_path / "in.eqdd"),
-            *flags,
-            "--checkpoint",
-            str(models.shipped(earlier)),
-        ]
-    )
+    flags = ["--no-progress", "--budget", "5", "--checkpoint", str(models.shipped(earlier))]
+    cli.main(["compress", str(tmp_path / "in.txt"), str(tmp_path / "in.eqdd"), *flags])
     cli.main(["decompress", str(tmp_path / "in.eqdd"), str(tmp_path / "out.txt"), "--no-progress"])
     assert (tmp_path / "out.txt").read_bytes() == text

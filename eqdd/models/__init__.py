@@ -20,13 +20,18 @@ EARLIER = {
 }
 
 
+def _directory() -> Path:
+    """Where this package's model files lie."""
+    return Path(str(resources.files(__name__)))
+
+
 def shipped(name: str = TEXT8) -> Path:
     """The path of a model file shipped in the package.
 
     Raises:
         FileNotFoundError: when this install of eqdd lacks it.
     """
-    path = Path(str(resources.files(__name__) / name))
+    path = _directory() / name
     if not path.is_file():
         raise FileNotFoundError(
             f"this install of eqdd has no shipped model {name}; give --checkpoint RUN_DIR"
@@ -36,7 +41,7 @@ def shipped(name: str = TEXT8) -> Path:
 
 def is_shipped(path: str | os.PathLike) -> bool:
     """Whether `path` is a model file shipped in this package."""
-    return Path(path).resolve().parent == Path(str(resources.files(__name__))).resolve()
+    return Path(path).resolve().parent == _directory().resolve()
 
 
 def shipped_for(fingerprint: bytes) -> Path | None:

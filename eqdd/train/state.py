@@ -123,10 +123,15 @@ _LINEAR_WEIGHT = optax.contrib.MuonDimensionNumbers(reduction_axis=1, output_axi
 _STACKED_LINEAR_WEIGHTS = optax.contrib.MuonDimensionNumbers(reduction_axis=2, output_axis=1)
 
 
+def _path_names(path) -> list[str | None]:
+    """The attribute names along a pytree path (`None` for sequence indices)."""
+    return [getattr(entry, "name", None) for entry in path]
+
+
 def _block_path(path) -> list[str | None] | None:
     """The attribute names along a pytree path that passes through `blocks` (as in
-    [`eqdd.denoisers.Transformer`][]; `None` for sequence indices), else `None`."""
-    names = [getattr(entry, "name", None) for entry in path]
+    [`eqdd.denoisers.Transformer`][]), else `None`."""
+    names = _path_names(path)
     return names if "blocks" in names else None
 
 
@@ -192,7 +197,7 @@ def scale_embedding_updates(factor: float) -> optax.GradientTransformation:
     """
 
     def is_embedding(path) -> bool:
-        return "token_embedding" in [getattr(entry, "name", None) for entry in path]
+        return "token_embedding" in _path_names(path)
 
     def init(params):
         found = any(is_embedding(path) for path, _ in jax.tree_util.tree_leaves_with_path(params))
