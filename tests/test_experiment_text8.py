@@ -95,6 +95,10 @@ def test_paper_preset_matches_the_reference():
         assert cpu.chars_per_token == 2 and cpu.num_positions == 125
         # the longer preset's products in bfloat16 (measured with them), the main job's in float32
         assert cpu.matmuls == ("bfloat16" if preset == "cpu-long" else "float32")
+        # the longer preset's rates decay linearly to zero (round 26), the main job's to 30% of the peak
+        assert (cpu.lr_schedule, cpu.lr_floor) == (
+            ("linear", 0.0) if preset == "cpu-long" else ("cosine", 0.3)
+        )
     # a flag overrides the preset, whether or not the preset sets that option
     config = experiment.parse_config(
         experiment.Config, ["--preset", "paper", "--seq-len", "256"], experiment.PRESETS, "cpu", ""
