@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eqdd.runs.session import TrainingConfig
 from eqdd.train.metrics import read_metrics
 from eqdd.train.state import learning_rate_schedule
 
@@ -39,7 +40,9 @@ def _run(path: Path) -> tuple[dict, list[dict]]:
     config_path = path / "config.json"
     if not config_path.exists():
         raise SystemExit(f"{path} holds no config.json: give run directories written by an experiment")
-    return json.loads(config_path.read_text())["config"], read_metrics(path / "metrics.jsonl")
+    # a run saved before an option existed had its legacy value (as when it is resumed)
+    config = {**TrainingConfig.LEGACY, **json.loads(config_path.read_text())["config"]}
+    return config, read_metrics(path / "metrics.jsonl")
 
 
 def paired_windows(reference: list[dict], candidate: list[dict], window: int, per_token: float) -> list[dict]:
@@ -71,7 +74,7 @@ def paired_windows(reference: list[dict], candidate: list[dict], window: int, pe
 
 def _schedule(config: dict, steps: np.ndarray) -> np.ndarray:
     rate = learning_rate_schedule(
-        1.0, config["warmup_steps"], config["lr_schedule"], config["num_steps"], config["lr_floor"]
+        1.0, config["warmup_steps"], config["lr_schedule"], config["num_steps"], config.get("lr_floor", 0.0)
     )
     return np.asarray([float(rate(s)) for s in steps])
 

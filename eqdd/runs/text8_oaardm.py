@@ -86,7 +86,7 @@ PRESETS = {
     # A longer CPU run: the default's recipe (pairs of characters included) on a wider and deeper
     # network (3x192, 1.6M parameters), batches of 16 chunks, 25,000 steps with the blocks' products in
     # bfloat16 and the rates decayed linearly to zero (round 26: the default's floor left the model
-    # unsettled), 1 h 42 min on 2 cores with bfloat16 units (measured: benchmarks/RESULTS.md).
+    # unsettled), 1 h 47 min on 2 cores with bfloat16 units (measured: benchmarks/RESULTS.md).
     "cpu-long": dict(
         matmuls="bfloat16",
         lr_schedule="linear",
