@@ -3,8 +3,9 @@ chosen per chunk, orders chosen by the model as it decodes, and long repeats rev
 
     python benchmarks/codec_headroom.py --checkpoint eqdd/models/text8.eqdd-model --num-chunks 200 --orders 16
 
-On the first --num-chunks chunks of the text8 test split, at the DP policy of --budget calls per chunk
-(the codec's, planned on the model's training `L_t`), with the matrix products of --matmuls:
+On the first --num-chunks chunks of the text8 test split (a model of single characters or of pairs;
+figures per character), at the DP policy of --budget calls per chunk (the codec's, planned on the
+model's training `L_t`), with the matrix products of --matmuls:
 
 1. **An order per chunk.** The exact code length `-log2 p(x | order, policy)` of every chunk under each
    of --orders seeded orders (`eqdd.compression.schemes.orders_from_seed`, the codec's). Coding each chunk
@@ -16,11 +17,12 @@ On the first --num-chunks chunks of the text8 test split, at the DP policy of --
    (lowest entropy first), `least-sure` (highest first) and `random` (a fresh random pick: the control,
    which must match the seeded orders of part 1).
 3. **Long repeats.** A greedy parse finds every repeat of at least `N` characters (--repeats) whose
-   source ends before the chunk it lands in starts (so a decoder has it); its positions are revealed for
-   free and the model codes the rest. The gain is the full-step bound of the chunk against that of its
-   unrevealed positions (the order-agnostic estimator, the revealed positions first; --passes paired
-   draws), before what the repeats cost to send, estimated as Elias-gamma codes of each repeat's gap
-   and extra length and `log2` of its source position.
+   source ends before the group of --source-chunks chunks it lands in starts (so a decoder of that many
+   chunks at once has it); its positions are revealed for free (for a model of pairs, the tokens whose
+   two characters both repeat) and the model codes the rest. The gain is the full-step bound of the
+   chunk against that of its unrevealed positions (the order-agnostic estimator, the revealed positions
+   first; --passes paired draws), before what the repeats cost to send, estimated as Elias-gamma codes
+   of each repeat's gap and extra length and `log2` of its source position.
 
 Writes results.json to --out-dir.
 """
@@ -245,6 +247,13 @@ def main(argv=None) -> dict:
         "--repeats", default="16,24,32", help="minimum repeat lengths ('' for none) (default: %(default)s)"
     )
     parser.add_argument(
+        "--source-chunks",
+        type=int,
+        default=1,
+        help="a repeat's source ends before the group of this many chunks it lands in (the codec decodes "
+        "a batch of chunks at once) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--passes", type=int, default=8, help="paired draws for repeats (default: %(default)s)"
     )
     parser.add_argument("--matmuls", default="bfloat16", help="float32 or bfloat16 (default: %(default)s)")
@@ -264,15 +273,11 @@ def main(argv=None) -> dict:
     if run.kind != "text":
         parser.error(f"{args.checkpoint} is not a text model")
     model = codec_model(run)
-    if model.symbols_per_token != 1:
-        parser.error(
-            f"{args.checkpoint} models characters in pairs; this study takes single-character models"
-        )
-    size = model.num_positions
+    size, per_token = model.num_positions, model.symbols_per_token
     splits = text8.load(args.data_dir)
     print(splits.describe())
-    tokens = np.asarray(splits.test, np.uint8)
-    chunks = tokens[: args.num_chunks * size].reshape(-1, size).astype(np.int32)
+    characters = np.asarray(splits.test, np.uint8)[: args.num_chunks * size * per_token]
+    chunks = model.tokens(characters).reshape(-1, size).astype(np.int32)
     if len(chunks) < args.num_chunks:
         parser.error(f"the test split holds {len(chunks)} chunks of {size}")
     policy = model.plan(min(args.budget, size))[0]
@@ -282,11 +287,12 @@ def main(argv=None) -> dict:
 
     if args.orders:
         begin = time.perf_counter()
-        bits = np.stack(
-            [model.scheme(s, policy, args.matmuls).code_lengths(chunks) for s in range(args.orders)]
+        bits = (
+            np.stack([model.scheme(s, policy, args.matmuls).code_lengths(chunks) for s in range(args.orders)])
+            / per_token
         )
         chosen = saved_order(args.checkpoint, model)
-        rows = order_table(bits, size)
+        rows = order_table(bits, size * per_token)
         print(f"\n1. an order per chunk ({time.perf_counter() - begin:.0f} s); seeds 0..{args.orders - 1}: "
               + ", ".join(f"{b:.4f}" for b in bits.mean(1)))  # fmt: skip
         if chosen is not None and chosen < args.orders:
@@ -301,8 +307,9 @@ def main(argv=None) -> dict:
         results["rules"] = {}
         for rule in rules:
             begin = time.perf_counter()
-            per_chunk = rule_lengths(
-                network, model.objective.process, chunks, policy[0], rule, args.batch_size
+            per_chunk = (
+                rule_lengths(network, model.objective.process, chunks, policy[0], rule, args.batch_size)
+                / per_token
             )
             error, seconds = per_chunk.std() / math.sqrt(len(per_chunk)), time.perf_counter() - begin
             print(f"{rule:>10}: {per_chunk.mean():.4f} ± {error:.4f} bits/char ({seconds:.0f} s)")
@@ -313,15 +320,14 @@ def main(argv=None) -> dict:
         print(f"{'N':>4} | {'repeated':>8} | {'repeats':>7} | {'gain':>16} | {'cost':>6} | {'net':>7}")
         results["repeats"] = []
         for min_length in lengths:
-            covered, repeats = long_repeats(tokens, size, min_length)
-            repeats = [r for r in repeats if r[0] < chunks.size]
-            free = covered[: chunks.size].reshape(chunks.shape)
+            covered, repeats = long_repeats(characters, size * per_token * args.source_chunks, min_length)
+            free = covered.reshape(-1, per_token).all(1).reshape(chunks.shape)  # a token's characters all
             saved = repeat_savings(
                 network, model.objective.process, chunks, free, args.passes, args.batch_size
             )
-            gain = saved.sum() / chunks.size
-            error = saved.std() * math.sqrt(len(saved)) / chunks.size
-            cost = repeat_cost(repeats, min_length) / chunks.size
+            gain = saved.sum() / characters.size
+            error = saved.std() * math.sqrt(len(saved)) / characters.size
+            cost = repeat_cost(repeats, min_length) / characters.size
             print(
                 f"{min_length:>4} | {free.mean():>8.2%} | {len(repeats):>7} | {gain:>7.4f} ± {error:.4f} | "
                 f"{cost:>6.4f} | {gain - cost:>+7.4f}"
