@@ -85,6 +85,22 @@ def test_the_coder_codes_with_our_tables_bit_for_bit():
     assert decoder.is_empty()
 
 
+@settings(max_examples=25)
+@given(st.integers(2, 40), st.integers(0, 2**31))
+def test_narrowed_tables_code_the_same_words(num_classes, seed):
+    rng = np.random.default_rng(seed)
+    counts = compression.quantize(rng.dirichlet(np.full(num_classes, 0.05), 300).astype(np.float32))
+    symbols = np.array([rng.choice(num_classes, p=c / c.sum()) for c in counts])
+    symbols[:3], symbols[3:6] = 0, num_classes - 1  # nothing before them, nothing after them
+    indices, narrowed = ans.narrow(symbols, counts)
+    assert narrowed.shape == (300, min(num_classes, 3)) and (narrowed >= 1).all()
+    assert (narrowed.sum(1) == 2**compression.PRECISION).all()
+    full, narrow = ans.new_coder(), ans.new_coder()
+    ans.push(full, symbols, counts)
+    ans.push(narrow, indices, narrowed)
+    np.testing.assert_array_equal(narrow.get_compressed(), full.get_compressed())
+
+
 @settings(max_examples=12)
 @given(st.integers(0, 150), st.integers(0, 2**31), st.sampled_from([1, 4]))
 @example(0, 0, 4)

@@ -53,6 +53,34 @@ def push(
 
 
 @typecheck
+def narrow(
+    symbols: Integer[np.ndarray, " N"], counts: Int64[np.ndarray, "N K"]
+) -> tuple[Int64[np.ndarray, " N"], Int64[np.ndarray, "N k"]]:
+    """The same symbols as indices into three-entry tables that [`push`][] codes into exactly the same
+    words: a coding step depends only on a symbol's count and the counts before it, so table `c` and
+    symbol `s` become `[Σ_{i<s} c_i, c_s, rest]` and index 1 (`[c_s, 1, rest - 1]` and 0 when nothing is
+    before, `[1, before - 1, c_s]` and 2 when nothing is after; every count of a table of `K > 3` classes
+    is at least 1, so those stay positive). Tables of at most 3 classes are returned as they are.
+
+    So an encoder can keep 3 counts a symbol, not `K`, until it pushes them all.
+    """
+    symbols = symbols.astype(np.int64)
+    if counts.shape[1] <= 3:
+        return symbols, counts
+    rows = np.arange(symbols.size)
+    count = counts[rows, symbols]
+    before = np.cumsum(counts, 1)[rows, symbols] - count
+    after = (1 << PRECISION) - before - count
+    tables = np.stack([before, count, after], 1)
+    indices = np.ones(symbols.size, np.int64)
+    first, last = before == 0, after == 0
+    tables[first] = np.stack([count[first], np.ones_like(count[first]), after[first] - 1], 1)
+    tables[last] = np.stack([np.ones_like(count[last]), before[last] - 1, count[last]], 1)
+    indices[first], indices[last] = 0, 2
+    return indices, tables
+
+
+@typecheck
 def pop(coder: constriction.stream.stack.AnsCoder, counts: Int64[np.ndarray, "N K"]) -> Int[np.ndarray, " N"]:
     """Decode one symbol per table, in the order they were pushed.
 

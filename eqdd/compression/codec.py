@@ -13,9 +13,10 @@ always sees one shape. The decoder must use the same `batch_size`: XLA's results
 shape.
 
 Order of the symbols (decoding order): batch by batch; within a batch, call by call (stage by stage,
-segment by segment); within a call, row-major over (chunk, position). The encoder pushes the batches
-last to first onto the ANS stack, so the decoder pops them first to last, each after the network call
-that gives its tables.
+segment by segment); within a call, row-major over (chunk, position). The encoder runs the batches in
+the decoder's order, keeps each symbol as an index into a three-entry table that codes it exactly as its
+full table would ([`eqdd.compression.ans.narrow`][]), and pushes them all at the end, so the decoder
+pops them first to last, each after the network call that gives its tables.
 
 Determinism. The encoder runs the decoder's own loop ([`_replay`][]), taking each symbol from the data
 instead of popping it, so both sides call the same jitted functions on the same states, on the CPU in
@@ -146,16 +147,19 @@ def encode(
         ValueError: for a token the model cannot code (outside its classes, or its absorbing token).
     """
     layout = _Layout(tokens.shape[0], scheme.num_positions, batch_size)
-    coder, first_table = ans.new_coder(), 0
+    coder, first_table, narrowed = ans.new_coder(), 0, []
     with progress(tokens.shape[0], "compressing", unit, show_progress) as bar:
-        for batch in reversed(range(layout.num_batches)):
+        for batch in range(layout.num_batches):
             begin, end = layout.span(batch)
             chunks = np.full(layout.rows * layout.length, scheme.padding, np.int32)
             chunks[: end - begin] = tokens[begin:end]
             chunks = chunks.reshape(layout.rows, layout.length)
-            symbols, tables, first_table = _encode_batch(scheme, chunks, layout.real(batch))
-            ans.push(coder, symbols, tables)
+            symbols, tables, first = _encode_batch(scheme, chunks, layout.real(batch))
+            first_table = first if batch == 0 else first_table
+            narrowed.append(ans.narrow(symbols, tables))
             bar.update(end - begin)
+    if narrowed:
+        ans.push(coder, np.concatenate([n[0] for n in narrowed]), np.concatenate([n[1] for n in narrowed]))
     return coder.get_compressed(), first_table
 
 
