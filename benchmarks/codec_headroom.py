@@ -1,7 +1,10 @@
 """Where a text model's codec could find its next bits, measured before any of it is built: an order
-chosen per chunk, orders chosen by the model as it decodes, and long repeats revealed for free.
+chosen per chunk, orders chosen by the model as it decodes, long repeats revealed for free, and a match
+model mixed into coding left to right.
 
     python benchmarks/codec_headroom.py --checkpoint eqdd/models/text8.eqdd-model --num-chunks 200 --orders 16
+    python benchmarks/codec_headroom.py --num-chunks 400 --orders 0 --rules '' --repeats '' --match 6 \
+        --source-chunks 16
 
 On the first --num-chunks chunks of the text8 test split (a model of single characters or of pairs;
 figures per character), at the DP policy of --budget calls per chunk (the codec's, planned on the
@@ -23,6 +26,18 @@ model's training `L_t`), with the matrix products of --matmuls:
    chunk against that of its unrevealed positions (the order-agnostic estimator, the revealed positions
    first; --passes paired draws), before what the repeats cost to send, estimated as Elias-gamma codes
    of each repeat's gap and extra length and `log2` of its source position.
+4. **Left to right, mixed with a match model.** The model codes each chunk left to right, one token a
+   call (`D` calls), and a match model of the text the decoder already has (before the batch of
+   --source-chunks chunks, and the chunk's own prefix) predicts each token: the token that followed the
+   longest earlier match of the context (--match: the shortest, in characters; the 8 most recent
+   candidates). A logistic mixer, learned online as a decoder could, gives the probability that the
+   prediction is right from the model's own probability of it and the match's length; the model's
+   distribution over the other tokens is rescaled to the rest. Printed: the left-to-right code length
+   alone and mixed, in bits per character.
+5. **Left to right in streams.** The chunk is cut into `k` equal streams (--streams) coded left to
+   right side by side: call `j` codes the `j`-th token of every stream, so `ceil(D / k)` calls a chunk,
+   each coding tokens far apart, each with its stream's prefix revealed. Printed: the exact code length
+   of each `k` (the order and policy of [`striped_order`][]).
 
 Writes results.json to --out-dir.
 """
@@ -39,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from eqdd.compression.schemes import OAScheme
 from eqdd.data import text8
 from eqdd.objectives.ardm import oa_ardm_estimate
 from eqdd.runs import load_run
@@ -227,6 +243,156 @@ def repeat_savings(network, process, chunks: np.ndarray, free: np.ndarray, passe
     return saved
 
 
+MATCH_CANDIDATES = 8  # the most recent earlier occurrences of the context a match is sought among
+MATCH_CAP = 64  # characters a match is extended to at most
+MATCH_BUCKETS = (0, 8, 12, 16, 24, 32)  # the mixer's match-length classes start at these lengths
+
+
+def match_predictions(
+    characters: np.ndarray, num_positions: int, per_token: int, source_chunks: int, min_length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a match model predicts for each token of chunks coded left to right (part 4).
+
+    Token `i` of chunk `c` starts at character `a`; the decoder has the text before the group of
+    `source_chunks` chunks holding `c` and the chunk's characters before `a` (for the group's first
+    chunk, all the text before `a`). Among the earlier occurrences of the `min_length` characters before
+    `a` whose characters and the `per_token` after them the decoder has, the `MATCH_CANDIDATES` most
+    recent are extended backwards (within what the decoder has, up to `MATCH_CAP`); the longest (ties:
+    the most recent) predicts the token of the characters that followed it.
+
+    Returns:
+        The predicted token of each position, -1 where there is none, and the match's length, both
+        `(M, D)`.
+    """
+    text, size = characters.tobytes(), num_positions * per_token
+    num_chunks = len(characters) // size
+    predicted = np.full((num_chunks, num_positions), -1, np.int64)
+    lengths = np.zeros((num_chunks, num_positions), np.int64)
+    occurrences: dict[bytes, list[int]] = {}
+    indexed = min_length  # occurrences ending before this are indexed
+    for c in range(num_chunks):
+        chunk_start, group_start = c * size, c // source_chunks * source_chunks * size
+        low = 0 if chunk_start == group_start else chunk_start  # where the context may reach back to
+        for i in range(num_positions):
+            a = chunk_start + i * per_token
+            for end in range(indexed, a - per_token + 1):
+                occurrences.setdefault(text[end - min_length : end], []).append(end)
+            indexed = max(indexed, a - per_token + 1)
+            if a - low < min_length:
+                continue
+            best, best_length, found = -1, 0, 0
+            for q in reversed(occurrences.get(text[a - min_length : a], ())):
+                if low and group_start < q + per_token and q - min_length < chunk_start:
+                    continue  # in the group's earlier chunks, which the decoder does not have yet
+                source_low = chunk_start if low and q - min_length >= chunk_start else 0
+                length = min_length
+                while (
+                    length < MATCH_CAP
+                    and q - length - 1 >= source_low
+                    and a - length - 1 >= low
+                    and text[q - length - 1] == text[a - length - 1]
+                ):
+                    length += 1
+                if length > best_length:
+                    best, best_length = q, length
+                found += 1
+                if found == MATCH_CANDIDATES:
+                    break
+            if best >= 0:
+                token = text8.group(characters[None, best : best + per_token], per_token)[0, 0]
+                predicted[c, i], lengths[c, i] = token, best_length
+    return predicted, lengths
+
+
+@eqx.filter_jit
+def left_to_right_log_probs(network, absorbing_token: int, x: Int[Array, "B D"]) -> Float[Array, "B D K"]:
+    """`log p(x_i | x_{<i})` of every token class at every position `i`: the model coding left to right."""
+    num_positions = x.shape[1]
+    hidden = jnp.arange(num_positions)[None, :] >= jnp.arange(num_positions)[:, None]  # call i: i onwards
+
+    def one(x):
+        inputs = jnp.where(hidden, absorbing_token, x[None])
+        output = jax.vmap(network)(inputs, jnp.arange(num_positions))
+        diagonal = output[jnp.arange(num_positions), jnp.arange(num_positions)]
+        return jax.nn.log_softmax(diagonal.astype(jnp.float32), -1)
+
+    return jax.vmap(one)(x)
+
+
+def mixed_bits(
+    log_true: np.ndarray, log_predicted: np.ndarray, predicted: np.ndarray, lengths: np.ndarray,
+    truth: np.ndarray, learning_rate: float,
+) -> float:  # fmt: skip
+    """Total bits of the tokens in text order when each prediction's probability is mixed (part 4).
+
+    Where there is a prediction, `P(right) = sigmoid(w · [logit p_model(predicted), 1, bucket])`
+    (`w` starts at `[1, 0, ...]`, where the mixture is the model itself, and takes a step of logistic
+    regression after each token); the right token costs `-log2 P`, another `-log2 p_model(x) (1 - P) /
+    (1 - p_model(predicted))`.
+    """
+    weights = np.zeros(2 + len(MATCH_BUCKETS))
+    weights[0] = 1.0
+    nats = 0.0
+    for c, i in np.ndindex(*predicted.shape):
+        if predicted[c, i] < 0:
+            nats -= log_true[c, i]
+            continue
+        p_model = min(max(math.exp(log_predicted[c, i]), 1e-6), 1 - 1e-6)
+        features = np.zeros_like(weights)
+        features[:2] = math.log(p_model / (1 - p_model)), 1.0
+        features[2 + np.searchsorted(MATCH_BUCKETS, lengths[c, i], side="right") - 1] = 1.0
+        p_right = min(max(1 / (1 + math.exp(-float(weights @ features))), 1e-6), 1 - 1e-6)
+        right = predicted[c, i] == truth[c, i]
+        nats -= math.log(p_right) if right else log_true[c, i] + math.log((1 - p_right) / (1 - p_model))
+        weights += learning_rate * (float(right) - p_right) * features
+    return nats / math.log(2)
+
+
+def match_study(model, network, characters, chunks, source_chunks, min_length, learning_rates) -> dict:
+    """Part 4: the left-to-right code length of `chunks`, alone and mixed with the match model, in bits
+    per character, with how often the match model predicts and is right."""
+    predicted, lengths = match_predictions(
+        characters, model.num_positions, model.symbols_per_token, source_chunks, min_length
+    )
+    log_probs = _batches(
+        lambda start, x: left_to_right_log_probs(network, model.objective.process.absorbing_token, x),
+        4,
+        chunks,
+    )
+    log_probs = np.concatenate(log_probs)
+    log_true = np.take_along_axis(log_probs, chunks[..., None], -1)[..., 0].astype(np.float64)
+    log_predicted = np.take_along_axis(log_probs, np.maximum(predicted, 0)[..., None], -1)[..., 0]
+    log_predicted = log_predicted.astype(np.float64)
+    matched = predicted >= 0
+    return {
+        "min_length": min_length,
+        "matched": float(matched.mean()),
+        "right": float((predicted == chunks)[matched].mean()) if matched.any() else 0.0,
+        "left_to_right": float(-log_true.sum() / math.log(2) / characters.size),
+        "mixed": {
+            str(rate): mixed_bits(log_true, log_predicted, predicted, lengths, chunks, rate) / characters.size
+            for rate in learning_rates
+        },
+    }
+
+
+def striped_order(num_positions: int, streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """The order and policy of part 5: position `p` is token `p mod L` of stream `p // L` (`L = ceil(D /
+    streams)`), and call `j` codes token `j` of every stream.
+
+    Returns:
+        The order `(D,)` (the rank at which each position is coded) and the policy's left boundaries
+        `(L,)`.
+    """
+    length = -(-num_positions // streams)
+    position = np.arange(num_positions)
+    token = position % length
+    order = np.empty(num_positions, np.int32)
+    order[np.lexsort((position // length, token))] = position  # by token, then stream
+    policy = np.concatenate([[0], np.cumsum(np.bincount(token, minlength=length))[:-1]]).astype(np.int32)
+    return order, policy
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument(
@@ -255,6 +421,15 @@ def main(argv=None) -> dict:
     )
     parser.add_argument(
         "--passes", type=int, default=8, help="paired draws for repeats (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--match", type=int, default=0, help="part 4's shortest match in characters, 0 to skip (default: 0)"
+    )
+    parser.add_argument(
+        "--match-learning-rates", default="0.01,0.03", help="the mixer's rates (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--streams", default="", help="part 5's numbers of streams, comma-separated ('' to skip)"
     )
     parser.add_argument("--matmuls", default="bfloat16", help="float32 or bfloat16 (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=50, help="chunks per call (default: %(default)s)")
@@ -341,6 +516,34 @@ def main(argv=None) -> dict:
                     "error": float(error),
                     "cost": float(cost),
                 }
+            )
+    if args.match:
+        begin = time.perf_counter()
+        rates = [float(rate) for rate in args.match_learning_rates.split(",")]
+        study = match_study(model, network, characters, chunks, args.source_chunks, args.match, rates)
+        print(
+            f"\n4. left to right ({size} calls per chunk), mixed with a match model of at least {args.match} "
+            f"characters ({time.perf_counter() - begin:.0f} s): it predicts {study['matched']:.1%} of the "
+            f"tokens, {study['right']:.1%} of them right\nleft to right alone: {study['left_to_right']:.4f}"
+        )
+        for rate, bits in study["mixed"].items():
+            print(f"mixed, learning rate {rate}: {bits:.4f} bits/char")
+        results["match"] = study
+    if args.streams:
+        print(f"\n5. left to right in streams (exact code length, {args.matmuls} products)")
+        results["streams"] = []
+        for streams in (int(k) for k in args.streams.split(",")):
+            begin = time.perf_counter()
+            order, calls = striped_order(size, streams)
+            scheme = OAScheme(network, model.objective.process, order[None], calls[None])
+            per_chunk = scheme.code_lengths(chunks) / per_token
+            error = per_chunk.std() / math.sqrt(len(per_chunk))
+            print(
+                f"{streams:>3} streams, {calls.size:>3} calls: {per_chunk.mean():.4f} ± {error:.4f} "
+                f"bits/char ({time.perf_counter() - begin:.0f} s)"
+            )
+            results["streams"].append(
+                {"streams": streams, "calls": int(calls.size), "bits": float(per_chunk.mean())}
             )
     return write_results(results, args.out_dir)
 

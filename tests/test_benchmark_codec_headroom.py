@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from eqdd.compression.schemes import OAScheme
 from eqdd.data import text8
 from eqdd.denoisers import Transformer
 from eqdd.processes import AbsorbingProcess
@@ -122,7 +123,7 @@ def test_the_script_measures_all_three_parts_on_a_tiny_run(
     )
     argv = (
         f"--checkpoint {run} --data-dir {text8_dir} --num-chunks 6 --orders 4 --repeats 4,6 --passes 2 "
-        f"--source-chunks {source_chunks}"
+        f"--source-chunks {source_chunks} --match 3 --match-learning-rates 0,0.1 --streams 1,3"
     )
     results = headroom.main(
         [*argv.split(), "--matmuls", "float32", "--batch-size", "4", "--out-dir", str(tmp_path)]
@@ -134,12 +135,115 @@ def test_the_script_measures_all_three_parts_on_a_tiny_run(
     # a corpus of nine short words repeats itself, past the first group of chunks (which has no source)
     assert results["repeats"][0]["covered"] > 0.5 * (1 - source_chunks / 6)
     assert results["repeats"][0]["covered"] >= results["repeats"][1]["covered"]
+    match = results["match"]
+    assert match["min_length"] == 3 and 0 < match["matched"] <= 1 and 0 <= match["right"] <= 1
+    assert match["mixed"]["0.0"] == pytest.approx(match["left_to_right"])  # rate 0: the model alone
+    one, three = results["streams"]
+    assert (one["streams"], one["calls"], three["streams"]) == (1, 16 // chars_per_token, 3)
+    assert one["bits"] == pytest.approx(match["left_to_right"], rel=1e-5)  # one stream is left to right
     assert json.loads((tmp_path / "results.json").read_text()) == results
     out = capsys.readouterr().out
     assert "1. an order per chunk" in out and "least-sure:" in out and "long repeats" in out
-    only = headroom.main(
-        [*argv.split(), "--orders", "0", "--rules", "", "--repeats", "", "--out-dir", str(tmp_path)]
-    )
+    assert "4. left to right" in out and "5. left to right in streams" in out
+    skip = ["--orders", "0", "--rules", "", "--repeats", "", "--match", "0", "--streams", ""]
+    only = headroom.main([*argv.split(), *skip, "--out-dir", str(tmp_path)])
     assert set(only) == {"checkpoint", "num_chunks", "budget"}  # every part can be skipped
     with pytest.raises(SystemExit):
         headroom.main([*argv.split(), "--rules", "best"])
+
+
+def _brute_force_match(characters, size, per_token, source_chunks, min_length, c, i):
+    """Part 4's prediction for token `i` of chunk `c`, from its definition: every earlier occurrence the
+    decoder has, the most recent first."""
+    text = characters.tolist()
+    chunk_start = c * size * per_token
+    group_start = c // source_chunks * source_chunks * size * per_token
+    a = chunk_start + i * per_token
+    low = 0 if chunk_start == group_start else chunk_start
+    if a - low < min_length:
+        return -1, 0
+
+    def has(begin, end):  # the decoder has characters [begin, end)
+        return begin >= 0 and end <= a and (not low or begin >= low or end <= group_start)
+
+    valid = [
+        q
+        for q in range(a - per_token, min_length - 1, -1)
+        if has(q - min_length, q + per_token) and text[q - min_length : q] == text[a - min_length : a]
+    ][: headroom.MATCH_CANDIDATES]
+    best, best_length = -1, 0
+    for q in valid:
+        length = min_length
+        while (
+            length < headroom.MATCH_CAP
+            and has(q - length - 1, q)
+            and a - length - 1 >= low
+            and text[q - length - 1] == text[a - length - 1]
+        ):
+            length += 1
+        if length > best_length:
+            best, best_length = q, length
+    if best < 0:
+        return -1, 0
+    return int(text8.group(characters[None, best : best + per_token], per_token)[0, 0]), best_length
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    hnp.arrays(np.uint8, 48, elements=st.integers(1, 3)),
+    st.sampled_from([1, 2]),
+    st.integers(1, 3),
+    st.integers(2, 4),
+)
+def test_match_predictions_follow_their_definition(characters, per_token, source_chunks, min_length):
+    size = 8 // per_token  # 6 chunks of 8 characters
+    predicted, lengths = headroom.match_predictions(characters, size, per_token, source_chunks, min_length)
+    assert predicted.shape == lengths.shape == (6, size)
+    for c, i in np.ndindex(6, size):
+        assert (predicted[c, i], lengths[c, i]) == _brute_force_match(
+            characters, size, per_token, source_chunks, min_length, c, i
+        )
+    assert (predicted >= 0).any()  # three letters: the text repeats itself
+
+
+def test_left_to_right_log_probs_are_the_left_to_right_order_at_full_budget():
+    network, size = _network(2), 10
+    chunks = np.random.default_rng(2).integers(1, text8.NUM_CLASSES, (3, size)).astype(np.int32)
+    log_probs = np.asarray(
+        headroom.left_to_right_log_probs(network, PROCESS.absorbing_token, jnp.asarray(chunks))
+    )
+    assert np.allclose(np.exp(log_probs).sum(-1), 1.0, atol=1e-5)
+    chosen = np.take_along_axis(log_probs, chunks[..., None], -1)[..., 0]
+    order = np.arange(size, dtype=np.int32)[None]
+    scheme = OAScheme(network, PROCESS, order, order)
+    assert np.allclose(-chosen.sum(1) / size / math.log(2), scheme.code_lengths(chunks), rtol=1e-5)
+
+
+def test_the_mixer_starts_as_the_model_and_learns_a_reliable_match():
+    rng = np.random.default_rng(3)
+    shape, classes = (4, 50), 5
+    truth = rng.integers(0, classes, shape)
+    log_true = np.full(shape, -math.log(classes))  # a uniform model
+    none = np.full(shape, -1)
+    alone = -log_true.sum() / math.log(2)
+    assert headroom.mixed_bits(log_true, log_true, none, none * 0, truth, 0.1) == pytest.approx(alone)
+    lengths = np.full(shape, 20)
+    # at rate 0 the mixture is the model, whatever the match predicts
+    wrong = (truth + 1) % classes
+    assert headroom.mixed_bits(log_true, log_true, wrong, lengths, truth, 0.0) == pytest.approx(alone)
+    # a match that is always right is learned; one that is always wrong is learned to be ignored
+    assert headroom.mixed_bits(log_true, log_true, truth, lengths, truth, 0.5) < 0.2 * alone
+    assert headroom.mixed_bits(log_true, log_true, wrong, lengths, truth, 0.5) < alone * 1.02
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 40), st.integers(1, 12))
+def test_striped_orders_code_one_token_of_every_stream_a_call(num_positions, streams):
+    order, policy = headroom.striped_order(num_positions, streams)
+    assert sorted(order.tolist()) == list(range(num_positions))
+    length = -(-num_positions // streams)
+    assert policy.size == length and policy[0] == 0 and (np.diff(policy) > 0).all()
+    for j, (left, right) in enumerate(zip(policy, [*policy[1:], num_positions], strict=True)):
+        coded = np.flatnonzero((order >= left) & (order < right))
+        assert np.array_equal(coded % length, np.full(coded.size, j))  # token j of each stream
+        assert np.array_equal(order[coded], np.arange(left, right))  # streams in order
