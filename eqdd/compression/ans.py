@@ -63,6 +63,13 @@ def narrow(
     is at least 1, so those stay positive). Tables of at most 3 classes are returned as they are.
 
     So an encoder can keep 3 counts a symbol, not `K`, until it pushes them all.
+
+    Arguments:
+        symbols: classes in `0..K-1`.
+        counts: one table per symbol, from [`eqdd.compression.quantize`][].
+
+    Returns:
+        The indices and their tables, for [`push`][].
     """
     symbols = symbols.astype(np.int64)
     if counts.shape[1] <= 3:
