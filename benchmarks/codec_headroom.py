@@ -57,6 +57,7 @@ from jaxtyping import Array, Bool, Float, Int
 from eqdd.compression.schemes import OAScheme
 from eqdd.data import text8
 from eqdd.objectives.ardm import oa_ardm_estimate
+from eqdd.processes import absorbing
 from eqdd.runs import load_run
 from eqdd.runs.codec import DEFAULT_BUDGET, codec_model, saved_order
 
@@ -307,13 +308,12 @@ def match_predictions(
 @eqx.filter_jit
 def left_to_right_log_probs(network, absorbing_token: int, x: Int[Array, "B D"]) -> Float[Array, "B D K"]:
     """`log p(x_i | x_{<i})` of every token class at every position `i`: the model coding left to right."""
-    num_positions = x.shape[1]
-    hidden = jnp.arange(num_positions)[None, :] >= jnp.arange(num_positions)[:, None]  # call i: i onwards
+    steps = jnp.arange(x.shape[1])  # the order is left to right, so call `i` reveals positions `< i`
 
     def one(x):
-        inputs = jnp.where(hidden, absorbing_token, x[None])
-        output = jax.vmap(network)(inputs, jnp.arange(num_positions))
-        diagonal = output[jnp.arange(num_positions), jnp.arange(num_positions)]
+        inputs = jax.vmap(lambda t: absorbing.corrupt(x, steps, t, absorbing_token))(steps)
+        output = jax.vmap(network)(inputs, steps)
+        diagonal = output[steps, steps]
         return jax.nn.log_softmax(diagonal.astype(jnp.float32), -1)
 
     return jax.vmap(one)(x)
@@ -443,6 +443,9 @@ def main(argv=None) -> dict:
         parser.error(
             "--num-chunks and --passes must be positive, --orders not negative, --repeats at least 2"
         )
+    stream_counts = [int(k) for k in args.streams.split(",") if k]
+    if args.source_chunks < 1 or args.match < 0 or args.match == 1 or min(stream_counts, default=1) < 1:
+        parser.error("--source-chunks and --streams must be positive, --match 0 (skip) or at least 2")
 
     run = load_run(args.checkpoint)
     if run.kind != "text":
@@ -529,10 +532,10 @@ def main(argv=None) -> dict:
         for rate, bits in study["mixed"].items():
             print(f"mixed, learning rate {rate}: {bits:.4f} bits/char")
         results["match"] = study
-    if args.streams:
+    if stream_counts:
         print(f"\n5. left to right in streams (exact code length, {args.matmuls} products)")
         results["streams"] = []
-        for streams in (int(k) for k in args.streams.split(",")):
+        for streams in stream_counts:
             begin = time.perf_counter()
             order, calls = striped_order(size, streams)
             scheme = OAScheme(network, model.objective.process, order[None], calls[None])

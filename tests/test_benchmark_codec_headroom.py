@@ -148,8 +148,9 @@ def test_the_script_measures_all_three_parts_on_a_tiny_run(
     skip = ["--orders", "0", "--rules", "", "--repeats", "", "--match", "0", "--streams", ""]
     only = headroom.main([*argv.split(), *skip, "--out-dir", str(tmp_path)])
     assert set(only) == {"checkpoint", "num_chunks", "budget"}  # every part can be skipped
-    with pytest.raises(SystemExit):
-        headroom.main([*argv.split(), "--rules", "best"])
+    for bad in (["--rules", "best"], ["--source-chunks", "0"], ["--match", "1"], ["--streams", "2,0"]):
+        with pytest.raises(SystemExit):
+            headroom.main([*argv.split(), *bad])
 
 
 def _brute_force_match(characters, size, per_token, source_chunks, min_length, c, i):
