@@ -34,10 +34,11 @@ model's training `L_t`), with the matrix products of --matmuls:
    prediction is right from the model's own probability of it and the match's length; the model's
    distribution over the other tokens is rescaled to the rest. Printed: the left-to-right code length
    alone and mixed, in bits per character.
-5. **Left to right in streams.** The chunk is cut into `k` equal streams (--streams) coded left to
-   right side by side: call `j` codes the `j`-th token of every stream, so `ceil(D / k)` calls a chunk,
-   each coding tokens far apart, each with its stream's prefix revealed. Printed: the exact code length
-   of each `k` (the order and policy of [`striped_order`][]).
+5. **Left to right in streams.** The chunk is cut into about `k` equal streams (--streams) coded left
+   to right side by side: call `j` codes the `j`-th token of every stream, so `ceil(D / k)` calls a
+   chunk, each coding tokens far apart, each with its stream's prefix revealed. Printed: the exact code
+   length of each `k` (the codec's striped order of `ceil(D / k)` calls,
+   `eqdd.compression.schemes.striped_order`; its streams number `ceil(D / ceil(D / k))`, at most `k`).
 
 Writes results.json to --out-dir.
 """
@@ -54,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from eqdd.compression.schemes import OAScheme
+from eqdd.compression.schemes import STRIPED, Order
 from eqdd.data import text8
 from eqdd.objectives.ardm import oa_ardm_estimate
 from eqdd.processes import absorbing
@@ -376,23 +377,6 @@ def match_study(model, network, characters, chunks, source_chunks, min_length, l
     }
 
 
-def striped_order(num_positions: int, streams: int) -> tuple[np.ndarray, np.ndarray]:
-    """The order and policy of part 5: position `p` is token `p mod L` of stream `p // L` (`L = ceil(D /
-    streams)`), and call `j` codes token `j` of every stream.
-
-    Returns:
-        The order `(D,)` (the rank at which each position is coded) and the policy's left boundaries
-        `(L,)`.
-    """
-    length = -(-num_positions // streams)
-    position = np.arange(num_positions)
-    token = position % length
-    order = np.empty(num_positions, np.int32)
-    order[np.lexsort((position // length, token))] = position  # by token, then stream
-    policy = np.concatenate([[0], np.cumsum(np.bincount(token, minlength=length))[:-1]]).astype(np.int32)
-    return order, policy
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument(
@@ -466,19 +450,31 @@ def main(argv=None) -> dict:
     if args.orders:
         begin = time.perf_counter()
         bits = (
-            np.stack([model.scheme(s, policy, args.matmuls).code_lengths(chunks) for s in range(args.orders)])
+            np.stack(
+                [
+                    model.scheme(Order("seeded", s), policy.size, args.matmuls).code_lengths(chunks)
+                    for s in range(args.orders)
+                ]
+            )
             / per_token
         )
         chosen = saved_order(args.checkpoint, model)
         rows = order_table(bits, size * per_token)
         print(f"\n1. an order per chunk ({time.perf_counter() - begin:.0f} s); seeds 0..{args.orders - 1}: "
               + ", ".join(f"{b:.4f}" for b in bits.mean(1)))  # fmt: skip
-        if chosen is not None and chosen < args.orders:
-            print(f"the run's order (seed {chosen}) for every chunk: {bits[chosen].mean():.4f} bits/char")
+        if chosen is not None and chosen.kind == "seeded" and chosen.seed < args.orders:
+            print(
+                f"the run's order ({chosen.describe()}) for every chunk: "
+                f"{bits[chosen.seed].mean():.4f} bits/char"
+            )
         print(f"{'k':>4} | {'best of k, index sent':>22} | {'bits-back over k':>16}")
         for row in rows:
             print(f"{row['k']:>4} | {row['best_of']:>22.4f} | {row['bits_back']:>16.4f}")
-        results["orders"] = {"per_seed": bits.mean(1).tolist(), "chosen_seed": chosen, "rows": rows}
+        results["orders"] = {
+            "per_seed": bits.mean(1).tolist(),
+            "chosen": None if chosen is None else chosen.describe(),
+            "rows": rows,
+        }
 
     if rules:
         print("\n2. orders the model chooses as it decodes (same calls)")
@@ -537,17 +533,15 @@ def main(argv=None) -> dict:
         results["streams"] = []
         for streams in stream_counts:
             begin = time.perf_counter()
-            order, calls = striped_order(size, streams)
-            scheme = OAScheme(network, model.objective.process, order[None], calls[None])
-            per_chunk = scheme.code_lengths(chunks) / per_token
+            calls = -(-size // streams)
+            streams = -(-size // calls)  # streams of `calls` positions: at most the count asked for
+            per_chunk = model.scheme(STRIPED, calls, args.matmuls).code_lengths(chunks) / per_token
             error = per_chunk.std() / math.sqrt(len(per_chunk))
             print(
-                f"{streams:>3} streams, {calls.size:>3} calls: {per_chunk.mean():.4f} ± {error:.4f} "
+                f"{streams:>3} streams, {calls:>3} calls: {per_chunk.mean():.4f} ± {error:.4f} "
                 f"bits/char ({time.perf_counter() - begin:.0f} s)"
             )
-            results["streams"].append(
-                {"streams": streams, "calls": int(calls.size), "bits": float(per_chunk.mean())}
-            )
+            results["streams"].append({"streams": streams, "calls": calls, "bits": float(per_chunk.mean())})
     return write_results(results, args.out_dir)
 
 

@@ -11,12 +11,13 @@ The checkpoint's kind (a text8, image or audio run, read from its saved config) 
 
 Text: on the first --num-chars characters of the test split (rounded down to whole chunks of D), the
 codec of `eqdd compress` as one file (`eqdd.compression.compress`; the command writes the same coding in
-segments of 256 KiB, `eqdd.compression.segments`, about 120 bytes each) with the DP policy of --budget
-network calls per chunk, planned on the run's training L_t, and the best of --orders orders scored on
---order-chunks training chunks (the paper's protocol, reference §5). It reports the achieved bits per
-character (the whole file, header included) next to the model's exact code length -log2 p(x | orders,
-policy) computed independently (`eqdd.objectives.oa_ardm_policy_log_likelihood`, or
-`upscale_policy_log_likelihood` for an Upscale ARDM), the DP's planned cost, and gzip -9, bzip2 -9,
+segments of 256 KiB, `eqdd.compression.segments`, about 120 bytes each) with --budget network calls per
+chunk, in the best of the striped order and --orders seeded orders (under the DP policy planned on the
+run's training L_t) scored on --order-chunks training chunks (the paper's protocol, reference §5). It
+reports the achieved bits per character (the whole file, header included) next to the model's exact
+code length -log2 p(x | orders, policy) computed independently
+(`eqdd.objectives.oa_ardm_policy_log_likelihood`, or `upscale_policy_log_likelihood` for an Upscale
+ARDM), the DP's planned cost, and gzip -9, bzip2 -9,
 xz -9 (Python's zlib, bz2 and lzma) and zstd -19 (the `zstandard` package, else the `zstd` command) on the
 same bytes; speeds in characters per second, after compilation (the compiling warm-up is timed
 separately).
@@ -132,7 +133,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_BUDGET,
         help="network calls per chunk (image), and per stage of an Upscale ARDM (default: %(default)s)",
     )
-    parser.add_argument("--orders", type=int, default=5, help="candidate orders (default: %(default)s)")
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=5,
+        help="seeded orders scored beside the striped one (default: %(default)s)",
+    )
     parser.add_argument(
         "--order-chunks",
         type=int,
@@ -150,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
         default="float32,bfloat16",
         help="text: the codec's matrix products to measure, a row each (`eqdd compress --matmuls`; images "
         "and audio compute in float32) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--match",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="text: mix the match model of the text coded so far into the codec (`eqdd compress --match`, "
+        "the default) (default: %(default)s)",
     )
     parser.add_argument(
         "--out-dir",
@@ -242,8 +255,8 @@ def _codec_rows(
     then the DP's planned cost.
 
     Arguments:
-        codec: `codec(seed, matmuls)` gives the codec's `(compress, decompress)` on bytes for an order
-            seed and matrix products.
+        codec: `codec(order, matmuls)` gives the codec's `(compress, decompress)` on bytes for an order
+            (`eqdd.compression.Order`) and matrix products.
         products: the matrix products to measure (`eqdd.compression.container.MATMULS`).
 
     Returns:
@@ -251,14 +264,19 @@ def _codec_rows(
         for results.json.
     """
     length = model.num_positions
-    policy, planned = model.plan(args.budget)
-    (seed, candidates), order_seconds = _timed(
-        compression.choose_order, model, train_chunks, policy, args.orders
+    planned = model.plan(args.budget)[1]
+    (order, candidates), order_seconds = _timed(
+        compression.choose_order, model, train_chunks, args.budget, args.orders
     )
     # per symbol (a model of character pairs scores and plans per pair)
-    planned, candidates = planned / model.symbols_per_token, [b / model.symbols_per_token for b in candidates]
-    scores = ", ".join(f"{b:.4f}" for b in candidates)
-    print(f"order: seed {seed} of {args.orders} (training {unit.bits} {scores})")
+    planned = planned / model.symbols_per_token
+    candidates = {name: b / model.symbols_per_token for name, b in candidates.items()}
+    scores = ", ".join(f"{name} {b:.4f}" for name, b in candidates.items())
+    print(
+        f"order: {order.describe()}, the best of striped and {args.orders} seeded "
+        f"(training {unit.bits}: {scores})"
+    )
+    policy = model.arrangement(order, args.budget)[1]
     per = {TEXT: "chunk", IMAGES: "image", AUDIO: "clip"}[unit]
     kind, calls = (
         ("OA-ARDM", f"{args.budget}")
@@ -267,13 +285,18 @@ def _codec_rows(
     )
     rows, measured = [], {}
     for matmuls in products:
-        codec_compress, codec_decompress = codec(seed, matmuls)
+        codec_compress, codec_decompress = codec(order, matmuls)
         _, warm_up_seconds = _timed(lambda: codec_decompress(codec_compress(warm_up)))  # noqa: B023
         named = f", {matmuls}" if len(products) > 1 else ""
+        mixed = " + match model" if unit is TEXT and args.match else ""
         row, blob = _row(
-            f"eqdd {kind} codec, {calls} calls/{per}{named}", data, codec_compress, codec_decompress, unit
+            f"eqdd {kind} codec, {calls} calls/{per}{mixed}{named}",
+            data,
+            codec_compress,
+            codec_decompress,
+            unit,
         )
-        scheme = model.scheme(seed, policy, matmuls)
+        scheme = model.scheme(order, args.budget, matmuls)
         exact_bits = float(scheme.code_lengths(chunks).astype(np.float64).sum() * length)
         exact = {
             "method": f"exact code length -log2 p(x | orders, policy){named}",
@@ -291,7 +314,7 @@ def _codec_rows(
             f"{matmuls}: codec overhead over the exact code length: {overhead:+.3f}% (header {header} bytes);"
             f" compiling warm-up {warm_up_seconds:.1f} s"
         )
-    rows.append({"method": "DP planned cost (training L_t)", unit.bits: planned})
+    rows.append({"method": "DP planned cost of seeded orders (training L_t)", unit.bits: planned})
     first, last = measured[products[0]], measured[products[-1]]
     figures = {
         "num_positions": length,
@@ -299,7 +322,8 @@ def _codec_rows(
         "num_stages": model.num_stages,
         "policy": policy.tolist() if model.num_stages > 1 else [int(b) for b in policy[0]],
         "batch_size": args.batch_size,
-        "order_seed": seed,
+        "order": order.kind,
+        "order_seed": order.seed,
         "order_chunks": len(train_chunks),
         f"order_candidates_train_{unit.bits}": candidates,
         "order_seconds": order_seconds,
@@ -317,6 +341,11 @@ def _codec_rows(
     return rows, figures
 
 
+def _history(args) -> str:
+    """What the text codec mixes in (`eqdd.compression.container.HISTORIES`), by --match."""
+    return "match" if args.match else "none"
+
+
 def text_benchmark(args, run: Run) -> dict:
     """The text mode (see the module docstring)."""
     model = codec_model(run)
@@ -331,9 +360,11 @@ def text_benchmark(args, run: Run) -> dict:
     data = text8.decode(chars).encode()
     print(f"{len(data):,} test characters ({len(chunks)} chunks of {length}); budget {args.budget}")
 
-    def codec(seed, matmuls):
+    def codec(order, matmuls):
         return (
-            lambda d: compression.compress(d, model, args.budget, seed, batch_size, args.progress, matmuls),
+            lambda d: compression.compress(
+                d, model, args.budget, order, batch_size, args.progress, matmuls, _history(args)
+            ),
             lambda blob: compression.decompress(blob, model, args.progress),
         )
 
@@ -349,7 +380,12 @@ def text_benchmark(args, run: Run) -> dict:
     files = {}
     for path in args.text_files:
         files[str(path)] = text_file_rows(
-            args, model, figures["order_seed"], batch_size, Path(path), products[-1]
+            args,
+            model,
+            compression.Order(figures["order"], figures["order_seed"]),
+            batch_size,
+            Path(path),
+            products[-1],
         )
         print(f"{path}:\n{table(files[str(path)])}")
     results = {
@@ -366,7 +402,7 @@ def text_benchmark(args, run: Run) -> dict:
     return write_results(results, args.out_dir or "runs/compression")
 
 
-def text_file_rows(args, model, seed: int, batch_size: int, path: Path, matmuls: str) -> list[dict]:
+def text_file_rows(args, model, order, batch_size: int, path: Path, matmuls: str) -> list[dict]:
     """Any UTF-8 text file as `eqdd compress` codes it (the text8 projection by the model with `matmuls`
     products, the rest in the side stream: `eqdd.compression.plain`), beside the generic compressors;
     bits per byte of the file."""
@@ -374,9 +410,11 @@ def text_file_rows(args, model, seed: int, batch_size: int, path: Path, matmuls:
     if not data:
         raise SystemExit(f"--text-files: {path} is empty")
     codec_row, _ = _row(
-        f"eqdd, {args.budget} calls/chunk + side stream",
+        f"eqdd, {args.budget} calls/chunk{' + match model' if args.match else ''} + side stream",
         data,
-        lambda d: compression.plain.compress(d, model, args.budget, seed, batch_size, args.progress, matmuls),
+        lambda d: compression.plain.compress(
+            d, model, args.budget, order, batch_size, args.progress, matmuls, _history(args)
+        ),
         lambda blob: compression.plain.decompress(blob, model, args.progress),
         TEXT,
     )
@@ -434,13 +472,13 @@ def image_benchmark(args, run: Run) -> dict:
         f"budget {args.budget}"
     )
 
-    def codec(seed, matmuls):  # float32 (the matmuls of `--matmuls` are for text)
+    def codec(order, matmuls):  # float32 (the matmuls of `--matmuls` are for text)
         return (
             lambda d: compression.compress_images(
                 np.frombuffer(d, np.uint8).reshape(-1, *model.image_shape),
                 model,
                 args.budget,
-                seed,
+                order,
                 batch_size,
                 args.progress,
             ),
@@ -537,10 +575,10 @@ def audio_benchmark(args, run: Run) -> dict:
     data = clips.astype("<i2").tobytes()
     print(f"{len(clips)} test clips of {length:,} samples at {model.sample_rate:,} Hz; budget {args.budget}")
 
-    def codec(seed, matmuls):  # float32 (the matmuls of `--matmuls` are for text)
+    def codec(order, matmuls):  # float32 (the matmuls of `--matmuls` are for text)
         return (
             lambda d: compression.compress_audio(
-                np.frombuffer(d, "<i2").astype(np.int16), model, args.budget, seed, batch_size, args.progress
+                np.frombuffer(d, "<i2").astype(np.int16), model, args.budget, order, batch_size, args.progress
             ),
             lambda blob: compression.decompress_audio(blob, model, args.progress).astype("<i2").tobytes(),
         )

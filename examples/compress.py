@@ -20,14 +20,14 @@ def main(run_dir: str = "runs/text8_oaardm", budget: int = 50) -> dict:
     """Compress and decompress a sample with the run in `run_dir`; returns the sizes."""
     run = eqdd.load_run(run_dir)  # config, state (with the EMA network), objective and data shape
     model = codec_model(run)  # the codec's view: the EMA network, the objective, L_t and a fingerprint
-    budget = min(budget, len(model.step_losses))  # network calls per chunk: at most one per step
+    budget = min(budget, model.num_positions)  # network calls per chunk and stage: at most one per step
     if model.image_shape is None:
         data = b"the quick brown fox jumps over the lazy dog " * 20
-        blob = compression.compress(data, model, budget=budget, order_seed=0)
+        blob = compression.compress(data, model, budget=budget)  # striped order
         assert compression.decompress(blob, model) == data
     else:
         data = np.random.default_rng(0).integers(0, 256, (2, *model.image_shape), dtype=np.uint8)
-        blob = compression.compress_images(data, model, budget=budget, order_seed=0)
+        blob = compression.compress_images(data, model, budget=budget)
         assert (compression.decompress_images(blob, model) == data).all()
     symbols = len(data) if isinstance(data, bytes) else data.size
     print(

@@ -235,16 +235,3 @@ def test_the_mixer_starts_as_the_model_and_learns_a_reliable_match():
     # a match that is always right is learned; one that is always wrong is learned to be ignored
     assert headroom.mixed_bits(log_true, log_true, truth, lengths, truth, 0.5) < 0.2 * alone
     assert headroom.mixed_bits(log_true, log_true, wrong, lengths, truth, 0.5) < alone * 1.02
-
-
-@settings(max_examples=30)
-@given(st.integers(1, 40), st.integers(1, 12))
-def test_striped_orders_code_one_token_of_every_stream_a_call(num_positions, streams):
-    order, policy = headroom.striped_order(num_positions, streams)
-    assert sorted(order.tolist()) == list(range(num_positions))
-    length = -(-num_positions // streams)
-    assert policy.size == length and policy[0] == 0 and (np.diff(policy) > 0).all()
-    for j, (left, right) in enumerate(zip(policy, [*policy[1:], num_positions], strict=True)):
-        coded = np.flatnonzero((order >= left) & (order < right))
-        assert np.array_equal(coded % length, np.full(coded.size, j))  # token j of each stream
-        assert np.array_equal(order[coded], np.arange(left, right))  # streams in order

@@ -17,7 +17,7 @@ from PIL import Image
 
 from eqdd import cli, compression
 from eqdd.runs import load_run
-from eqdd.runs.codec import codec_model
+from eqdd.runs.codec import codec_model, saved_order
 from eqdd.train import Checkpointer
 from tests.scripts import TINY_RUN, load_script, saved_state, write_text8
 
@@ -99,22 +99,31 @@ def test_text_is_written_in_segments_and_single_files_of_an_earlier_eqdd_still_d
 
 def test_the_order_the_run_chose_on_training_data_is_used_unless_orders_are_asked(runs, tmp_path, capsys):
     chosen = json.loads((runs[0] / "results.json").read_text())["codec_order"]
-    bits = chosen["candidate_bits"]
-    assert chosen["num_chunks"] == 16 and len(bits) == 5 and bits[chosen["seed"]] == min(bits)
+    bits, order = chosen["candidate_bits"], compression.Order(chosen["order"], chosen["seed"])
+    assert chosen["num_chunks"] == 16 and list(bits) == ["striped", *(f"seed {s}" for s in range(5))]
+    assert bits[order.describe()] == min(bits.values())
     assert chosen["fingerprint"] == codec_model(load_run(runs[0])).fingerprint.hex()
     (tmp_path / "in.txt").write_bytes(b"the dog ran on the mat " * 4)
     eqdd("compress", tmp_path / "in.txt", tmp_path / "a.z", runs[0])
-    assert f"order {chosen['seed']}: chosen by the run on training data" in capsys.readouterr().err
+    assert f"order {order.describe()} (chosen by the run on training data)" in capsys.readouterr().err
     eqdd("compress", tmp_path / "in.txt", tmp_path / "b.z", runs[0], "--orders", 3)
-    assert "best of 3 on the input" in capsys.readouterr().err
-    # a choice made for other parameters (a run trained further since) is not used
+    assert "(the best of striped and 3 seeded on the input)" in capsys.readouterr().err
+    # a choice made for other parameters (a run trained further since) is not used, nor, for text, one
+    # made before striped orders were candidates: text takes the striped order
     other = tmp_path / "other"
     shutil.copytree(runs[1], other)
     shutil.copy(runs[0] / "results.json", other / "results.json")
     eqdd("compress", tmp_path / "in.txt", tmp_path / "c.z", other)
-    assert "best of 5 on the input" in capsys.readouterr().err
-    for name in ("a.z", "b.z"):
-        eqdd("decompress", tmp_path / name, tmp_path / f"{name}.txt", runs[0])
+    assert "order striped (the default for text)" in capsys.readouterr().err
+    old = tmp_path / "old"
+    shutil.copytree(runs[0], old)
+    results = json.loads((old / "results.json").read_text())
+    del results["codec_order"]["order"]  # as runs wrote it before striped orders
+    (old / "results.json").write_text(json.dumps(results))
+    assert saved_order(runs[0], codec_model(load_run(runs[0]))) == order
+    assert saved_order(old, codec_model(load_run(old))) is None
+    for name, run in (("a.z", runs[0]), ("b.z", runs[0]), ("c.z", other)):
+        eqdd("decompress", tmp_path / name, tmp_path / f"{name}.txt", run)
         assert (tmp_path / f"{name}.txt").read_bytes() == (tmp_path / "in.txt").read_bytes()
 
 
@@ -190,6 +199,7 @@ def test_benchmark_compares_with_the_exact_code_length_and_the_baselines(runs, t
     english.write_text("# Notes\n\nThe 3 samplers share ONE signature; see `eqdd.samplers`.\n")
     options = (
         f"--num-chars 330 --budget 4 --orders 2 --order-chunks 2 --batch-size 8 --out-dir {tmp_path / 'out'}"
+        " --no-match"  # the network alone, to compare with its exact code length
     )
     results = benchmark.main(
         [

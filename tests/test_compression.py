@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eqdd import compression
-from eqdd.compression import ans, codec, container, plain
+from eqdd.compression import Order, ans, codec, container, plain
 from eqdd.data import text8
 from eqdd.denoisers import Transformer
 from eqdd.objectives import OAARDMObjective
@@ -46,7 +46,7 @@ def random_text(length: int, seed: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def blob() -> bytes:
-    return compression.compress(random_text(100, 0), MODEL, BUDGET, order_seed=2, batch_size=4)
+    return compression.compress(random_text(100, 0), MODEL, BUDGET, order=Order("seeded", 2), batch_size=4)
 
 
 @settings(max_examples=20)
@@ -109,21 +109,29 @@ def test_narrowed_tables_code_the_same_words(num_classes, seed):
 @example(150, 0, 4)
 def test_round_trip_is_exact_for_any_length(length, seed, batch_size):
     text = random_text(length, seed)
-    blob = compression.compress(text, MODEL, BUDGET, order_seed=seed % 3, batch_size=batch_size)
+    order = compression.STRIPED if seed % 4 == 3 else Order("seeded", seed % 4)
+    blob = compression.compress(text, MODEL, BUDGET, order=order, batch_size=batch_size)
+    assert container.unpack(blob)[0].order == order
     assert compression.decompress(blob, MODEL) == text
 
 
-def _version_2(blob: bytes) -> bytes:
-    """A version-3 file as version 2 wrote it: no matmuls byte, its header checksum recomputed."""
+def _older(blob: bytes, version: int) -> bytes:
+    """A version-4 file of seeded orders with nothing mixed in as version 3 wrote it (no order or history
+    byte) or version 2 (nor a matmuls byte), its header checksum recomputed."""
     header, words = container.unpack(blob)
+    assert (header.order_kind, header.history) == ("seeded", "none")
     end = len(blob) - 4 * words.size - 4
-    head = blob[:8] + b"\x02" + blob[9:10] + blob[11:end]
+    head = blob[:8] + bytes([version]) + blob[9 : 8 + version] + blob[13:end]
     return head + zlib.crc32(head).to_bytes(4, "little") + blob[end + 4 :]
 
 
 def test_float32_and_bfloat16_products_round_trip_and_the_header_says_which():
     text = random_text(3 * D + 5, 7)
-    files = {m: compression.compress(text, MODEL, BUDGET, batch_size=2, matmuls=m) for m in container.MATMULS}
+    seeded = compression.SEEDED  # what files before version 4 hold
+    files = {
+        m: compression.compress(text, MODEL, BUDGET, seeded, 2, matmuls=m, history="none")
+        for m in container.MATMULS
+    }
     for matmuls, blob in files.items():
         assert container.unpack(blob)[0].matmuls == matmuls
         assert compression.decompress(blob, MODEL) == text
@@ -133,10 +141,13 @@ def test_float32_and_bfloat16_products_round_trip_and_the_header_says_which():
     with pytest.raises(compression.DeterminismError, match="does not reproduce the network outputs"):
         compression.decompress(relabelled, MODEL)
     # files of format version 2 (before the byte, all float32) still decode
-    old = _version_2(files["float32"])
+    old = _older(files["float32"], 2)
     assert container.unpack(old)[0].matmuls == "float32" and compression.decompress(old, MODEL) == text
+    # and so do those of version 3 (before the order byte, all seeded)
+    old = _older(files["bfloat16"], 3)
+    assert container.unpack(old)[0].order == Order("seeded") and compression.decompress(old, MODEL) == text
     with pytest.raises(ValueError, match="unknown matrix products 'float16'"):
-        MODEL.scheme(0, MODEL.plan(BUDGET)[0], "float16")
+        MODEL.scheme(Order("seeded"), BUDGET, "float16")
 
 
 def test_decompression_streams_the_text_batch_by_batch():
@@ -157,7 +168,8 @@ def test_decompression_streams_the_text_batch_by_batch():
 @example(D + 1, 1)
 def test_a_model_of_character_pairs_round_trips_text_of_any_length(length, seed):
     text = random_text(length, seed)
-    blob = compression.compress(text, PAIRS, BUDGET, order_seed=seed % 3, batch_size=2)
+    order = compression.STRIPED if seed % 2 else Order("seeded", seed % 3)
+    blob = compression.compress(text, PAIRS, BUDGET, order=order, batch_size=2)
     assert container.unpack(blob)[0].num_symbols == length  # files count characters
     assert compression.decompress(blob, PAIRS) == text
     # the coded tokens: the pairs, the last one filled up with a space when the length is odd
@@ -170,10 +182,10 @@ def test_a_model_of_character_pairs_round_trips_text_of_any_length(length, seed)
 
 def test_a_model_of_character_pairs_codes_at_its_exact_code_length_and_names_its_model():
     text = random_text(3 * D - 1, 5)  # 3 chunks of 8 pairs, the last pair filled up
-    blob = compression.compress(text, PAIRS, BUDGET, order_seed=1, batch_size=2)
+    blob = compression.compress(text, PAIRS, BUDGET, order=Order("seeded", 1), batch_size=2)
     header, words = container.unpack(blob)
     chunks = PAIRS.tokens(compression.encode_text(text)).reshape(3, D // 2)
-    scheme = PAIRS.scheme(1, PAIRS.plan(BUDGET)[0], header.matmuls)
+    scheme = PAIRS.scheme(header.order, BUDGET, header.matmuls)
     exact_bits = float(scheme.code_lengths(chunks).astype(np.float64).sum()) * (D // 2)
     assert exact_bits > 100 and abs(32 * words.size - exact_bits) <= 64  # the ANS state: a few bytes
     # any text, through the envelope; files of the single-character model and of pairs are told apart
@@ -252,10 +264,11 @@ def test_any_damage_to_a_text_envelope_decodes_exactly_or_fails_with_a_documente
         pass
 
 
-def test_code_length_is_minus_log2_of_the_model_probability():
+@pytest.mark.parametrize("order", [Order("seeded", 1), compression.STRIPED], ids=Order.describe)
+def test_code_length_is_minus_log2_of_the_model_probability(order):
     text = random_text(12 * D, 1)
     chunks = compression.encode_text(text).reshape(-1, D).astype(np.int32)
-    scheme = MODEL.scheme(1, MODEL.plan(BUDGET)[0])
+    scheme = MODEL.scheme(order, BUDGET)
     words, _ = compression.encode(scheme, chunks.reshape(-1), 4)
     exact_bits = float(scheme.code_lengths(chunks).sum()) * D
     assert exact_bits > 1000
@@ -263,19 +276,45 @@ def test_code_length_is_minus_log2_of_the_model_probability():
 
 
 def test_tokens_the_model_cannot_code_are_refused():
-    scheme = MODEL.scheme(0, MODEL.plan(BUDGET)[0])
+    scheme = MODEL.scheme(Order("seeded"), BUDGET)
     for bad in (text8.ABSORBING, -1, 40):
         with pytest.raises(ValueError, match="data classes of the model"):
             compression.encode(scheme, np.array([1, 2, bad, 3]), 4)
 
 
-def test_choose_order_takes_the_best_candidate():
+def test_choose_order_takes_the_best_of_the_striped_and_the_seeded_orders():
     chunks = compression.encode_text(random_text(4 * D, 2)).reshape(-1, D).astype(np.int32)
-    policy, _ = MODEL.plan(BUDGET)
-    seed, bits = compression.choose_order(MODEL, chunks, policy, 3)
-    assert len(bits) == 3 and bits[seed] == min(bits)
-    assert bits == [float(MODEL.scheme(s, policy).code_lengths(chunks).mean()) for s in range(3)]
-    assert sorted(compression.orders_from_seed(seed, 1, D)[0]) == list(range(D))
+    best, bits = compression.choose_order(MODEL, chunks, BUDGET, 3)
+    candidates = [compression.STRIPED, *(Order("seeded", s) for s in range(3))]
+    assert bits == {
+        o.describe(): float(MODEL.scheme(o, BUDGET).code_lengths(chunks).mean()) for o in candidates
+    }
+    assert best in candidates and bits[best.describe()] == min(bits.values())
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 40), st.integers(1, 40))
+def test_striped_orders_code_one_token_of_every_stream_a_call(num_positions, budget):
+    if budget > num_positions:
+        with pytest.raises(ValueError, match=f"budget must be in 1..{num_positions}"):
+            compression.striped_order(num_positions, budget)
+        return
+    order, policy = compression.striped_order(num_positions, budget)
+    assert sorted(order.tolist()) == list(range(num_positions))
+    assert policy.size == budget and policy[0] == 0 and (np.diff(policy) > 0).all()
+    for j, (left, right) in enumerate(zip(policy, [*policy[1:], num_positions], strict=True)):
+        coded = np.flatnonzero((order >= left) & (order < right))
+        # call j codes token j of every stream (streams of `budget` positions), streams in order
+        np.testing.assert_array_equal(coded, np.arange(j, num_positions, budget))
+        np.testing.assert_array_equal(order[coded], np.arange(left, right))
+
+
+def test_a_striped_order_of_one_stream_is_left_to_right_one_token_a_call():
+    orders, policy = MODEL.arrangement(compression.STRIPED, D)
+    np.testing.assert_array_equal(orders, [np.arange(D)])
+    np.testing.assert_array_equal(policy, [np.arange(D)])
+    with pytest.raises(ValueError, match="unknown kind of order 'spiral'"):
+        MODEL.arrangement(Order("spiral"), D)
 
 
 def test_out_of_alphabet_input_is_refused_naming_the_first_bad_byte():
@@ -307,10 +346,34 @@ def test_damage_is_detected(blob):
         compression.decompress(blob + b"\0", MODEL)
     with pytest.raises(compression.FormatError, match="not an eqdd"):
         compression.decompress(b"PK\x03\x04" + blob[4:], MODEL)
-    with pytest.raises(compression.FormatError, match="version 4"):
-        compression.decompress(blob[:8] + b"\x04" + blob[9:], MODEL)
+    with pytest.raises(compression.FormatError, match="version 5; this eqdd reads versions 2 to 4"):
+        compression.decompress(blob[:8] + b"\x05" + blob[9:], MODEL)
     with pytest.raises(compression.FormatError, match="version 1 .*before image support"):
         compression.decompress(blob[:8] + b"\x01" + blob[9:], MODEL)
+
+
+def test_a_striped_file_names_its_order_and_an_unknown_order_is_refused():
+    text = random_text(2 * D + 3, 4)
+    blob = compression.compress(text, MODEL, BUDGET, batch_size=2)  # striped: the default for text
+    header, words = container.unpack(blob)
+    orders, policy = MODEL.arrangement(compression.STRIPED, BUDGET)
+    assert header.order == compression.STRIPED and header.budget == BUDGET
+    assert (header.order_crc, header.policy_crc) == (
+        codec.checksum(orders),
+        codec.checksum(policy.astype(np.int64)),
+    )
+    # read as seeded, the same words fail the checks instead of decoding other text
+    with pytest.raises(compression.DeterminismError):
+        compression.decompress(container.pack(dataclasses.replace(header, order_kind="seeded"), words), MODEL)
+    end = len(blob) - 4 * words.size - 4
+    head = blob[:11] + b"\x02" + blob[12:end]  # the order byte, its checksum recomputed
+    with pytest.raises(compression.FormatError, match="unknown kind of order 2"):
+        compression.decompress(head + zlib.crc32(head).to_bytes(4, "little") + blob[end + 4 :], MODEL)
+    head = blob[:12] + b"\x02" + blob[13:end]  # the history byte
+    with pytest.raises(compression.FormatError, match="unknown model of history 2"):
+        compression.decompress(head + zlib.crc32(head).to_bytes(4, "little") + blob[end + 4 :], MODEL)
+    with pytest.raises(ValueError, match="a striped order has no seed"):
+        compression.compress(text, MODEL, BUDGET, order=Order("striped", 1))
 
 
 @pytest.mark.parametrize("field", ["first_table_crc", "order_crc", "policy_crc", "data_crc"])
@@ -328,8 +391,8 @@ def _craft(blob: bytes, **fields) -> bytes:
     header, words = container.unpack(blob)
     count = fields.pop("num_symbols", header.num_symbols)
     packed = container.pack(dataclasses.replace(header, **fields), words)
-    # the count follows magic, version, kind and matmuls
-    packed = packed[:11] + count.to_bytes(8, "little") + packed[19:]
+    # the count follows magic, version, kind, matmuls, order_kind and history
+    packed = packed[:13] + count.to_bytes(8, "little") + packed[21:]
     end = len(packed) - 4 * words.size - 4
     return packed[:end] + zlib.crc32(packed[:end]).to_bytes(4, "little") + packed[end + 4 :]
 
@@ -340,6 +403,8 @@ def _craft(blob: bytes, **fields) -> bytes:
         ({"budget": 0}, "a budget of 0 network calls"),
         ({"budget": 60000}, "asks for 60,000 network calls per chunk, and this model has 16 steps"),
         ({"batch_size": 0}, "a batch size of 0"),
+        ({"order_kind": "striped"}, r"a striped order with a seed \(2\)"),
+        ({"kind": "audio", "history": "match"}, "a model of history for audio"),
         ({"num_symbols": 2**60}, "1,152,921,504,606,846,976 symbols, more than .* words can hold"),
         ({"kind": "images", "image_shape": (0, 0, 0)}, r"an image shape \(0, 0, 0\)"),
         ({"kind": "images", "image_shape": (3, 3, 1)}, "100 sub-pixels, not a whole number of"),
@@ -364,6 +429,8 @@ _FIELDS = {
     "budget": st.sampled_from([0, 1, 4, 16, 17, 60_000]),
     "batch_size": st.sampled_from([0, 1, 3, 2**16 - 1]),
     "order_seed": st.integers(0, 2**32 - 1),
+    "order_kind": st.sampled_from(container.ORDER_KINDS),
+    "history": st.sampled_from(container.HISTORIES),
 }
 
 
@@ -399,7 +466,7 @@ def test_header_holds_what_decoding_needs(blob):
     assert header.budget == BUDGET and header.policy_crc == codec.checksum(MODEL.plan(BUDGET)[0])
     assert "jax" in header.environment and words.size
     assert header.matmuls == "bfloat16"  # text's default
-    assert len(blob) == 73 + 1 + len(header.environment) + 4 + 4 * words.size
+    assert len(blob) == 75 + 1 + len(header.environment) + 4 + 4 * words.size
 
 
 def test_schemes_refuse_orders_and_policies_that_do_not_fit():
@@ -411,4 +478,6 @@ def test_schemes_refuse_orders_and_policies_that_do_not_fit():
         compression.OAScheme(MODEL.denoiser, process, np.zeros((1, D), np.int32), policy)
     with pytest.raises(ValueError, match="one order and one policy row per stage"):
         compression.OAScheme(MODEL.denoiser, process, orders, policy[0])
-    assert [call.ends_stage for call in MODEL.scheme(0, policy).calls] == [False] * (BUDGET - 1) + [True]
+    assert [call.ends_stage for call in MODEL.scheme(Order("seeded"), BUDGET).calls] == [False] * (
+        BUDGET - 1
+    ) + [True]

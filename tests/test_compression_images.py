@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from eqdd import compression
-from eqdd.compression import container
+from eqdd.compression import Order, container
 from eqdd.data import images
 from eqdd.denoisers.unet import UNet
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
@@ -74,7 +74,9 @@ def random_images(count: int, seed: int, shape: tuple[int, int, int] = SHAPE) ->
 
 @pytest.fixture(scope="module")
 def blob() -> bytes:
-    return compression.compress_images(random_images(3, 0), MODEL, BUDGET, order_seed=1, batch_size=2)
+    return compression.compress_images(
+        random_images(3, 0), MODEL, BUDGET, order=Order("seeded", 1), batch_size=2
+    )
 
 
 @settings(max_examples=6)
@@ -83,7 +85,9 @@ def blob() -> bytes:
 @example(5, 1, 2)
 def test_round_trip_is_exact_for_one_image_and_several(count, seed, batch_size):
     pictures = random_images(count, seed)
-    blob = compression.compress_images(pictures, MODEL, BUDGET, order_seed=seed % 3, batch_size=batch_size)
+    blob = compression.compress_images(
+        pictures, MODEL, BUDGET, order=Order("seeded", seed % 3), batch_size=batch_size
+    )
     restored = compression.decompress_images(blob, MODEL)
     assert restored.dtype == np.uint8 and restored.shape == pictures.shape
     np.testing.assert_array_equal(restored, pictures)
@@ -91,8 +95,8 @@ def test_round_trip_is_exact_for_one_image_and_several(count, seed, batch_size):
 
 def test_code_length_is_minus_log2_of_the_model_probability():
     pictures = random_images(10, 1)
-    blob = compression.compress_images(pictures, MODEL, BUDGET, order_seed=2, batch_size=4)
-    scheme = MODEL.scheme(2, MODEL.plan(BUDGET)[0])
+    blob = compression.compress_images(pictures, MODEL, BUDGET, order=Order("seeded", 2), batch_size=4)
+    scheme = MODEL.scheme(Order("seeded", 2), BUDGET)
     chunks = pictures.reshape(10, D).astype(np.int32)
     exact = scheme.code_lengths(chunks) * D
     np.testing.assert_allclose(replayed_bits(scheme, chunks), exact, rtol=1e-5)
@@ -127,23 +131,29 @@ def test_upscale_round_trip_is_exact_and_its_length_is_minus_log2_p(setting):
     stages = model.num_stages
     pictures = random_images(5, 3)
     full = D if stages <= 2 else 2  # one step per call: 2·24 calls per image with two stages
-    for count, seed, batch_size, budget in ((5, 1, 2, 3), (1, 0, 4, full), (0, 2, 4, 1)):
+    striped = compression.STRIPED
+    for count, order, batch_size, budget in (
+        (5, Order("seeded", 1), 2, 3),
+        (1, striped, 4, full),
+        (0, striped, 4, 1),
+    ):
         blob = compression.compress_images(
-            pictures[:count], model, budget, order_seed=seed, batch_size=batch_size
+            pictures[:count], model, budget, order=order, batch_size=batch_size
         )
         np.testing.assert_array_equal(compression.decompress_images(blob, model), pictures[:count])
     policy, _ = model.plan(3)
     assert policy.shape == (stages, 3)
-    scheme = model.scheme(1, policy)
-    assert scheme.orders.shape == (stages, D) and len(scheme.calls) == 3 * stages
-    chunks = pictures.reshape(5, D).astype(np.int32)
-    exact = scheme.code_lengths(chunks) * D
-    # the codec's calls give the data the probabilities of the objectives' independent code length
-    np.testing.assert_allclose(replayed_bits(scheme, chunks), exact, rtol=1e-5)
-    exact_bits = float(exact.sum())
-    words, _ = compression.encode(scheme, pictures.reshape(-1), 2)
-    assert exact_bits > 1000
-    assert abs(32 * words.size - exact_bits) <= 8 * 12
+    for order in (Order("seeded", 1), striped):  # the striped order: the same in every stage
+        scheme = model.scheme(order, 3)
+        assert scheme.orders.shape == (stages, D) and len(scheme.calls) == 3 * stages
+        chunks = pictures.reshape(5, D).astype(np.int32)
+        exact = scheme.code_lengths(chunks) * D
+        # the codec's calls give the data the probabilities of the objectives' independent code length
+        np.testing.assert_allclose(replayed_bits(scheme, chunks), exact, rtol=1e-5)
+        exact_bits = float(exact.sum())
+        words, _ = compression.encode(scheme, pictures.reshape(-1), 2)
+        assert exact_bits > 1000
+        assert abs(32 * words.size - exact_bits) <= 8 * 12
 
 
 def test_upscale_files_name_their_model():
@@ -167,7 +177,7 @@ def test_header_holds_the_kind_and_the_image_shape(blob):
     )
     assert header.data_crc == zlib.crc32(random_images(3, 0).tobytes()) and header.batch_size == 2
     assert header.fingerprint == MODEL.fingerprint and header.order_seed == 1 and header.budget == BUDGET
-    assert len(blob) == 73 + 1 + len(header.environment) + 4 + 4 * words.size
+    assert len(blob) == 75 + 1 + len(header.environment) + 4 + 4 * words.size
 
 
 def test_images_of_another_shape_are_refused_naming_both_shapes():

@@ -10,7 +10,7 @@ import equinox as eqx
 import numpy as np
 import pytest
 
-from eqdd import cli
+from eqdd import cli, compression
 from eqdd.config import ConfigError
 from eqdd.data import audio
 from eqdd.runs import load_run
@@ -75,8 +75,9 @@ def test_main_trains_evaluates_and_writes_clips_and_pictures(fsdd_dir, trained, 
     for picture in ("samples.png", "generation.png", "training.png"):
         assert (run / picture).stat().st_size > 1000
     if stages > 1:  # the codec's order, chosen on 2 training clips
-        bits = results["codec_order"]["candidate_bits"]
-        assert len(bits) == 3 and bits[results["codec_order"]["seed"]] == min(bits)
+        chosen = results["codec_order"]
+        bits, order = chosen["candidate_bits"], compression.Order(chosen["order"], chosen["seed"])
+        assert len(bits) == 4 and bits[order.describe()] == min(bits.values())  # striped and 3 seeded
     else:
         assert results["codec_order"] is None  # an OA-ARDM with a mixture output has no codec
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from eqdd import compression
 from eqdd.config import ConfigError
 from tests.scripts import help_text, load_script
 
@@ -51,7 +52,8 @@ def test_main_trains_evaluates_and_draws_pictures(image_dir, tmp_path, capsys, m
         assert chosen is None  # --codec-orders 0
     else:
         bits = chosen["candidate_bits"]
-        assert chosen["num_chunks"] == 4 and len(bits) == 5 and bits[chosen["seed"]] == min(bits)
+        order = compression.Order(chosen["order"], chosen["seed"])
+        assert chosen["num_chunks"] == 4 and len(bits) == 6 and bits[order.describe()] == min(bits.values())
     with Image.open(run / "samples.png") as grid, Image.open(run / "generation.png") as stages_picture:
         assert grid.size[0] > 10 and stages_picture.size[0] > grid.size[0] // 2
     for name in ("metrics.jsonl", "training.png", "results.json", "config.json"):

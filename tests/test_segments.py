@@ -30,7 +30,7 @@ class Recorder(io.BytesIO):
 def compress(data: bytes, segment_bytes: int = SEGMENT, **options) -> tuple[bytes, segments.Summary]:
     pieces: list[bytes] = []
     summary = segments.compress_stream(
-        io.BytesIO(data), pieces.append, MODEL, BUDGET, 1, 4, segment_bytes=segment_bytes, **options
+        io.BytesIO(data), pieces.append, MODEL, BUDGET, batch_size=4, segment_bytes=segment_bytes, **options
     )
     return b"".join(pieces), summary
 
@@ -69,7 +69,9 @@ def test_any_text_round_trips_through_segments_read_and_written_one_at_a_time(ki
     )
     data = data.decode(errors="ignore").encode()  # whole characters only (a byte slice may split one)
     source, written = Recorder(data), []
-    summary = segments.compress_stream(source, written.append, MODEL, BUDGET, 1, 4, segment_bytes=SEGMENT)
+    summary = segments.compress_stream(
+        source, written.append, MODEL, BUDGET, batch_size=4, segment_bytes=SEGMENT
+    )
     blob = b"".join(written)
     assert max(source.reads) <= SEGMENT + 1  # memory bounded by a segment, whatever the length
     assert len(written) == summary.segments + 2  # the header, each segment as soon as coded, the trailer

@@ -28,7 +28,7 @@ from eqdd.runs import codec, load_run
 from eqdd.runs.codec import DEFAULT_BUDGET
 from eqdd.runs.registry import Run
 
-DEFAULT_ORDERS = 5  # candidate orders scored on the input when the run chose none
+DEFAULT_ORDERS = 5  # seeded orders scored beside the striped one on an image or clip when the run chose none
 
 
 def add_commands(commands, checkpoint_help: str) -> None:
@@ -57,8 +57,9 @@ def add_commands(commands, checkpoint_help: str) -> None:
     compress.add_argument(
         "--orders",
         type=int,
-        help="score N seeded orders on the input and take the best (default: the order the run chose on "
-        f"its training data, else {DEFAULT_ORDERS} on the input)",
+        help="score the striped order and N seeded ones on the input and take the best (default: the "
+        "order the run chose on its training data, else striped for text and the best of striped and "
+        f"{DEFAULT_ORDERS} seeded on the input for images and audio)",
     )
     compress.add_argument(
         "--order-chunks",
@@ -75,6 +76,12 @@ def add_commands(commands, checkpoint_help: str) -> None:
         help="the network's matrix products, recorded in the file: bfloat16 inputs accumulated in float32 "
         "(text models only; several times faster on CPUs with bfloat16 units) or float32 "
         "(default: bfloat16 for text, float32 for images and audio)",
+    )
+    compress.add_argument(
+        "--match",
+        action=argparse.BooleanOptionalAction,
+        help="mix a match model of the text coded so far into the network's predictions (text only; "
+        "recorded in the file; default: on for text)",
     )
     compress.add_argument(
         "--verify", action="store_true", help="decompress the result and compare before writing it"
@@ -118,17 +125,23 @@ def _text_head(path: Path, model: compression.CodecModel, num_chunks: int) -> np
 
 
 def _order(args, model: compression.CodecModel, symbols: np.ndarray, budget: int, matmuls: str):
-    """The order seed to code with, and how it was chosen: the run's (chosen on its training data),
-    else the best of `--orders` candidates on the input's first `--order-chunks` chunks."""
-    seed = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
-    if seed is not None:
-        return seed, "chosen by the run on training data"
-    orders = DEFAULT_ORDERS if args.orders is None else args.orders
+    """The order to code with, and how it was chosen: with `--orders N`, the best of the striped order
+    and `N` seeded ones on the input's first `--order-chunks` chunks; else the run's (chosen on its
+    training data, [`eqdd.runs.codec.saved_order`][]); else, for text, the striped order (the best on
+    text8, `benchmarks/RESULTS.md` round 28), and for images and audio the best of it and
+    `DEFAULT_ORDERS` seeded ones on the input."""
+    saved = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
+    if saved is not None:
+        return saved, "chosen by the run on training data"
+    default = compression.STRIPED if model.kind == "text" else compression.SEEDED
+    if args.orders is None and model.kind == "text":
+        return default, "the default for text"
+    seeds = DEFAULT_ORDERS if args.orders is None else args.orders
     chunks = pipeline.eval_chunks(model.tokens(symbols), model.num_positions)[: args.order_chunks]
-    if orders > 1 and len(chunks):
-        seed, _ = compression.choose_order(model, chunks, model.plan(budget)[0], orders, matmuls)
-        return seed, f"best of {orders} on the input"
-    return 0, "seed 0"
+    if not len(chunks):
+        return default, "the default: the input holds no full chunk to score orders on"
+    order, _ = compression.choose_order(model, chunks, budget, seeds, matmuls)
+    return order, f"the best of striped and {seeds} seeded on the input"
 
 
 def _decode(blob: bytes, model: compression.CodecModel, show_progress: bool) -> np.ndarray:
@@ -156,12 +169,16 @@ def _compress(args) -> None:
         symbols, decoded = _read_input(args.input.read_bytes(), run)
     matmuls = args.matmuls or ("bfloat16" if model.kind == "text" else "float32")
     model.check_matmuls(matmuls)  # images and audio compute in float32: refused before any work
+    if args.match and model.kind != "text":
+        raise compression.CompressionError(f"--match is for text; {model.describe()} codes {model.kind}")
+    history = "none" if args.match is False or model.kind != "text" else "match"
     budget = min(DEFAULT_BUDGET, model.num_positions) if args.budget is None else args.budget
     if not 1 <= budget <= model.num_positions:
         raise compression.CompressionError(f"--budget must be in 1..{model.num_positions}, got {budget}")
-    seed, chosen = _order(args, model, symbols, budget, matmuls)
+    order, chosen = _order(args, model, symbols, budget, matmuls)
     stages = f" per stage x {model.num_stages} stages" if model.num_stages > 1 else ""
-    settings = f"budget {budget}{stages}, order {seed}: {chosen}; {matmuls} matrix products"
+    settings = f"budget {budget}{stages}, order {order.describe()} ({chosen}); {matmuls} matrix products"
+    settings += "; match model mixed in" if history == "match" else ""
     if model.kind == "text":  # streamed: memory bounded by a segment, whatever the length
         with args.input.open("rb") as source, atomic_file(args.output) as target:
             summary = segments.compress_stream(
@@ -169,10 +186,11 @@ def _compress(args) -> None:
                 target.write,
                 model,
                 budget,
-                seed,
+                order,
                 args.batch_size,
                 args.progress,
                 matmuls,
+                history,
                 verify=args.verify,
                 total=args.input.stat().st_size,
             )
@@ -186,10 +204,12 @@ def _compress(args) -> None:
             _keep(run, model, args.checkpoint)  # before OUT exists, so OUT never lacks its model
         return
     if model.kind == "audio":
-        blob = compression.compress_audio(decoded, model, budget, seed, args.batch_size, args.progress)
+        blob = compression.compress_audio(decoded, model, budget, order, args.batch_size, args.progress)
         what, unit, count = f"{decoded.size:,} samples at {model.sample_rate:,} Hz", "sample", decoded.size
     else:
-        blob = compression.compress_images(decoded[None], model, budget, seed, args.batch_size, args.progress)
+        blob = compression.compress_images(
+            decoded[None], model, budget, order, args.batch_size, args.progress
+        )
         what, unit, count = f"{describe_shape(decoded.shape)} image", "dimension", symbols.size
     if args.verify and not np.array_equal(_decode(blob, model, args.progress), decoded):
         raise compression.DeterminismError("the compressed file does not decompress to the input")

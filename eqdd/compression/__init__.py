@@ -4,7 +4,10 @@ codec over the model's exact likelihood under fixed orders and a fixed policy.
 - [`tables`][eqdd.compression.tables]: integer probability tables, identical on every machine;
 - [`ans`][eqdd.compression.ans]: the entropy coder (constriction's ANS stack, fed those tables);
 - [`schemes`][eqdd.compression.schemes]: a model with fixed orders and policy as an exact
-  autoregressive model (its network calls, the symbols they code, the exact code length);
+  autoregressive model (its network calls, the symbols they code, the exact code length); the orders
+  a file can name (seeded or striped);
+- [`matching`][eqdd.compression.matching]: a match model of the text coded so far, mixed into a text
+  model's distributions as it codes;
 - [`codec`][eqdd.compression.codec]: code token streams with a scheme, one network call per segment;
   choose the orders;
 - [`model`][eqdd.compression.model]: a trained model as the codec sees it, with its fingerprint;
@@ -41,7 +44,16 @@ from eqdd.compression.errors import (
 )
 from eqdd.compression.images import compress_images, decompress_images, read_image, to_png
 from eqdd.compression.model import CodecModel
-from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
+from eqdd.compression.schemes import (
+    SEEDED,
+    STRIPED,
+    OAScheme,
+    Order,
+    Scheme,
+    UpscaleScheme,
+    orders_from_seed,
+    striped_order,
+)
 from eqdd.compression.tables import PRECISION, quantize
 from eqdd.compression.text import compress, decompress, decompress_to, encode_text
 
@@ -49,6 +61,8 @@ __all__ = [
     "plain",
     "segments",
     "PRECISION",
+    "SEEDED",
+    "STRIPED",
     "AlphabetError",
     "CodecModel",
     "CompressionError",
@@ -58,6 +72,7 @@ __all__ = [
     "ImageFileError",
     "ModelMismatchError",
     "OAScheme",
+    "Order",
     "Scheme",
     "ShapeError",
     "TruncatedFileError",
@@ -77,5 +92,6 @@ __all__ = [
     "orders_from_seed",
     "quantize",
     "read_image",
+    "striped_order",
     "to_png",
 ]

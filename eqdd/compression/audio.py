@@ -13,6 +13,7 @@ from jaxtyping import Int16
 from eqdd._typing import typecheck
 from eqdd.compression import message
 from eqdd.compression.model import CodecModel
+from eqdd.compression.schemes import SEEDED, Order
 from eqdd.data.audio import from_classes, to_classes
 
 
@@ -25,7 +26,7 @@ def compress_audio(
     samples: Int16[np.ndarray, " N"],
     model: CodecModel,
     budget: int,
-    order_seed: int = 0,
+    order: Order = SEEDED,
     batch_size: int = 16,
     show_progress: bool = False,
 ) -> bytes:
@@ -35,7 +36,7 @@ def compress_audio(
         samples: the signed 16-bit samples, at the model's rate.
         model: an audio model ([`eqdd.compression.CodecModel`][] with a `sample_rate`).
         budget: network calls per chunk and stage, in `1..D`.
-        order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it.
+        order: the order ([`eqdd.compression.schemes.Order`][]).
         batch_size: chunks per network call.
         show_progress: show a progress bar.
 
@@ -50,7 +51,7 @@ def compress_audio(
     message.check_kind(model, "audio")
     classes = to_classes(samples).astype(np.int32)
     return message.compress(
-        classes, _samples(classes), "audio", model, budget, order_seed, batch_size, show_progress
+        classes, _samples(classes), "audio", model, budget, order, batch_size, show_progress
     )
 
 

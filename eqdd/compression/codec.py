@@ -22,7 +22,8 @@ Determinism. The encoder runs the decoder's own loop ([`_replay`][]), taking eac
 instead of popping it, so both sides call the same jitted functions on the same states, on the CPU in
 float32; the tables are then built with exact integer arithmetic ([`eqdd.compression.tables`][]). A
 checksum of the first call's table lets the decoder detect a different environment before decoding
-anything.
+anything. A model of the history ([`eqdd.compression.matching`][]) mixed into the distributions is
+replayed the same way: it sees the same decoded tokens, in the same order, on both sides.
 """
 
 import zlib
@@ -35,8 +36,9 @@ from eqdd._progress import progress
 from eqdd._typing import typecheck
 from eqdd.compression import ans
 from eqdd.compression.errors import CorruptedFileError, DeterminismError
+from eqdd.compression.matching import MatchMixer
 from eqdd.compression.model import CodecModel
-from eqdd.compression.schemes import Call, Scheme
+from eqdd.compression.schemes import STRIPED, Call, Order, Scheme
 from eqdd.compression.tables import quantize
 
 
@@ -72,6 +74,7 @@ def _replay(
     real: Bool[np.ndarray, "B D"],
     take: Callable[[Call, np.ndarray, np.ndarray], np.ndarray],
     first_table: int | None = None,
+    history: MatchMixer | None = None,
 ) -> tuple[np.ndarray, int]:
     """Run a batch's network calls as the decoder does.
 
@@ -81,6 +84,8 @@ def _replay(
         take: `(call, coded, tables) -> symbols` for the `coded` positions, given their quantised tables
             (the encoder reads the data, the decoder pops).
         first_table: the CRC32 the first call's table must have (the decoder's check), or `None`.
+        history: the match model of the earlier batches, mixed into every call's distributions (it
+            learns from each call and takes the batch at its end), or `None`.
 
     Returns:
         The batch's tokens and the CRC32 of its first call's quantised table (of the first row).
@@ -98,11 +103,20 @@ def _replay(
                     "the network's first output differs from the one the file was written with"
                 )
         coded = real & call.positions
-        scheme.write(state, call, coded, take(call, coded, quantize(probabilities[coded])))
-    return scheme.tokens(state), first
+        coding = probabilities[coded] if history is None else history.mix(probabilities[coded], state, coded)
+        symbols = take(call, coded, quantize(coding))
+        if history is not None:
+            history.learn(symbols)
+        scheme.write(state, call, coded, symbols)
+    tokens = scheme.tokens(state)
+    if history is not None:
+        history.extend(tokens[real])
+    return tokens, first
 
 
-def _encode_batch(scheme: Scheme, chunks: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _encode_batch(
+    scheme: Scheme, chunks: np.ndarray, real: np.ndarray, history: MatchMixer | None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """The symbols of a batch in decoding order, their quantised tables, and the first table's CRC32.
 
     Raises:
@@ -115,7 +129,7 @@ def _encode_batch(scheme: Scheme, chunks: np.ndarray, real: np.ndarray) -> tuple
         tables.append(table)
         return symbols[-1]
 
-    replayed, first_table = _replay(scheme, real, take)
+    replayed, first_table = _replay(scheme, real, take, history=history)
     symbols, tables = np.concatenate(symbols), np.concatenate(tables)
     if (symbols < 0).any() or (symbols >= tables.shape[-1]).any() or (replayed[real] != chunks[real]).any():
         raise ValueError("the tokens must be data classes of the model (not its absorbing token)")
@@ -129,6 +143,7 @@ def encode(
     batch_size: int,
     show_progress: bool = False,
     unit: str = "symbol",
+    history: MatchMixer | None = None,
 ) -> tuple[UInt32[np.ndarray, " W"], int]:
     """Compress a stream of tokens (see the module docstring for the layout).
 
@@ -139,6 +154,8 @@ def encode(
         batch_size: chunks per network call (the decoder needs the same).
         show_progress: show a progress bar.
         unit: what the progress bar counts (e.g. `"char"`).
+        history: a fresh [`eqdd.compression.matching.MatchMixer`][] to mix into a text model's
+            distributions (the decoder needs one too), or `None`.
 
     Returns:
         The ANS words and the CRC32 of the first network call's quantised table (0 for no tokens).
@@ -154,7 +171,7 @@ def encode(
             chunks = np.full(layout.rows * layout.length, scheme.padding, np.int32)
             chunks[: end - begin] = tokens[begin:end]
             chunks = chunks.reshape(layout.rows, layout.length)
-            symbols, tables, first = _encode_batch(scheme, chunks, layout.real(batch))
+            symbols, tables, first = _encode_batch(scheme, chunks, layout.real(batch), history)
             first_table = first if batch == 0 else first_table
             narrowed.append(ans.narrow(symbols, tables))
             bar.update(end - begin)
@@ -171,6 +188,7 @@ def decode_batches(
     first_table: int,
     show_progress: bool = False,
     unit: str = "symbol",
+    history: MatchMixer | None = None,
 ) -> Iterator[Int[np.ndarray, " n"]]:
     """Decompress what [`encode`][eqdd.compression.codec.encode] produced, with the same arguments, one
     batch of chunks at a time: each batch's tokens are yielded as soon as they are decoded, so a caller
@@ -184,6 +202,7 @@ def decode_batches(
         first_table: the encoder's CRC32 of its first table.
         show_progress: show a progress bar.
         unit: what the progress bar counts.
+        history: a fresh match model if the encoder had one, else `None`.
 
     Yields:
         The tokens (int32) of each batch, in order.
@@ -205,6 +224,7 @@ def decode_batches(
                 real,
                 lambda call, coded, table: ans.pop(coder, table),
                 first_table if batch == 0 else None,
+                history,
             )
             done += int(real.sum())
             bar.update(int(real.sum()))
@@ -230,9 +250,12 @@ def decode(
     first_table: int,
     show_progress: bool = False,
     unit: str = "symbol",
+    history: MatchMixer | None = None,
 ) -> Int[np.ndarray, " N"]:
     """All the tokens of [`decode_batches`][] (same arguments and errors), as one array."""
-    batches = list(decode_batches(scheme, words, num_tokens, batch_size, first_table, show_progress, unit))
+    batches = list(
+        decode_batches(scheme, words, num_tokens, batch_size, first_table, show_progress, unit, history)
+    )
     return np.concatenate(batches) if batches else np.zeros(0, np.int32)
 
 
@@ -240,24 +263,27 @@ def decode(
 def choose_order(
     model: CodecModel,
     chunks: Int[np.ndarray, "M D"],
-    policy: Int[np.ndarray, "S P"],
-    num_candidates: int,
+    budget: int,
+    num_seeds: int,
     matmuls: str = "float32",
-) -> tuple[int, list[float]]:
-    """The best of the orders of seeds `0..num_candidates-1` by exact code length on `chunks` (reference §5).
+) -> tuple[Order, dict[str, float]]:
+    """The best order by exact code length on `chunks` (reference §5): the striped order or one of the
+    seeded orders of seeds `0..num_seeds-1`.
 
     Arguments:
         model: the model.
         chunks: full chunks of `D` tokens, at least one (the paper scores training chunks).
-        policy: `(S, P)` left boundaries, e.g. from [`eqdd.compression.CodecModel.plan`][].
-        num_candidates: how many seeded orders to try.
+        budget: network calls per chunk and stage, in `1..D`.
+        num_seeds: how many seeded orders to try beside the striped one.
         matmuls: the network's matrix products (see [`eqdd.compression.CodecModel.scheme`][]).
 
     Returns:
-        The best seed, and the mean bits per symbol of every candidate.
+        The best order, and the mean bits per symbol of every candidate, by its
+        [`describe`][eqdd.compression.schemes.Order.describe] (`"striped"`, `"seed 0"`, ...).
     """
-    bits = [
-        float(model.scheme(seed, policy, matmuls).code_lengths(chunks).mean())
-        for seed in range(num_candidates)
-    ]
-    return int(np.argmin(bits)), bits
+    candidates = [STRIPED, *(Order("seeded", seed) for seed in range(num_seeds))]
+    bits = {
+        order.describe(): float(model.scheme(order, budget, matmuls).code_lengths(chunks).mean())
+        for order in candidates
+    }
+    return candidates[int(np.argmin(list(bits.values())))], bits

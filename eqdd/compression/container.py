@@ -5,15 +5,17 @@ Layout (little-endian; `E` the length of the environment text):
 | bytes | field | what |
 |---|---|---|
 | 8 | magic | `EQDDARDM` |
-| 1 | version | 3 |
+| 1 | version | 4 |
 | 1 | kind | 0: text (text8 alphabet), 1: images, 2: audio (16-bit samples at the model's rate) |
 | 1 | matmuls | the network's matrix products: 0 float32, 1 bfloat16 inputs accumulated in float32 |
+| 1 | order_kind | 0: seeded orders, 1: striped ([`eqdd.compression.schemes.Order`][]) |
+| 1 | history | mixed in: 0 nothing, 1 a match model ([`eqdd.compression.matching`][]) |
 | 8 | num_symbols | symbols coded: characters, sub-pixels `N·H·W·C` of `N` images, or audio samples |
 | 4 | data_crc | CRC32 of the original bytes (images: uint8 pixels `(N, H, W, C)`; audio: int16 samples, LE) |
 | 16 | fingerprint | the model's ([`eqdd.compression.model.fingerprint`][]) |
-| 4 | order_seed | the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it |
+| 4 | order_seed | seeded: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it; striped: 0 |
 | 4 | order_crc | CRC32 of the `(S, D)` orders (int32), to catch a jax that draws other permutations |
-| 2 | budget | `K`, network calls per chunk and stage: the policy is the model's optimal one for `K` |
+| 2 | budget | `K`, network calls per chunk and stage (seeded: the model's optimal policy for `K`) |
 | 4 | policy_crc | CRC32 of the `(S, K)` policy (int64), to catch a planner that plans another |
 | 4 | first_table_crc | CRC32 of the first network call's quantised table |
 | 2 | batch_size | chunks (images) per network call |
@@ -24,9 +26,11 @@ Layout (little-endian; `E` the length of the environment text):
 | 4 | header_crc | CRC32 of every header byte before it |
 | 4·num_words | payload | the ANS words |
 
-Version 2 is version 3 without the `matmuls` byte (its files were all coded in float32) and is read
-as such. Version 1 (text only, without `kind` and `image_shape`) was never released; such a file is
-refused with a [`FormatError`][eqdd.compression.FormatError] that says so.
+Version 3 is version 4 without the `order_kind` and `history` bytes (its orders were all seeded, with
+nothing mixed in), and version 2 is
+version 3 without the `matmuls` byte (its files were all coded in float32); both are read as such.
+Version 1 (text only, without `kind` and `image_shape`) was never released; such a file is refused
+with a [`FormatError`][eqdd.compression.FormatError] that says so.
 """
 
 import dataclasses
@@ -37,6 +41,7 @@ import zlib
 import numpy as np
 
 from eqdd.compression.errors import CompressionError, CorruptedFileError, FormatError, TruncatedFileError
+from eqdd.compression.schemes import ORDER_KINDS, Order
 
 # A format limit: files average at least this many bits per symbol (the encoder refuses inputs that
 # would not), so a header cannot claim more symbols than its payload could hold and decoding work is
@@ -44,11 +49,16 @@ from eqdd.compression.errors import CompressionError, CorruptedFileError, Format
 MIN_BITS_PER_SYMBOL = 1 / 1024
 
 MAGIC = b"EQDDARDM"
-VERSION = 3
+VERSION = 4
 KINDS = ("text", "images", "audio")  # the kind byte indexes this
 MATMULS = ("float32", "bfloat16")  # the matmuls byte indexes this
+HISTORIES = ("none", "match")  # the history byte indexes this
 # magic and version, the header fields, then the payload's, per version read
-_FIXED = {3: struct.Struct("<8sBBBQI16sIIHIIH3HII"), 2: struct.Struct("<8sBBQI16sIIHIIH3HII")}
+_FIXED = {
+    4: struct.Struct("<8sBBBBBQI16sIIHIIH3HII"),
+    3: struct.Struct("<8sBBBQI16sIIHIIH3HII"),
+    2: struct.Struct("<8sBBQI16sIIHIIH3HII"),
+}
 _CRC = struct.Struct("<I")
 
 
@@ -69,6 +79,13 @@ class Header:
     image_shape: tuple[int, int, int] | None  # None for text
     environment: str
     matmuls: str = "float32"  # one of MATMULS
+    order_kind: str = "seeded"  # one of ORDER_KINDS
+    history: str = "none"  # one of HISTORIES
+
+    @property
+    def order(self) -> Order:
+        """The order the file's chunks were coded in."""
+        return Order(self.order_kind, self.order_seed)
 
     @property
     def num_images(self) -> int:
@@ -88,7 +105,7 @@ def pack(header: Header, words: np.ndarray) -> bytes:
             f"{MIN_BITS_PER_SYMBOL:.4g} bits per symbol: the input is too predictable to store"
         )
     payload = np.asarray(words, "<u4").tobytes()
-    kind, *fields, image_shape, environment, matmuls = dataclasses.astuple(header)
+    kind, *fields, image_shape, environment, matmuls, order_kind, history = dataclasses.astuple(header)
     environment = environment.encode()[:255]
     head = (
         _FIXED[VERSION].pack(
@@ -96,6 +113,8 @@ def pack(header: Header, words: np.ndarray) -> bytes:
             VERSION,
             KINDS.index(kind),
             MATMULS.index(matmuls),
+            ORDER_KINDS.index(order_kind),
+            HISTORIES.index(history),
             *fields,
             *(image_shape or (0, 0, 0)),
             len(words),
@@ -130,6 +149,10 @@ def _check_consistent(header: Header, shape: tuple[int, int, int], num_words: in
         problems.append(f"a batch size of {header.batch_size}")
     if header.kind != "images" and shape != (0, 0, 0):
         problems.append(f"an image shape {shape} for {header.kind}")
+    if header.order_kind == "striped" and header.order_seed:
+        problems.append(f"a striped order with a seed ({header.order_seed})")
+    if header.history != "none" and header.kind != "text":
+        problems.append(f"a model of history for {header.kind}")
     if header.kind == "images":
         if min(shape) < 1:
             problems.append(f"an image shape {shape}")
@@ -149,9 +172,10 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
         FormatError: not an eqdd file, or another format version.
         TruncatedFileError: the file ends before the header says.
         CorruptedFileError: the header or the payload fails its CRC32, bytes follow the payload, or
-            the header holds values no encoder writes (a budget or batch size of 0, an empty image
-            shape, a symbol count that is not a whole number of images or that the payload cannot
-            hold, see [`max_symbols`][eqdd.compression.container.max_symbols]).
+            the header holds values no encoder writes (a budget or batch size of 0, a striped order
+            with a seed, a model of history for images or audio, an empty image shape, a symbol count
+            that is not a whole number of images or that the payload cannot hold, see
+            [`max_symbols`][eqdd.compression.container.max_symbols]).
     """
     if not data or data[: len(MAGIC)] != MAGIC[: len(data)]:
         raise FormatError("not an eqdd compressed file (its first bytes are not the magic EQDDARDM)")
@@ -160,13 +184,15 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
     if version not in _FIXED:
         written_by = " (a development version of eqdd before image support)" if version == 1 else ""
         raise FormatError(
-            f"format version {version}{written_by}; this eqdd reads versions 2 and {VERSION}: decompress "
+            f"format version {version}{written_by}; this eqdd reads versions 2 to {VERSION}: decompress "
             "the file with the eqdd that wrote it"
         )
     fixed = _FIXED[version]
     _need(data, fixed.size + 1, "header")
     kind, *fields, height, width, channels, num_words, payload_crc = fixed.unpack_from(data)[2:]
     matmuls = fields.pop(0) if version >= 3 else 0
+    order_kind = fields.pop(0) if version >= 4 else 0
+    history = fields.pop(0) if version >= 4 else 0
     environment_end = fixed.size + 1 + data[fixed.size]
     header_end = environment_end + _CRC.size
     _need(data, header_end, "header")
@@ -176,6 +202,10 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
         raise FormatError(f"unknown kind {kind} of data; this eqdd codes {' and '.join(KINDS)}")
     if matmuls >= len(MATMULS):
         raise FormatError(f"unknown matrix products {matmuls}; this eqdd computes {' and '.join(MATMULS)}")
+    if order_kind >= len(ORDER_KINDS):
+        raise FormatError(f"unknown kind of order {order_kind}; this eqdd codes {' and '.join(ORDER_KINDS)}")
+    if history >= len(HISTORIES):
+        raise FormatError(f"unknown model of history {history}; this eqdd mixes in {' or '.join(HISTORIES)}")
     _need(data, header_end + 4 * num_words, f"payload ({num_words * 4:,} bytes from byte {header_end:,})")
     payload = data[header_end : header_end + 4 * num_words]
     if len(data) > header_end + len(payload):
@@ -186,6 +216,14 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
         raise CorruptedFileError("the file is damaged: its payload fails its checksum")
     environment = data[fixed.size + 1 : environment_end].decode(errors="replace")
     image_shape = (height, width, channels) if KINDS[kind] == "images" else None
-    header = Header(KINDS[kind], *fields, image_shape, environment, MATMULS[matmuls])
+    header = Header(
+        KINDS[kind],
+        *fields,
+        image_shape,
+        environment,
+        MATMULS[matmuls],
+        ORDER_KINDS[order_kind],
+        HISTORIES[history],
+    )
     _check_consistent(header, (height, width, channels), num_words)
     return header, np.frombuffer(payload, "<u4").astype(np.uint32)

@@ -21,6 +21,7 @@ from eqdd._typing import typecheck
 from eqdd.compression import message
 from eqdd.compression.errors import ImageFileError, ShapeError
 from eqdd.compression.model import CodecModel, describe_shape
+from eqdd.compression.schemes import SEEDED, Order
 
 # Pillow modes read exactly, and the mode their pixels are taken in (None: a palette, see read_image).
 _MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "P": None, "PA": "RGBA"}
@@ -31,7 +32,7 @@ def compress_images(
     images: UInt8[np.ndarray, "N H W C"],
     model: CodecModel,
     budget: int,
-    order_seed: int = 0,
+    order: Order = SEEDED,
     batch_size: int = 16,
     show_progress: bool = False,
 ) -> bytes:
@@ -42,7 +43,7 @@ def compress_images(
         model: an image model ([`eqdd.compression.CodecModel`][] with an `image_shape`).
         budget: network calls per image (and stage), in `1..D`; the policy is the optimal one for the
             model's `L_t`.
-        order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it (pick one with
+        order: the order ([`eqdd.compression.schemes.Order`][]; pick one with
             [`eqdd.compression.choose_order`][]).
         batch_size: images per network call.
         show_progress: show a progress bar.
@@ -64,7 +65,7 @@ def compress_images(
         )
     pixels = np.ascontiguousarray(images)
     return message.compress(
-        pixels.reshape(-1), pixels.tobytes(), "images", model, budget, order_seed, batch_size, show_progress
+        pixels.reshape(-1), pixels.tobytes(), "images", model, budget, order, batch_size, show_progress
     )
 
 

@@ -1,6 +1,6 @@
 """What compressing text and compressing images share: a stream of tokens into the file format and back.
 
-[`compress`][eqdd.compression.message.compress] plans the policy, draws the orders, codes the tokens
+[`compress`][eqdd.compression.message.compress] arranges the orders and the policy, codes the tokens
 with [`eqdd.compression.codec.encode`][] and packs the header;
 [`decompress_to`][eqdd.compression.message.decompress_to] checks the file, its kind and its model
 before decoding, streams the decoded bytes out batch by batch, and checks the original's checksum
@@ -18,7 +18,9 @@ from jaxtyping import Integer
 from eqdd._typing import typecheck
 from eqdd.compression import codec, container
 from eqdd.compression.errors import CorruptedFileError, DeterminismError, ModelMismatchError
+from eqdd.compression.matching import MatchMixer
 from eqdd.compression.model import CodecModel, describe_shape, environment
+from eqdd.compression.schemes import Order
 
 _UNITS = {"text": "char", "images": "dim", "audio": "sample"}  # what the progress bars count
 
@@ -44,6 +46,13 @@ def contents(header: container.Header) -> str:
     return f"{header.num_images:,} image{plural} of {describe_shape(header.image_shape)}"
 
 
+def _history(model: CodecModel, history: str) -> MatchMixer | None:
+    """A fresh model of the history a file names (`"none"` or `"match"`)."""
+    if history == "none":
+        return None
+    return MatchMixer(model.symbols_per_token)
+
+
 @typecheck
 def compress(
     symbols: Integer[np.ndarray, " N"],
@@ -51,10 +60,11 @@ def compress(
     kind: str,
     model: CodecModel,
     budget: int,
-    order_seed: int,
+    order: Order,
     batch_size: int,
     show_progress: bool,
     matmuls: str = "float32",
+    history: str = "none",
 ) -> bytes:
     """Code a stream of symbols into a compressed file.
 
@@ -64,13 +74,16 @@ def compress(
         data: the original bytes; their CRC32 goes into the header.
         kind: `"text"` or `"images"`; must be the model's.
         model: the model ([`eqdd.compression.CodecModel`][]).
-        budget: network calls per chunk (and stage), in `1..D`; the policy is the optimal one for the
-            model's `L_t`.
-        order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it.
+        budget: network calls per chunk (and stage), in `1..D`.
+        order: the order ([`eqdd.compression.schemes.Order`][]): seeded, under the optimal policy for the
+            model's `L_t`, or striped.
         batch_size: chunks per network call.
         show_progress: show a progress bar.
         matmuls: the network's matrix products, `"float32"` or `"bfloat16"` (see
             [`eqdd.compression.CodecModel.scheme`][]); the header records it for the decoder.
+        history: what to mix into the network's distributions, one of
+            [`eqdd.compression.container.HISTORIES`][]: `"none"`, or `"match"` for text (the match model
+            of the text coded so far, [`eqdd.compression.matching`][]); the header records it.
 
     Returns:
         The file's bytes.
@@ -78,32 +91,41 @@ def compress(
     Raises:
         ModelMismatchError: when the model codes another kind of data.
         CompressionError: for bfloat16 products with a network that has none.
-        ValueError: for a budget outside `1..D`, a batch size outside `1..65535` or a seed outside
-            `0..2^32-1`.
+        ValueError: for a budget outside `1..D`, a batch size outside `1..65535`, a seed outside
+            `0..2^32-1`, a striped order with a seed, or an unknown history or one for images or audio.
     """
     check_kind(model, kind)
-    if not 1 <= batch_size < 1 << 16 or not 0 <= order_seed < 1 << 32:
+    if not 1 <= batch_size < 1 << 16 or not 0 <= order.seed < 1 << 32:
         raise ValueError(
-            f"the batch size must be in 1..65535 and the seed in 0..2^32-1, got {batch_size}, {order_seed}"
+            f"the batch size must be in 1..65535 and the seed in 0..2^32-1, got {batch_size}, {order.seed}"
         )
-    policy, _ = model.plan(budget)
-    scheme = model.scheme(order_seed, policy, matmuls)
+    if order.kind == "striped" and order.seed:
+        raise ValueError(f"a striped order has no seed, got {order.seed}")
+    if history not in container.HISTORIES or (history != "none" and kind != "text"):
+        raise ValueError(
+            f"the history mixed in is one of {', '.join(container.HISTORIES)}, and none for {kind}"
+        )
+    scheme = model.scheme(order, budget, matmuls)
     tokens = model.tokens(symbols)
-    words, first_table = codec.encode(scheme, tokens, batch_size, show_progress, _unit(model, kind))
+    words, first_table = codec.encode(
+        scheme, tokens, batch_size, show_progress, _unit(model, kind), _history(model, history)
+    )
     header = container.Header(
         kind=kind,
         num_symbols=symbols.shape[0],
         data_crc=zlib.crc32(data),
         fingerprint=model.fingerprint,
-        order_seed=order_seed,
+        order_seed=order.seed,
         order_crc=codec.checksum(scheme.orders),
         budget=budget,
-        policy_crc=codec.checksum(policy),
+        policy_crc=codec.checksum(scheme.policy.astype(np.int64)),
         first_table_crc=first_table,
         batch_size=batch_size,
         image_shape=model.image_shape,
         environment=environment(),
         matmuls=matmuls,
+        order_kind=order.kind,
+        history=history,
     )
     return container.pack(header, words)
 
@@ -161,10 +183,9 @@ def decompress_to(
             f"model has {steps:,} steps"
         )
     try:
-        policy, _ = model.plan(header.budget)
-        if codec.checksum(policy) != header.policy_crc:
+        scheme = model.scheme(header.order, header.budget, header.matmuls)
+        if codec.checksum(scheme.policy.astype(np.int64)) != header.policy_crc:
             raise DeterminismError("the planner finds another policy for the file's budget")
-        scheme = model.scheme(header.order_seed, policy, header.matmuls)
         if codec.checksum(scheme.orders) != header.order_crc:
             raise DeterminismError("jax draws other orders from the file's seed")
         batches = codec.decode_batches(
@@ -175,6 +196,7 @@ def decompress_to(
             header.first_table_crc,
             show_progress,
             _unit(model, kind),
+            _history(model, header.history),
         )
         crc, left = 0, header.num_symbols
         for tokens in batches:

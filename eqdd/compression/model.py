@@ -16,7 +16,7 @@ import numpy as np
 from eqdd import policy as policies
 from eqdd.compression.container import MATMULS
 from eqdd.compression.errors import CompressionError
-from eqdd.compression.schemes import OAScheme, Scheme, UpscaleScheme, orders_from_seed
+from eqdd.compression.schemes import OAScheme, Order, Scheme, UpscaleScheme, orders_from_seed, striped_order
 from eqdd.data import text8
 from eqdd.denoisers.transformer import Transformer, bfloat16_matmuls
 from eqdd.objectives import OAARDMObjective, UpscaleObjective
@@ -233,17 +233,38 @@ class CodecModel:
         self.check_matmuls(matmuls)
         return bfloat16_matmuls(self.denoiser) if matmuls == "bfloat16" else self.denoiser
 
-    def scheme(self, order_seed: int, policy: np.ndarray, matmuls: str = "float32") -> Scheme:
-        """The model with the orders of `order_seed` ([`eqdd.compression.schemes.orders_from_seed`][]) and
-        `policy` `(S, P)`, as the codec drives it, its network's matrix products in `matmuls`
+    def arrangement(self, order: Order, budget: int) -> tuple[np.ndarray, np.ndarray]:
+        """The orders and the policy `order` codes with in `budget` calls per chunk and stage.
+
+        A seeded order draws one permutation per stage ([`eqdd.compression.schemes.orders_from_seed`][])
+        and takes the optimal policy for `budget` ([`plan`][]); a striped one repeats
+        [`eqdd.compression.schemes.striped_order`][] and its policy in every stage.
+
+        Returns:
+            The `(S, D)` orders and the `(S, P)` left boundaries.
+
+        Raises:
+            ValueError: when `budget` is not in `1..D`, or for an unknown kind of order.
+        """
+        if order.kind == "seeded":
+            return orders_from_seed(order.seed, self.num_stages, self.num_positions), self.plan(budget)[0]
+        if order.kind == "striped":
+            sigma, row = striped_order(self.num_positions, budget)
+            return np.tile(sigma, (self.num_stages, 1)), np.tile(row, (self.num_stages, 1))
+        raise ValueError(f"unknown kind of order {order.kind!r}; choose seeded or striped")
+
+    def scheme(self, order: Order, budget: int, matmuls: str = "float32") -> Scheme:
+        """The model coding in `order` with `budget` network calls per chunk and stage
+        ([`arrangement`][]), as the codec drives it, its network's matrix products in `matmuls`
         (`"float32"`, or `"bfloat16"` for a transformer: [`eqdd.denoisers.transformer.bfloat16_matmuls`][],
         several times faster on CPUs with bfloat16 units).
 
         Raises:
-            ValueError, CompressionError: from [`check_matmuls`][].
+            ValueError: from [`arrangement`][] and [`check_matmuls`][].
+            CompressionError: from [`check_matmuls`][].
         """
         denoiser = self.network(matmuls)
-        orders = orders_from_seed(order_seed, self.num_stages, self.num_positions)
+        orders, policy = self.arrangement(order, budget)
         if isinstance(self.objective, OAARDMObjective):
             return OAScheme(denoiser, self.objective.process, orders, policy)
         return UpscaleScheme(denoiser, self.objective.transitions, orders, policy)

@@ -34,6 +34,7 @@ import numpy as np
 from eqdd.compression import message
 from eqdd.compression.errors import AlphabetError, CorruptedFileError, FormatError, TruncatedFileError
 from eqdd.compression.model import CodecModel
+from eqdd.compression.schemes import STRIPED, Order
 from eqdd.data import text8
 
 MAGIC = b"EQDDTEXT"
@@ -226,10 +227,11 @@ def compress(
     data: bytes,
     model: CodecModel,
     budget: int,
-    order_seed: int = 0,
+    order: Order = STRIPED,
     batch_size: int = 16,
     show_progress: bool = False,
     matmuls: str = "bfloat16",
+    history: str = "match",
 ) -> bytes:
     """Compress any UTF-8 text (see the module docstring); the arguments are those of
     [`eqdd.compression.compress`][], which this calls on the projection.
@@ -244,10 +246,11 @@ def compress(
         "text",
         model,
         budget,
-        order_seed,
+        order,
         batch_size,
         show_progress,
         matmuls,
+        history,
     )
     return wrap(data, side, inner)
 

@@ -17,7 +17,7 @@ the objectives' independent implementation, which checks what the coder achieves
 """
 
 import abc
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -42,6 +42,60 @@ class Call(NamedTuple):
     left: int
     positions: np.ndarray
     ends_stage: bool
+
+
+ORDER_KINDS = ("seeded", "striped")  # the header's order byte indexes this
+
+
+class Order(NamedTuple):
+    """Which order a file codes every chunk in (the same in every stage).
+
+    - `Order("seeded", seed)`: the random permutations of [`orders_from_seed`][] under the model's
+      optimal policy for the budget (reference §4-5).
+    - `Order("striped")` ([`STRIPED`][]): the chunk cut into streams of `budget` positions, each coded
+      left to right, one position of every stream a call ([`striped_order`][]).
+
+    Attributes:
+        kind: one of [`ORDER_KINDS`][].
+        seed: the seed of a seeded order, in `0..2^32-1`; 0 for a striped one.
+    """
+
+    kind: Literal["seeded", "striped"]
+    seed: int = 0
+
+    def describe(self) -> str:
+        """`striped` or `seed 7`, for messages."""
+        return "striped" if self.kind == "striped" else f"seed {self.seed}"
+
+
+STRIPED = Order("striped")
+SEEDED = Order("seeded")  # of seed 0
+
+
+def striped_order(num_positions: int, budget: int) -> tuple[Int[np.ndarray, " D"], Int[np.ndarray, " K"]]:
+    """The striped order of `budget` calls: position `p` is token `p mod K` of stream `p // K` (`K` the
+    budget, `ceil(D / K)` streams), and call `j` codes token `j` of every stream, so each stream is coded
+    left to right with everything before it in view.
+
+    Arguments:
+        num_positions: `D`.
+        budget: `K`, network calls per chunk, in `1..D`.
+
+    Returns:
+        The order `(D,)` (the step at which each position is coded) and the policy's left boundaries
+        `(K,)`.
+
+    Raises:
+        ValueError: when `budget` is not in `1..D`.
+    """
+    if not 1 <= budget <= num_positions:
+        raise ValueError(f"the budget must be in 1..{num_positions}, got {budget}")
+    position = np.arange(num_positions)
+    token = position % budget
+    order = np.empty(num_positions, np.int32)
+    order[np.lexsort((position // budget, token))] = position  # by token, then stream
+    policy = np.concatenate([[0], np.cumsum(np.bincount(token, minlength=budget))[:-1]])
+    return order, policy.astype(np.int32)
 
 
 def orders_from_seed(seed: int, num_stages: int, num_positions: int) -> Int[np.ndarray, "S D"]:

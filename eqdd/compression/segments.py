@@ -46,6 +46,7 @@ from eqdd.compression.errors import (
     TruncatedFileError,
 )
 from eqdd.compression.model import CodecModel
+from eqdd.compression.schemes import STRIPED, Order
 
 MAGIC = b"EQDDSEGS"
 VERSION = 1
@@ -111,10 +112,11 @@ def compress_stream(
     write: Callable[[bytes], object],
     model: CodecModel,
     budget: int,
-    order_seed: int = 0,
+    order: Order = STRIPED,
     batch_size: int = 16,
     show_progress: bool = False,
     matmuls: str = "bfloat16",
+    history: str = "match",
     segment_bytes: int = SEGMENT_BYTES,
     verify: bool = False,
     total: int | None = None,
@@ -125,8 +127,8 @@ def compress_stream(
     Arguments:
         source: a binary file, read to its end.
         write: takes the compressed file's bytes, piece after piece.
-        model, budget, order_seed, batch_size, matmuls: as for [`eqdd.compression.compress`][], for
-            every segment.
+        model, budget, order, batch_size, matmuls, history: as for [`eqdd.compression.compress`][],
+            for every segment (a segment's match model starts afresh: segments decode independently).
         show_progress: a progress bar over the input's bytes.
         segment_bytes: the most original bytes per segment.
         verify: decode each segment and compare it with its text before writing it.
@@ -154,7 +156,7 @@ def compress_stream(
             segment, carry = buffer[:end], buffer[end:]
             plain.check_text(segment, offset)
             code = text.compress if plain.is_text8(segment) else plain.compress
-            blob = code(segment, model, budget, order_seed, batch_size, False, matmuls)
+            blob = code(segment, model, budget, order, batch_size, False, matmuls, history)
             if verify and _decode(blob, model) != segment:
                 raise DeterminismError(f"the segment at byte {offset:,} does not decompress to the input")
             write(_LENGTH.pack(len(blob)) + blob)

@@ -13,6 +13,7 @@ import numpy as np
 from eqdd.compression import message
 from eqdd.compression.errors import AlphabetError
 from eqdd.compression.model import CodecModel
+from eqdd.compression.schemes import STRIPED, Order
 from eqdd.data import text8
 
 
@@ -32,10 +33,11 @@ def compress(
     data: bytes,
     model: CodecModel,
     budget: int,
-    order_seed: int = 0,
+    order: Order = STRIPED,
     batch_size: int = 16,
     show_progress: bool = False,
     matmuls: str = "bfloat16",
+    history: str = "match",
 ) -> bytes:
     """Compress text in the text8 alphabet.
 
@@ -43,14 +45,19 @@ def compress(
         data: the text (bytes: lowercase `a`-`z` and space only).
         model: a text model ([`eqdd.compression.CodecModel`][]).
         budget: network calls per chunk of `D` tokens (characters, or pairs for a model of pairs), in
-            `1..D`; the policy is the optimal one for the model's `L_t`.
-        order_seed: the orders are [`eqdd.compression.schemes.orders_from_seed`][] of it (pick one with
-            [`eqdd.compression.choose_order`][]).
+            `1..D`.
+        order: the order ([`eqdd.compression.schemes.Order`][]; pick one with
+            [`eqdd.compression.choose_order`][]): striped by default, which codes text8 smaller than any
+            seeded order (`benchmarks/RESULTS.md`); a seeded one codes under the optimal policy for the
+            model's `L_t`.
         batch_size: chunks per network call.
         show_progress: show a progress bar.
         matmuls: the network's matrix products: `"bfloat16"` (inputs rounded, accumulated in float32:
             several times faster on CPUs with bfloat16 units, and within a thousandth of a bit per
             character of float32 on the shipped model) or `"float32"`. The file records it.
+        history: `"match"` (the default) mixes a match model of the text coded so far into the
+            network's distributions ([`eqdd.compression.matching`][]), `"none"` codes with the network
+            alone. The file records it.
 
     Returns:
         The compressed file's bytes.
@@ -58,11 +65,11 @@ def compress(
     Raises:
         AlphabetError: for text outside the alphabet.
         ModelMismatchError: for an image model.
-        ValueError: for a budget outside `1..D`, a batch size outside `1..65535` or a seed outside
-            `0..2^32-1`.
+        ValueError: for a budget outside `1..D`, a batch size outside `1..65535`, a seed outside
+            `0..2^32-1`, a striped order with a seed, or an unknown history.
     """
     return message.compress(
-        encode_text(data), data, "text", model, budget, order_seed, batch_size, show_progress, matmuls
+        encode_text(data), data, "text", model, budget, order, batch_size, show_progress, matmuls, history
     )
 
 
