@@ -150,14 +150,17 @@ def test_float32_and_bfloat16_products_round_trip_and_the_header_says_which():
         MODEL.scheme(Order("seeded"), BUDGET, "float16")
 
 
-def test_decompression_streams_the_text_batch_by_batch():
-    # 41 batches of 4 chunks: the text reaches the writer one batch at a time, as it is decoded
+def test_decompression_streams_the_text_batch_by_batch_without_a_history():
+    # 41 batches of 4 chunks: the text reaches the writer one batch at a time, as it is decoded; with the
+    # match model the batches interleave 4 regions of 41 chunks: the first region comes out a chunk at a
+    # time, the rest once the last batch completes it
     text = random_text(40 * 4 * D + 7, 3)
-    blob = compression.compress(text, MODEL, BUDGET, batch_size=4)
-    pieces = []
-    compression.decompress_to(blob, MODEL, pieces.append)
-    assert b"".join(pieces) == text
-    assert [len(piece) for piece in pieces] == [4 * D] * 40 + [7]
+    for history, sizes in (("none", [4 * D] * 40 + [7]), ("match", [D] * 40 + [len(text) - 40 * D])):
+        blob = compression.compress(text, MODEL, BUDGET, batch_size=4, history=history)
+        pieces = []
+        compression.decompress_to(blob, MODEL, pieces.append)
+        assert b"".join(pieces) == text
+        assert [len(piece) for piece in pieces] == sizes
 
 
 @settings(max_examples=10)
@@ -346,8 +349,12 @@ def test_damage_is_detected(blob):
         compression.decompress(blob + b"\0", MODEL)
     with pytest.raises(compression.FormatError, match="not an eqdd"):
         compression.decompress(b"PK\x03\x04" + blob[4:], MODEL)
-    with pytest.raises(compression.FormatError, match="version 5; this eqdd reads versions 2 to 4"):
-        compression.decompress(blob[:8] + b"\x05" + blob[9:], MODEL)
+    with pytest.raises(compression.FormatError, match="version 6; this eqdd reads versions 2, 3 and 5"):
+        compression.decompress(blob[:8] + b"\x06" + blob[9:], MODEL)
+    with pytest.raises(
+        compression.FormatError, match="version 4 .*development version of eqdd's match model"
+    ):
+        compression.decompress(blob[:8] + b"\x04" + blob[9:], MODEL)
     with pytest.raises(compression.FormatError, match="version 1 .*before image support"):
         compression.decompress(blob[:8] + b"\x01" + blob[9:], MODEL)
 

@@ -15,13 +15,16 @@ from eqdd.data import text8
 from tests.test_compression import MODEL, PAIRS, D, random_text
 
 
-def brute_force_prediction(history: np.ndarray, context: np.ndarray, chars_per_token: int) -> tuple[int, int]:
-    """The definition of a match: among every end `e` of an occurrence of the last `MIN_LENGTH`
-    characters of `context` in `history` that has a token after it, the `CANDIDATES` latest; the one
-    agreeing with `context` furthest back (at most `CAP`, ties to the latest) predicts the token after it."""
+def brute_force_prediction(
+    history: np.ndarray, context: np.ndarray, chars_per_token: int
+) -> tuple[int, int, int]:
+    """The definition of a match when the text is decoded in order: among every end `e` of an
+    occurrence of the last `MIN_LENGTH` characters of `context` in `history` that has a token after it,
+    the `CANDIDATES` latest; the one agreeing with `context` furthest back (at most `CAP`, ties to the
+    latest) predicts the token after it; the votes: how many of them are followed by that token."""
     m = matching.MIN_LENGTH
     if len(context) < m:
-        return -1, 0
+        return -1, 0, 0
     ends = [
         e
         for e in range(m, len(history) - chars_per_token + 1)
@@ -34,8 +37,10 @@ def brute_force_prediction(history: np.ndarray, context: np.ndarray, chars_per_t
         if length > best_length:
             best, best_length = e, length
     if best < 0:
-        return -1, 0
-    return int(text8.group(history[None, best : best + chars_per_token], chars_per_token)[0, 0]), best_length
+        return -1, 0, 0
+    following = history[best : best + chars_per_token]
+    votes = sum(np.array_equal(history[e : e + chars_per_token], following) for e in ends)
+    return int(text8.group(following[None], chars_per_token)[0, 0]), best_length, votes
 
 
 @settings(max_examples=40, deadline=None)
@@ -47,31 +52,36 @@ def brute_force_prediction(history: np.ndarray, context: np.ndarray, chars_per_t
 )
 def test_predictions_are_the_longest_of_the_latest_occurrences(history, context, chars_per_token, pieces):
     history = np.array(history[: len(history) // chars_per_token * chars_per_token], np.int32)
-    mixer = MatchMixer(chars_per_token)
-    for piece in np.array_split(history.reshape(-1, chars_per_token), pieces):  # the batches as they come
-        if piece.size:
-            mixer.extend(text8.group(piece.reshape(1, -1), chars_per_token)[0])
+    mixer = MatchMixer(chars_per_token, len(history) // chars_per_token + 40)
+    decode(mixer, history, chars_per_token, pieces)
     context = np.array(context, np.int32)
     expected = brute_force_prediction(history, context, chars_per_token)
     assert mixer.predict(context.astype(np.uint8).tobytes()) == expected
 
 
+def decode(mixer: MatchMixer, characters: np.ndarray, chars_per_token: int, pieces: int) -> None:
+    """Give `mixer` the tokens of `characters` as decoded, in order, in `pieces` calls."""
+    tokens = text8.group(characters[None], chars_per_token)[0]
+    for indices in np.array_split(np.arange(len(tokens)), pieces):
+        mixer.mix(np.full((len(indices), 28 if chars_per_token == 1 else 729), 0.01, np.float32), indices)
+        mixer.learn(tokens[indices])
+
+
 def test_the_mixture_is_a_distribution_and_starts_as_the_network():
     rng = np.random.default_rng(0)
-    mixer = MatchMixer(1)
-    mixer.extend(np.tile(np.arange(1, 8), 30))  # "abcdefg" over and over: every context predicts
-    state = np.full((2, 10), text8.ABSORBING)
-    state[:, :7] = np.arange(1, 8)
-    coded = np.zeros((2, 10), bool)
-    coded[:, 7] = True
-    coded[1, 3] = True  # 3 characters before it: too short for a match
+    mixer = MatchMixer(1, 240)
+    decode(mixer, np.tile(np.arange(1, 8), 30), 1, 1)  # "abcdefg" over and over: every context predicts
+    mixer.weights[:] = [1.0, *[0.0] * (mixer.weights.size - 1)]  # back to the start (the first call learned)
+    # token 210 ("a" after "...abcdefg") has a context (twice: a call may repeat nothing, but the
+    # mixer does not care); token 239, after 28 characters not decoded yet, has none
     probabilities = rng.dirichlet(np.ones(28), 3).astype(np.float32)
-    mixed = mixer.mix(probabilities, state, coded)
+    indices = np.array([210, 239, 210])
+    mixed = mixer.mix(probabilities, indices)
     np.testing.assert_allclose(mixed.sum(1), 1, atol=1e-6)
     np.testing.assert_allclose(mixed, probabilities, rtol=1e-5, atol=1e-7)  # the weights start at the network
     # learning: the prediction ("a" after "abcdefg") was right twice; it gains, the rest shrink in proportion
     mixer.learn(np.array([1, 5, 1]))
-    again = mixer.mix(probabilities, state, coded)
+    again = mixer.mix(probabilities, indices)
     predicted = [0, 2]  # the coded positions that have a prediction
     assert (again[predicted, 1] > probabilities[predicted, 1]).all()
     np.testing.assert_allclose(again[1], probabilities[1])  # nothing predicted: the network's own
@@ -82,22 +92,21 @@ def test_the_mixture_is_a_distribution_and_starts_as_the_network():
 def direct_bits(model: compression.CodecModel, text: bytes) -> float:
     """What the codec with the match model costs when it codes left to right, one token a call and
     one chunk a batch, defined token by token: the network's distribution given the chunk so far, the
-    match of the chunk's decoded characters in the earlier chunks (brute force), the logistic mixture,
+    match of the text before the token in the text before it (brute force), the logistic mixture,
     then one step of the mixer."""
     characters = compression.encode_text(text).astype(np.int32)
     per_token, size = model.symbols_per_token, model.num_positions
     chunks = model.tokens(characters).reshape(-1, size)
     scheme = model.scheme(compression.STRIPED, size)  # one stream: left to right, one token a call
-    weights = np.zeros(2 + len(matching.BUCKETS))
+    weights = np.zeros(2 + len(matching.BUCKETS) + len(matching.VOTES))
     weights[0] = 1.0
     bits = 0.0
     for c, chunk in enumerate(chunks):
         state = scheme.start(1)
         for i, call in enumerate(scheme.calls):
             p = scheme.probabilities(state, call)[0, i].astype(np.float64)
-            begin = c * size * per_token
-            history, context = characters[:begin], characters[begin : begin + i * per_token]
-            predicted, length = brute_force_prediction(history, context, per_token)
+            before = characters[: (c * size + i) * per_token]  # all decoded, in order
+            predicted, length, votes = brute_force_prediction(before, before[-matching.CAP :], per_token)
             truth = chunk[i]
             if predicted < 0:
                 bits -= math.log2(p[truth])
@@ -106,6 +115,7 @@ def direct_bits(model: compression.CodecModel, text: bytes) -> float:
                 features = np.zeros_like(weights)
                 features[0], features[1] = math.log(p_model / (1 - p_model)), 1.0
                 features[1 + sum(length >= b for b in matching.BUCKETS)] = 1.0
+                features[1 + len(matching.BUCKETS) + sum(votes >= v for v in matching.VOTES)] = 1.0
                 p_right = min(max(1 / (1 + math.exp(-weights @ features)), 1e-6), 1 - 1e-6)
                 right = predicted == truth
                 bits -= math.log2(p_right if right else p[truth] * (1 - p_right) / (1 - p_model))

@@ -10,7 +10,10 @@ padding positions are never coded: they are never revealed to the network, so th
 under the model's marginal over its real positions. Chunks are coded in batches of
 `rows = min(batch_size, chunks)` (the last batch is filled with all-padding rows), so the network
 always sees one shape. The decoder must use the same `batch_size`: XLA's results may depend on the
-shape.
+shape. A batch holds consecutive chunks; with a model of the history it holds instead one chunk of each
+of `rows` regions of the stream, the next one of each region batch after batch, so that every chunk is
+coded with the chunks before it in its region already known (the match model then has the text just
+before each chunk, where repeats are most frequent).
 
 Order of the symbols (decoding order): batch by batch; within a batch, call by call (stage by stage,
 segment by segment); within a call, row-major over (chunk, position). The encoder runs the batches in
@@ -48,29 +51,39 @@ def checksum(array: np.ndarray) -> int:
 
 
 class _Layout:
-    """Chunks, batches and padding of a stream of `num_tokens` tokens in chunks of `length`."""
+    """Chunks, batches and padding of a stream of `num_tokens` tokens in chunks of `length`.
 
-    def __init__(self, num_tokens: int, length: int, batch_size: int):
+    Batch `b` holds `rows` chunks: `b·rows .. b·rows + rows - 1` (contiguous), or, `strided`, chunk `b`
+    of each of `rows` regions of `num_batches` chunks (chunk `r·num_batches + b` in row `r`), so that
+    every chunk is coded after all the chunks before it in its region (what a model of the history
+    needs). Rows past the last chunk, and positions past the last token, are padding.
+    """
+
+    def __init__(self, num_tokens: int, length: int, batch_size: int, strided: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.num_tokens, self.length = num_tokens, length
+        self.num_tokens, self.length, self.strided = num_tokens, length, strided
         num_chunks = -(-num_tokens // length)
         self.rows = min(batch_size, num_chunks)
         self.num_batches = -(-num_chunks // self.rows) if num_chunks else 0
 
-    def span(self, batch: int) -> tuple[int, int]:
-        """The token range `[begin, end)` of a batch."""
-        begin = batch * self.rows * self.length
-        return begin, min(begin + self.rows * self.length, self.num_tokens)
+    def chunks(self, batch: int) -> np.ndarray:
+        """The chunk index of each row of a batch, `(rows,)`."""
+        rows = np.arange(self.rows)
+        return rows * self.num_batches + batch if self.strided else batch * self.rows + rows
+
+    def indices(self, batch: int) -> np.ndarray:
+        """The stream index of every position of a batch, `(rows, D)`."""
+        return self.chunks(batch)[:, None] * self.length + np.arange(self.length)
 
     def real(self, batch: int) -> np.ndarray:
         """Which positions of a batch hold tokens (the others are padding), shape `(rows, D)`."""
-        begin, end = self.span(batch)
-        return (np.arange(self.rows * self.length) < end - begin).reshape(self.rows, self.length)
+        return self.indices(batch) < self.num_tokens
 
 
 def _replay(
     scheme: Scheme,
+    indices: Int[np.ndarray, "B D"],
     real: Bool[np.ndarray, "B D"],
     take: Callable[[Call, np.ndarray, np.ndarray], np.ndarray],
     first_table: int | None = None,
@@ -80,12 +93,13 @@ def _replay(
 
     Arguments:
         scheme: the model, orders and policy.
+        indices: the stream index of every position (what `history` needs).
         real: which positions hold tokens.
         take: `(call, coded, tables) -> symbols` for the `coded` positions, given their quantised tables
             (the encoder reads the data, the decoder pops).
         first_table: the CRC32 the first call's table must have (the decoder's check), or `None`.
-        history: the match model of the earlier batches, mixed into every call's distributions (it
-            learns from each call and takes the batch at its end), or `None`.
+        history: the match model of the tokens decoded so far, mixed into every call's distributions
+            (it takes each call's tokens once they are coded), or `None`.
 
     Returns:
         The batch's tokens and the CRC32 of its first call's quantised table (of the first row).
@@ -103,19 +117,18 @@ def _replay(
                     "the network's first output differs from the one the file was written with"
                 )
         coded = real & call.positions
-        coding = probabilities[coded] if history is None else history.mix(probabilities[coded], state, coded)
+        coding = probabilities[coded]
+        if history is not None:
+            coding = history.mix(coding, indices[coded])
         symbols = take(call, coded, quantize(coding))
         if history is not None:
             history.learn(symbols)
         scheme.write(state, call, coded, symbols)
-    tokens = scheme.tokens(state)
-    if history is not None:
-        history.extend(tokens[real])
-    return tokens, first
+    return scheme.tokens(state), first
 
 
 def _encode_batch(
-    scheme: Scheme, chunks: np.ndarray, real: np.ndarray, history: MatchMixer | None
+    scheme: Scheme, chunks: np.ndarray, indices: np.ndarray, real: np.ndarray, history: MatchMixer | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The symbols of a batch in decoding order, their quantised tables, and the first table's CRC32.
 
@@ -129,7 +142,7 @@ def _encode_batch(
         tables.append(table)
         return symbols[-1]
 
-    replayed, first_table = _replay(scheme, real, take, history=history)
+    replayed, first_table = _replay(scheme, indices, real, take, history=history)
     symbols, tables = np.concatenate(symbols), np.concatenate(tables)
     if (symbols < 0).any() or (symbols >= tables.shape[-1]).any() or (replayed[real] != chunks[real]).any():
         raise ValueError("the tokens must be data classes of the model (not its absorbing token)")
@@ -163,18 +176,18 @@ def encode(
     Raises:
         ValueError: for a token the model cannot code (outside its classes, or its absorbing token).
     """
-    layout = _Layout(tokens.shape[0], scheme.num_positions, batch_size)
+    layout = _Layout(tokens.shape[0], scheme.num_positions, batch_size, strided=history is not None)
     coder, first_table, narrowed = ans.new_coder(), 0, []
     with progress(tokens.shape[0], "compressing", unit, show_progress) as bar:
         for batch in range(layout.num_batches):
-            begin, end = layout.span(batch)
-            chunks = np.full(layout.rows * layout.length, scheme.padding, np.int32)
-            chunks[: end - begin] = tokens[begin:end]
-            chunks = chunks.reshape(layout.rows, layout.length)
-            symbols, tables, first = _encode_batch(scheme, chunks, layout.real(batch), history)
+            indices, real = layout.indices(batch), layout.real(batch)
+            chunks = np.where(real, tokens[np.minimum(indices, len(tokens) - 1)], scheme.padding).astype(
+                np.int32
+            )
+            symbols, tables, first = _encode_batch(scheme, chunks, indices, real, history)
             first_table = first if batch == 0 else first_table
             narrowed.append(ans.narrow(symbols, tables))
-            bar.update(end - begin)
+            bar.update(int(real.sum()))
     if narrowed:
         ans.push(coder, np.concatenate([n[0] for n in narrowed]), np.concatenate([n[1] for n in narrowed]))
     return coder.get_compressed(), first_table
@@ -191,8 +204,11 @@ def decode_batches(
     history: MatchMixer | None = None,
 ) -> Iterator[Int[np.ndarray, " n"]]:
     """Decompress what [`encode`][eqdd.compression.codec.encode] produced, with the same arguments, one
-    batch of chunks at a time: each batch's tokens are yielded as soon as they are decoded, so a caller
-    that writes them out holds one batch, never the whole stream.
+    batch of chunks at a time: the tokens are yielded in order as soon as they and every token before
+    them are decoded. Without a history that is each batch as it is decoded, so a caller that writes
+    them out holds one batch, never the whole stream; with one, the batches interleave regions of the
+    stream (see the module docstring): the first region comes out a chunk a batch, the rest with the
+    last batch (memory: the stream).
 
     Arguments:
         scheme: the model, orders and policy the encoder used.
@@ -205,7 +221,7 @@ def decode_batches(
         history: a fresh match model if the encoder had one, else `None`.
 
     Yields:
-        The tokens (int32) of each batch, in order.
+        The tokens (int32), in order, in pieces.
 
     Raises:
         DeterminismError: when the first network call's table differs from the encoder's, or when
@@ -213,14 +229,15 @@ def decode_batches(
             after the last batch.
         CorruptedFileError: when the words run out before the last batch.
     """
-    layout = _Layout(num_tokens, scheme.num_positions, batch_size)
+    layout = _Layout(num_tokens, scheme.num_positions, batch_size, strided=history is not None)
     coder = ans.new_coder(words)
-    done = 0
+    done, waiting, next_chunk = 0, {}, 0  # decoded chunks not yet yielded, by index
     with progress(num_tokens, "decompressing", unit, show_progress) as bar:
         for batch in range(layout.num_batches):
-            real = layout.real(batch)
+            indices, real = layout.indices(batch), layout.real(batch)
             tokens, _ = _replay(
                 scheme,
+                indices,
                 real,
                 lambda call, coded, table: ans.pop(coder, table),
                 first_table if batch == 0 else None,
@@ -228,7 +245,15 @@ def decode_batches(
             )
             done += int(real.sum())
             bar.update(int(real.sum()))
-            yield tokens[real].astype(np.int32)
+            for chunk, row, row_real in zip(layout.chunks(batch), tokens, real, strict=True):
+                if row_real.any():
+                    waiting[int(chunk)] = row[row_real].astype(np.int32)
+            ready = []
+            while next_chunk in waiting:
+                ready.append(waiting.pop(next_chunk))
+                next_chunk += 1
+            if ready:
+                yield np.concatenate(ready)
             # Every coded symbol adds information, so the coder empties exactly at the last one; empty
             # earlier, the header claims symbols the file does not hold (damage or a crafted header):
             # stop now rather than decode zeros for as long as it claims.

@@ -5,7 +5,7 @@ Layout (little-endian; `E` the length of the environment text):
 | bytes | field | what |
 |---|---|---|
 | 8 | magic | `EQDDARDM` |
-| 1 | version | 4 |
+| 1 | version | 5 |
 | 1 | kind | 0: text (text8 alphabet), 1: images, 2: audio (16-bit samples at the model's rate) |
 | 1 | matmuls | the network's matrix products: 0 float32, 1 bfloat16 inputs accumulated in float32 |
 | 1 | order_kind | 0: seeded orders, 1: striped ([`eqdd.compression.schemes.Order`][]) |
@@ -26,11 +26,12 @@ Layout (little-endian; `E` the length of the environment text):
 | 4 | header_crc | CRC32 of every header byte before it |
 | 4·num_words | payload | the ANS words |
 
-Version 3 is version 4 without the `order_kind` and `history` bytes (its orders were all seeded, with
-nothing mixed in), and version 2 is
-version 3 without the `matmuls` byte (its files were all coded in float32); both are read as such.
-Version 1 (text only, without `kind` and `image_shape`) was never released; such a file is refused
-with a [`FormatError`][eqdd.compression.FormatError] that says so.
+Version 3 is version 5 without the `order_kind` and `history` bytes (its orders were all seeded, with
+nothing mixed in), and version 2 is version 3 without the `matmuls` byte (its files were all coded in
+float32); both are read as such. Versions 1 (text only, without `kind` and `image_shape`) and 4 (the
+layout of version 5 with a first form of the match model) were written only by development versions
+between releases; such a file is refused with a [`FormatError`][eqdd.compression.FormatError] that
+says so.
 """
 
 import dataclasses
@@ -49,17 +50,21 @@ from eqdd.compression.schemes import ORDER_KINDS, Order
 MIN_BITS_PER_SYMBOL = 1 / 1024
 
 MAGIC = b"EQDDARDM"
-VERSION = 4
+VERSION = 5
 KINDS = ("text", "images", "audio")  # the kind byte indexes this
 MATMULS = ("float32", "bfloat16")  # the matmuls byte indexes this
 HISTORIES = ("none", "match")  # the history byte indexes this
 # magic and version, the header fields, then the payload's, per version read
 _FIXED = {
-    4: struct.Struct("<8sBBBBBQI16sIIHIIH3HII"),
+    5: struct.Struct("<8sBBBBBQI16sIIHIIH3HII"),
     3: struct.Struct("<8sBBBQI16sIIHIIH3HII"),
     2: struct.Struct("<8sBBQI16sIIHIIH3HII"),
 }
 _CRC = struct.Struct("<I")
+_DEVELOPMENT = {  # versions only development versions of eqdd wrote, never a release
+    1: " (a development version of eqdd before image support)",
+    4: " (a development version of eqdd's match model, never released)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,17 +187,18 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
     _need(data, len(MAGIC) + 1, "header")
     version = data[len(MAGIC)]
     if version not in _FIXED:
-        written_by = " (a development version of eqdd before image support)" if version == 1 else ""
+        written_by = _DEVELOPMENT.get(version, "")
+        readable = ", ".join(map(str, sorted(_FIXED)[:-1])) + f" and {VERSION}"
         raise FormatError(
-            f"format version {version}{written_by}; this eqdd reads versions 2 to {VERSION}: decompress "
+            f"format version {version}{written_by}; this eqdd reads versions {readable}: decompress "
             "the file with the eqdd that wrote it"
         )
     fixed = _FIXED[version]
     _need(data, fixed.size + 1, "header")
     kind, *fields, height, width, channels, num_words, payload_crc = fixed.unpack_from(data)[2:]
     matmuls = fields.pop(0) if version >= 3 else 0
-    order_kind = fields.pop(0) if version >= 4 else 0
-    history = fields.pop(0) if version >= 4 else 0
+    order_kind = fields.pop(0) if version >= 5 else 0
+    history = fields.pop(0) if version >= 5 else 0
     environment_end = fixed.size + 1 + data[fixed.size]
     header_end = environment_end + _CRC.size
     _need(data, header_end, "header")

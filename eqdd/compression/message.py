@@ -46,11 +46,11 @@ def contents(header: container.Header) -> str:
     return f"{header.num_images:,} image{plural} of {describe_shape(header.image_shape)}"
 
 
-def _history(model: CodecModel, history: str) -> MatchMixer | None:
-    """A fresh model of the history a file names (`"none"` or `"match"`)."""
+def _history(model: CodecModel, history: str, num_tokens: int) -> MatchMixer | None:
+    """A fresh model of the history a file names (`"none"` or `"match"`) for `num_tokens` tokens."""
     if history == "none":
         return None
-    return MatchMixer(model.symbols_per_token)
+    return MatchMixer(model.symbols_per_token, num_tokens)
 
 
 @typecheck
@@ -108,7 +108,7 @@ def compress(
     scheme = model.scheme(order, budget, matmuls)
     tokens = model.tokens(symbols)
     words, first_table = codec.encode(
-        scheme, tokens, batch_size, show_progress, _unit(model, kind), _history(model, history)
+        scheme, tokens, batch_size, show_progress, _unit(model, kind), _history(model, history, len(tokens))
     )
     header = container.Header(
         kind=kind,
@@ -196,7 +196,7 @@ def decompress_to(
             header.first_table_crc,
             show_progress,
             _unit(model, kind),
-            _history(model, header.history),
+            _history(model, header.history, model.num_tokens(header.num_symbols)),
         )
         crc, left = 0, header.num_symbols
         for tokens in batches:
