@@ -280,6 +280,7 @@ def test_image_errors_exit_with_a_message_and_write_nothing(runs, image_runs, tm
             "bfloat16 matrix products are for text models \\(the transformer\\); an image model of 28x28x1 "
             "images computes in float32",
         ),
+        (("compress", "in.png", image_runs[0], "--match"), "--match is for text; an image model of 28x28x1"),
         (("decompress", "image.z", image_runs[1]), "compressed with another model"),
         (
             ("decompress", "text.z", image_runs[0]),
