@@ -128,8 +128,8 @@ def _order(args, model: compression.CodecModel, symbols: np.ndarray, budget: int
     """The order to code with, and how it was chosen: with `--orders N`, the best of the striped order
     and `N` seeded ones on the input's first `--order-chunks` chunks; else the run's (chosen on its
     training data, [`eqdd.runs.codec.saved_order`][]); else, for text, the striped order (the best on
-    text8, `benchmarks/RESULTS.md` round 28), and for images and audio the best of it and
-    `DEFAULT_ORDERS` seeded ones on the input."""
+    text8: `benchmarks/RESULTS.md`, "The whole test split in the striped order"), and for images and
+    audio the best of it and `DEFAULT_ORDERS` seeded ones on the input."""
     saved = None if args.orders is not None else codec.saved_order(args.checkpoint, model)
     if saved is not None:
         return saved, "chosen by the run on training data"

@@ -3,7 +3,7 @@
 [`compress`][eqdd.compression.message.compress] arranges the orders and the policy, codes the tokens
 with [`eqdd.compression.codec.encode`][] and packs the header;
 [`decompress_to`][eqdd.compression.message.decompress_to] checks the file, its kind and its model
-before decoding, streams the decoded bytes out batch by batch, and checks the original's checksum
+before decoding, streams the decoded bytes out as they are decoded, and checks the original's checksum
 after. The modules of each kind
 ([`text`][eqdd.compression.text], [`images`][eqdd.compression.images]) only turn their data into
 tokens and back.
@@ -138,8 +138,10 @@ def decompress_to(
     write: Callable[[bytes], object],
     show_progress: bool,
 ) -> container.Header:
-    """Decode a compressed file batch by batch, handing each batch's original bytes to `write` as soon
-    as it is decoded (memory bounded by one batch), checking everything that can be checked.
+    """Decode a compressed file batch by batch, handing the original bytes to `write` in order as soon
+    as they are decoded (memory bounded by one batch, or, for a file with a model of its history, by
+    the file's text: see [`eqdd.compression.codec.decode_batches`][]), checking everything that can be
+    checked.
 
     The original's checksum can only be checked at the end: on any error the caller must discard what
     `write` received (the `eqdd` command writes a temporary file and renames it only on success).

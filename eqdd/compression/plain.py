@@ -258,9 +258,9 @@ def compress(
 def decompress_to(
     blob: bytes, model: CodecModel, write: Callable[[bytes], object], show_progress: bool = False
 ) -> None:
-    """Decompress what [`compress`][] wrote, handing the original text to `write` batch by batch as it
-    is decoded (memory bounded by a batch); checked at the end against the original's length and
-    CRC32, so discard what `write` received if this raises.
+    """Decompress what [`compress`][] wrote, handing the original text to `write` as it is decoded
+    (see [`eqdd.compression.decompress_to`][] for when); checked at the end against the original's
+    length and CRC32, so discard what `write` received if this raises.
 
     Raises:
         FormatError, TruncatedFileError, CorruptedFileError: see [`unpack`][] and

@@ -99,9 +99,10 @@ def decompress_to(
     blob: bytes, model: CodecModel, write: Callable[[bytes], object], show_progress: bool = False
 ) -> None:
     """[`decompress`][eqdd.compression.decompress] (same arguments and errors) handing the text to
-    `write` batch by batch as it is decoded: memory stays bounded by one batch of chunks whatever the
-    text's length. The text's checksum is checked at the end: discard what `write` received if this
-    raises."""
+    `write` as it is decoded: batch by batch, memory bounded by one batch of chunks whatever the text's
+    length, for a file written with `history="none"`; with the match model (the default) the batches
+    interleave regions of the text and most of it comes out with the last batch. The text's checksum
+    is checked at the end: discard what `write` received if this raises."""
     message.decompress_to(
         blob, model, "text", lambda tokens: text8.decode(tokens).encode(), write, show_progress
     )

@@ -112,8 +112,9 @@ def saved_order(source: str | os.PathLike, model: compression.CodecModel) -> com
     model file, in the results it was exported with; `None` when there is none, one chosen for other
     parameters (a run trained further since), or, for a text model, one chosen before striped orders
     were candidates (a record without `"order"`): on text the striped order codes smaller than every
-    seeded one (`benchmarks/RESULTS.md`, round 28), so such a record is not a choice against it. For
-    images and audio such a record still stands (their striped orders are unmeasured)."""
+    seeded one (`benchmarks/RESULTS.md`, "The whole test split in the striped order"), so such a
+    record is not a choice against it. For images and audio such a record still stands (their striped
+    orders are unmeasured)."""
     try:
         if Path(source).is_file():
             results = model_file.read(Path(source))[0].get("provenance", {}).get("results") or {}
