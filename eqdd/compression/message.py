@@ -20,7 +20,7 @@ from eqdd.compression import codec, container
 from eqdd.compression.errors import CorruptedFileError, DeterminismError, ModelMismatchError
 from eqdd.compression.matching import MatchMixer
 from eqdd.compression.model import CodecModel, describe_shape, environment
-from eqdd.compression.schemes import Order
+from eqdd.compression.schemes import Order, Scheme
 
 _UNITS = {"text": "char", "images": "dim", "audio": "sample"}  # what the progress bars count
 
@@ -44,6 +44,12 @@ def contents(header: container.Header) -> str:
         return "text"
     plural = "" if header.num_images == 1 else "s"
     return f"{header.num_images:,} image{plural} of {describe_shape(header.image_shape)}"
+
+
+def _policy_checksum(scheme: Scheme) -> int:
+    """The header's `policy_crc`: CRC32 of the scheme's left boundaries as int64, as every version of
+    the format has checksummed them (the scheme keeps them as int32)."""
+    return codec.checksum(scheme.policy.astype(np.int64))
 
 
 def _history(model: CodecModel, history: str, num_tokens: int) -> MatchMixer | None:
@@ -118,7 +124,7 @@ def compress(
         order_seed=order.seed,
         order_crc=codec.checksum(scheme.orders),
         budget=budget,
-        policy_crc=codec.checksum(scheme.policy.astype(np.int64)),
+        policy_crc=_policy_checksum(scheme),
         first_table_crc=first_table,
         batch_size=batch_size,
         image_shape=model.image_shape,
@@ -186,7 +192,7 @@ def decompress_to(
         )
     try:
         scheme = model.scheme(header.order, header.budget, header.matmuls)
-        if codec.checksum(scheme.policy.astype(np.int64)) != header.policy_crc:
+        if _policy_checksum(scheme) != header.policy_crc:
             raise DeterminismError("the planner finds another policy for the file's budget")
         if codec.checksum(scheme.orders) != header.order_crc:
             raise DeterminismError("jax draws other orders from the file's seed")
